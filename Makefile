@@ -1,0 +1,54 @@
+# The two commands in the README: `make demo` and `make test`.
+# Both create .venv when it is missing and install what they need into it.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ARTIFACTS ?= test-artifacts
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast bench soak chromium clean
+
+$(PY):
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3 -m venv failed; installing Debian's python3-venv"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q python3-venv && \
+	  $(PYTHON) -m venv $(VENV); }
+	@$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.demo-installed: $(PY) pyproject.toml
+	$(PY) -m pip install -q -e '.[dask]' jupyterlab
+	@touch $@
+
+$(VENV)/.test-installed: $(PY) pyproject.toml
+	$(PY) -m pip install -q -e '.[test,dask]'
+	@touch $@ $(VENV)/.demo-installed
+
+# Debian's Chromium for the browser tests (never `playwright install`).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing Debian's chromium"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; \
+	fi
+
+demo: $(VENV)/.demo-installed
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 notebooks/quickstart.ipynb
+
+test: $(VENV)/.test-installed chromium
+	@mkdir -p $(ARTIFACTS)
+	$(PY) -m pytest -ra --durations=15 --junitxml=$(ARTIFACTS)/junit.xml \
+	  --basetemp=$(ARTIFACTS)/tmp $(PYTEST_ARGS)
+
+# Everything but the real kernel, browser and cluster tests.
+test-fast: $(VENV)/.test-installed
+	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
+
+bench: $(VENV)/.test-installed
+	$(PY) benchmarks/bench.py
+
+soak: $(VENV)/.test-installed
+	$(PY) benchmarks/soak.py
+
+clean:
+	rm -rf $(VENV) $(ARTIFACTS) .pytest_cache build *.egg-info

@@ -1,0 +1,123 @@
+"""Per-job capture of stdout/stderr, and the thread → job binding behind it.
+
+``sys.stdout`` is process-wide, so per-job capture needs one router that
+asks "which job is this thread running?" on every write.  The answer is a
+thread-local, `CURRENT`, that the backend sets around each job: the write
+goes into that job's buffer (up to its cap) and, unless the job is quiet, on
+to the real stream as well.
+
+Which *cell* the forwarded text lands under is decided by the real stream:
+ipykernel's ``OutStream`` reads the parent header from a ContextVar, and the
+backend runs each job inside the `contextvars.Context` copied when the job
+was queued, so the text goes to the queuing cell.  Nothing here needs to
+know about kernels.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, TextIO
+
+__all__ = ["CURRENT", "JobContext", "StreamRouter", "ensure_installed", "uninstall"]
+
+#: ``CURRENT.ctx`` is the `JobContext` of the job this thread runs, if any.
+CURRENT = threading.local()
+
+DEFAULT_OUTPUT_CAP = 1 << 20  # characters kept per job
+
+
+class JobContext:
+    """What code running inside a job can reach: its record and its runtime.
+
+    Backends subclass it.  The thread backend keeps one per worker and just
+    swaps ``job``; the Dask backend makes one per job on the worker.
+    """
+
+    __slots__ = ("job", "cap")
+
+    def __init__(self, cap: int = DEFAULT_OUTPUT_CAP) -> None:
+        self.job: Any = None
+        self.cap = cap
+
+    def report(self, fraction: float | None, message: str | None) -> None:
+        job = self.job
+        if fraction is not None:
+            job.progress = fraction
+        if message is not None:
+            job.message = message
+
+    def cancelled(self) -> bool:
+        job = self.job
+        return bool(job is not None and job.cancel_requested)
+
+
+class StreamRouter:
+    """A stand-in for ``sys.stdout``/``sys.stderr`` that tees job output."""
+
+    def __init__(self, target: TextIO, name: str) -> None:
+        self._target = target
+        self._name = name
+
+    def write(self, text: str) -> int:
+        ctx = getattr(CURRENT, "ctx", None)
+        if ctx is not None:
+            job = ctx.job
+            if job is not None:
+                if not isinstance(text, str):
+                    raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+                job.write_output(text, ctx.cap)
+                if not job.echo:
+                    return len(text)
+        return self._target.write(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def __getattr__(self, attr: str) -> Any:
+        # Everything else (encoding, isatty, fileno, set_thread_parent, ...)
+        # is the real stream's.
+        return getattr(self._target, attr)
+
+    def __repr__(self) -> str:
+        return f"<nbfrost router for sys.{self._name} -> {self._target!r}>"
+
+
+_install_lock = threading.Lock()  # guards _users and the swap of sys streams
+_users = 0
+
+
+def ensure_installed() -> None:
+    """Make sure both routers are in place (cheap when they are)."""
+    if isinstance(sys.stdout, StreamRouter) and isinstance(sys.stderr, StreamRouter):
+        return
+    with _install_lock:
+        if not isinstance(sys.stdout, StreamRouter):
+            sys.stdout = StreamRouter(sys.stdout, "stdout")  # type: ignore[assignment]
+        if not isinstance(sys.stderr, StreamRouter):
+            sys.stderr = StreamRouter(sys.stderr, "stderr")  # type: ignore[assignment]
+
+
+def acquire() -> None:
+    """Register one more user of the routers (a dispatcher) and install them."""
+    global _users
+    with _install_lock:
+        _users += 1
+    ensure_installed()
+
+
+def uninstall() -> None:
+    """Drop one user; the last one puts the original streams back."""
+    global _users
+    with _install_lock:
+        _users = max(0, _users - 1)
+        if _users:
+            return
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if isinstance(stream, StreamRouter):
+                setattr(sys, name, stream._target)

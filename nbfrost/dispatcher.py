@@ -1,0 +1,431 @@
+"""`Dispatcher`: the user-facing facade over a registry and a backend.
+
+It validates everything *before* a job exists (bad input raises and queues
+nothing), then hands the job to the registry, which owns the lifecycle, and
+to the backend, which runs it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import numbers
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from . import capture
+from .errors import JobNotFound
+from .job import QUEUED, TERMINAL, Job, JobState, JobStatus, StatusList
+from .registry import Registry
+from .timeouts import Timers
+from .tracker import Tracker
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Dispatcher"]
+
+_BACKENDS = ("threads", "dask")
+
+
+def _check_number(name: str, value: Any, *, allow_none: bool, positive: bool) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number of seconds{' or None' if allow_none else ''}, "
+                        f"got {type(value).__name__} {value!r}")
+    if value != value or (value <= 0 if positive else value < 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be {bound}{' or None' if allow_none else ''}, got {value!r}")
+
+
+def _check_count(name: str, value: Any, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _runner(fn: Any) -> Callable[..., Any]:
+    """A callable for *fn*: itself, or its ``run`` method (a JobRunner)."""
+    if callable(fn):
+        return fn
+    run = getattr(fn, "run", None)
+    if callable(run):
+        return run
+    raise TypeError(
+        f"queue() takes a callable or an object with a run() method, got "
+        f"{type(fn).__name__} {fn!r:.60}")
+
+
+def _tags(tags: Any) -> tuple[str, ...]:
+    if isinstance(tags, str):
+        return (tags,)
+    try:
+        out = tuple(tags)
+    except TypeError:
+        raise TypeError(f"tags must be a string or an iterable of strings, got {tags!r}") from None
+    for t in out:
+        if not isinstance(t, str):
+            raise TypeError(f"every tag must be a str, got {type(t).__name__} {t!r}")
+    return out
+
+
+class Dispatcher:
+    """A bounded pool that runs jobs in the background and remembers them.
+
+    Args:
+        workers: how many jobs run at once (an int >= 1).  The workers start
+            now.
+        expiry: seconds a *finished* job stays in the registry (``None``:
+            forever).  Queued and running jobs never expire.
+        max_queue: how many jobs may wait at once; 0 means unbounded.  When
+            full, `queue` blocks (or raises `QueueFull`, see there).
+        backend: ``"threads"`` (default) or ``"dask"``.
+        output_cap: characters of stdout/stderr kept per job.
+        grace: seconds an interrupted or timed-out job gets to stop before
+            its worker thread is abandoned and replaced.
+        clock: returns epoch seconds; injectable so tests drive expiry.
+        **backend_options: for ``backend="dask"``: ``address=`` or
+            ``client=``, and LocalCluster options.
+
+    Raises:
+        TypeError, ValueError: a bad argument (nothing is started).
+
+    A dispatcher is a context manager: leaving the block calls
+    ``shutdown(wait=True)``.
+    """
+
+    def __init__(self, workers: int = 4, expiry: float | None = 300.0, max_queue: int = 0, *,
+                 backend: str | Any = "threads", output_cap: int = capture.DEFAULT_OUTPUT_CAP,
+                 grace: float = 2.0, clock: Callable[[], float] | None = None,
+                 **backend_options: Any) -> None:
+        workers = _check_count("workers", workers, minimum=1)
+        _check_number("expiry", expiry, allow_none=True, positive=False)
+        max_queue = _check_count("max_queue", max_queue, minimum=0)
+        output_cap = _check_count("output_cap", output_cap, minimum=0)
+        _check_number("grace", grace, allow_none=False, positive=False)
+        if clock is not None and not callable(clock):
+            raise TypeError(f"clock must be callable, got {clock!r}")
+        self.registry = Registry(expiry=expiry, max_queue=max_queue, clock=clock or time.time)
+        self._backend = self._make_backend(backend, workers, output_cap, backend_options)
+        self.grace = float(grace)
+        self.max_queue = max_queue
+        self._timers = Timers()
+        self._lock = threading.Lock()  # guards _closed
+        self._closed = False
+        self._stopped = False
+        self.registry.on_ready = self._backend.submit
+        self.registry.on_start_timed = self._arm_timeout
+        capture.acquire()
+        self._backend.start(self.registry)
+
+    @staticmethod
+    def _make_backend(backend: Any, workers: int, output_cap: int, options: dict) -> Any:
+        if not isinstance(backend, str):
+            if options:
+                raise TypeError(f"unexpected arguments {sorted(options)} for a backend object")
+            return backend
+        if backend == "threads":
+            if options:
+                raise TypeError(f"unexpected arguments for the thread backend: {sorted(options)}")
+            from .backends.threads import ThreadBackend
+            return ThreadBackend(workers, output_cap=output_cap)
+        if backend == "dask":
+            from .backends import dask as dask_backend
+            return dask_backend.DaskBackend(workers, output_cap=output_cap, **options)
+        raise ValueError(f"backend must be one of {', '.join(_BACKENDS)}, got {backend!r}")
+
+    # ------------------------------------------------------------- queueing
+    def queue(self, fn: Any, /, *args: Any, name: str | None = None,
+              tags: Iterable[str] | str = (), timeout: float | None = None,
+              retries: int = 0, after: Any = (), block: bool = True,
+              queue_timeout: float | None = None, quiet: bool = False,
+              **kwargs: Any) -> Tracker:
+        """Queue ``fn(*args, **kwargs)`` (or ``fn.run()``) and return its `Tracker`.
+
+        Args:
+            fn: a callable, or an object with a ``run()`` method.
+            name: shown in status, frames and the dashboard (default: the
+                callable's name).
+            tags: a string or strings to filter on.
+            timeout: seconds the job may run (retries included) before it
+                is failed with `JobTimeout` and interrupted.
+            retries: how many more times to run a job that raised.
+            after: trackers or ids (one or many) that must all succeed
+                first; if one fails or is cancelled, so is this job.
+            block, queue_timeout: what to do when ``max_queue`` jobs wait:
+                block (up to *queue_timeout* s) or, with ``block=False``,
+                raise `QueueFull` at once.
+            quiet: capture the job's output without echoing it.
+
+        Keyword arguments with the names above belong to ``queue``; to pass
+        them to *fn*, wrap it with `functools.partial`.
+
+        Raises:
+            TypeError, ValueError: bad arguments; nothing is queued.
+            QueueFull: no room (see *block*).
+            RuntimeError: the dispatcher was shut down.
+        """
+        if self._closed:
+            raise RuntimeError("this dispatcher is shut down; create a new nbfrost.Dispatcher()")
+        run = fn if callable(fn) else _runner(fn)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__} {name!r}")
+        tag_tuple = _tags(tags) if tags else ()
+        if timeout is not None:
+            _check_number("timeout", timeout, allow_none=True, positive=True)
+            timeout = float(timeout)
+        if retries:
+            retries = _check_count("retries", retries, minimum=0)
+        deps = self._resolve_after(after) if after else ()
+        if queue_timeout is not None:
+            _check_number("queue_timeout", queue_timeout, allow_none=True, positive=False)
+        registry = self.registry
+        registry.reserve(block, queue_timeout)
+        capture.ensure_installed()
+        job = Job(run, args, kwargs, name, tag_tuple, timeout, retries,
+                  contextvars.copy_context(), 0.0)
+        if quiet:
+            job.echo = False
+        if registry.add(job, deps):
+            self._backend.submit(job)
+        return Tracker(job, self)
+
+    def _resolve_after(self, after: Any) -> list[Job]:
+        items = after if isinstance(after, (list, tuple, set, frozenset)) else (after,)
+        deps = []
+        for item in items:
+            if isinstance(item, Tracker):
+                if item._dispatcher is not self:
+                    raise ValueError(f"after= got a tracker of another dispatcher (job {item.id})")
+                deps.append(item._job)
+            elif isinstance(item, numbers.Integral) and not isinstance(item, bool):
+                try:
+                    deps.append(self.registry.get(int(item)))
+                except JobNotFound as exc:
+                    raise ValueError(f"after={item!r}: {exc}; pass the Tracker to depend "
+                                     "on an expired job") from None
+            else:
+                raise TypeError(f"after= takes trackers or job ids, got {type(item).__name__} {item!r}")
+        return deps
+
+    def retry(self, job_id: int | Tracker) -> Tracker:
+        """Queue a finished job again with the same callable, arguments and options."""
+        job = job_id._job if isinstance(job_id, Tracker) else self.registry.get(job_id)
+        if job.state not in TERMINAL:
+            raise ValueError(f"job {job.id} is still {job.state.value}; only finished jobs can be retried")
+        if job.fn is None:
+            raise ValueError(f"job {job.id} has no callable to run again")
+        tracker = self.queue(job.fn, *job.args, name=job.name, tags=job.tags,
+                             timeout=job.timeout, retries=job.retries, quiet=not job.echo,
+                             **job.kwargs)
+        tracker._job.meta = {"retry_of": job.id}
+        return tracker
+
+    # --------------------------------------------------------------- timeouts
+    def _arm_timeout(self, job: Job) -> None:
+        self._timers.call_later(job.timeout, lambda: self._deadline(job))  # type: ignore[arg-type]
+
+    def _deadline(self, job: Job) -> None:
+        if self.registry.time_out(job, self._backend.interrupt):
+            self._timers.call_later(self.grace, lambda: self._backend.grace_expired(job))
+
+    def _cancel_job(self, job: Job, interrupt: bool) -> bool:
+        ok = self.registry.cancel(job, interrupt=interrupt, on_running=self._backend.interrupt)
+        if ok and job.interrupted:
+            self._timers.call_later(self.grace, lambda: self._backend.grace_expired(job))
+        return ok
+
+    # ---------------------------------------------------------------- queries
+    def status(self, job_id: int) -> JobStatus:
+        """The `JobStatus` of a job still in the registry.
+
+        Raises `JobNotFound` (a `KeyError`) saying whether the id never
+        existed or expired, and when.
+        """
+        registry = self.registry
+        return registry.get(job_id).snapshot(registry.clock())
+
+    def tracker(self, job_id: int) -> Tracker:
+        """A `Tracker` for a job still in the registry (raises `JobNotFound`)."""
+        return Tracker(self.registry.get(job_id), self)
+
+    def jobs(self, state: Any = None, name: str | None = None,
+             tag: str | None = None) -> StatusList:
+        """Snapshots of every job the registry holds, oldest first.
+
+        *state* is a state or several; *name* an exact name or a glob
+        (``"load*"``); *tag* one tag the job must carry.
+        """
+        now = self.registry.clock()
+        return StatusList(j.snapshot(now) for j in self.registry.select(state, name, tag))
+
+    def to_frame(self, state: Any = None, name: str | None = None,
+                 tag: str | None = None, newest: int | None = None) -> "pd.DataFrame":
+        """The registry as a pandas DataFrame, one row per job, indexed by id.
+
+        With *newest*, only the newest that many matching jobs, newest first
+        (its cost depends on *newest*, not on the registry's size).
+        """
+        if newest is not None:
+            newest = _check_count("newest", newest, minimum=0)
+        from .frames import jobs_to_frame
+        jobs = self.registry.select(state, name, tag, newest)
+        return jobs_to_frame(jobs, self.registry.clock())
+
+    def cancel(self, job_id: int | Tracker, interrupt: bool = False) -> bool:
+        """Cancel a job by id (see `Tracker.cancel`)."""
+        job = job_id._job if isinstance(job_id, Tracker) else self.registry.get(job_id)
+        return self._cancel_job(job, interrupt)
+
+    def wait(self, ids: Iterable[int | Tracker] | None = None,
+             timeout: float | None = None) -> bool:
+        """Wait until the given jobs (default: all queued or running now) end.
+
+        Returns True if they all ended within *timeout* seconds.
+        """
+        _check_number("timeout", timeout, allow_none=True, positive=False)
+        if ids is None:
+            jobs = self.registry.active_jobs()
+        else:
+            jobs = [i._job if isinstance(i, Tracker) else self.registry.get(i) for i in ids]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for job in jobs:
+            event = self.registry.event_for(job)
+            if event is None:
+                continue
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not event.wait(left):
+                return False
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        """Counts per state (held now), totals finished, submitted, throughput
+        (jobs per second over the last minute), workers and busy workers."""
+        out = self.registry.stats()
+        out["workers"] = self._backend.workers
+        out["busy"] = self._backend.busy()
+        out["backend"] = self._backend.name
+        out["expiry"] = self.registry.expiry
+        return out
+
+    def on_finish(self, callback: Callable[[Tracker], Any]) -> Callable[[], None]:
+        """Call ``callback(tracker)`` whenever any job ends.  Returns an
+        ``unsubscribe()`` function.  Errors in the callback are logged."""
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
+
+        def listener(job: Job) -> None:
+            callback(Tracker(job, self))
+
+        with self._lock:
+            self.registry.listeners = self.registry.listeners + (listener,)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self.registry.listeners = tuple(
+                    x for x in self.registry.listeners if x is not listener)
+        return unsubscribe
+
+    def clear(self, states: Iterable[JobState | str] = TERMINAL) -> int:
+        """Remove finished jobs from the registry now.  Returns how many."""
+        return self.registry.clear(states)
+
+    def sweep(self) -> int:
+        """Purge expired jobs now (queries do this too).  Returns how many."""
+        return self.registry.sweep()
+
+    # ------------------------------------------------------------- settings
+    @property
+    def workers(self) -> int:
+        return self._backend.workers
+
+    def resize(self, workers: int) -> None:
+        """Change the number of workers now.  Shrinking lets running jobs finish."""
+        workers = _check_count("workers", workers, minimum=1)
+        self._backend.resize(workers)
+
+    @property
+    def expiry(self) -> float | None:
+        return self.registry.expiry
+
+    @expiry.setter
+    def expiry(self, value: float | None) -> None:
+        _check_number("expiry", value, allow_none=True, positive=False)
+        self.registry.expiry = value
+
+    @property
+    def backend(self) -> Any:
+        return self._backend
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -------------------------------------------------------------- shutdown
+    def shutdown(self, wait: bool = True, cancel_pending: bool = False,
+                 timeout: float | None = None) -> None:
+        """Stop accepting jobs, then stop the workers.
+
+        Args:
+            wait: block until every queued and running job has ended and
+                the workers have stopped.
+            cancel_pending: cancel queued jobs (they end ``cancelled``)
+                instead of running them.
+            timeout: with *wait*, give running jobs this many seconds, then
+                cancel them with an interrupt.
+
+        Safe to call twice.  No job is left without a terminal state.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        registry = self.registry
+        if cancel_pending:
+            for job in registry.active_jobs():
+                if job.state is QUEUED:
+                    registry.cancel(job, reason=f"job {job.id} was cancelled by shutdown()")
+        if not wait:
+            self._stop_when_idle()
+            return
+        if not registry.wait_idle(timeout):
+            for job in registry.active_jobs():
+                self._cancel_job(job, interrupt=True)
+        self._finish_shutdown(wait=True)
+
+    def _stop_when_idle(self) -> None:
+        def listener(job: Job) -> None:
+            if self.registry._active == 0:
+                self._finish_shutdown(wait=False)
+
+        with self._lock:
+            self.registry.listeners = self.registry.listeners + (listener,)
+        if self.registry._active == 0:
+            self._finish_shutdown(wait=False)
+
+    def _finish_shutdown(self, wait: bool) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._backend.stop(wait)
+        self._timers.close()
+        # Anything that slipped in during shutdown must still end somewhere.
+        for job in self.registry.active_jobs():
+            self.registry.cancel(job, interrupt=True, reason=f"job {job.id} was cancelled: the dispatcher shut down")
+        capture.uninstall()
+
+    def __enter__(self) -> "Dispatcher":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown(wait=True)
+
+    def __repr__(self) -> str:
+        c = self.registry.counts()
+        state = "closed" if self._closed else "open"
+        return (f"<nbfrost.Dispatcher {state} backend={self._backend.name} workers={self.workers} "
+                f"queued={c['queued']} running={c['running']} held={len(self.registry)}>")

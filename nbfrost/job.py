@@ -1,0 +1,345 @@
+"""The job model: states, the internal job record, and the `JobStatus` snapshot.
+
+`Job` is the one mutable record per job.  The registry's lock guards every
+transition of it; readers outside the lock only look at fields in the order
+the writers publish them (see `Job.snapshot`).  `JobStatus` is the immutable
+copy that users, JSON, frames and the dashboard see.
+"""
+
+from __future__ import annotations
+
+import enum
+import html
+import json
+import os
+import traceback as _tb
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+__all__ = ["JobState", "TERMINAL", "Job", "JobStatus", "StatusList"]
+
+_UTC = timezone.utc
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class JobState(str, enum.Enum):
+    """Where a job is in its life.  ``queued → running → one terminal state``.
+
+    A queued job may also go straight to ``cancelled``.  The terminal states
+    are in `TERMINAL`.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED,
+    JobState.CANCELLED,
+)
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+
+#: Legal transitions.  Anything else is a bug in nbfrost and raises.
+_ALLOWED = {
+    QUEUED: frozenset({RUNNING, CANCELLED}),
+    RUNNING: frozenset({SUCCEEDED, FAILED, CANCELLED}),
+}
+
+
+def _ts(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(t, _UTC)
+
+
+def describe_callable(fn: Any) -> str:
+    """A short human name for a callable or a JobRunner object."""
+    self_obj = getattr(fn, "__self__", None)
+    if getattr(fn, "__name__", None) == "run" and self_obj is not None:
+        return type(self_obj).__name__
+    for attr in ("__qualname__", "__name__"):
+        name = getattr(fn, attr, None)
+        if isinstance(name, str):
+            return name
+    inner = getattr(fn, "func", None)  # functools.partial
+    if inner is not None and inner is not fn:
+        return describe_callable(inner)
+    return type(fn).__name__
+
+
+class Job:
+    """The internal, mutable record of one job.  Not part of the public API.
+
+    Memory matters here (a registry may hold 100k finished jobs), so the
+    record has ``__slots__``, rarely used features hang off slots that stay
+    ``None`` until used, and nothing per job is allocated on the hot path
+    unless a feature asks for it: no Event until someone waits, no list until
+    someone adds a callback, no buffer until the job writes output.
+    """
+
+    __slots__ = (
+        "id", "fn", "args", "kwargs", "name", "tags", "state",
+        "queued_at", "started_at", "finished_at",
+        "result", "error", "error_text", "traceback",
+        "worker", "attempts", "retries", "timeout",
+        "progress", "message", "ctx", "echo",
+        "out", "out_size", "cancel_requested", "interrupted",
+        "event", "callbacks", "dependents", "pending_deps",
+        "snap", "future", "meta",
+    )
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict,
+                 name: str | None, tags: tuple[str, ...], timeout: float | None,
+                 retries: int, ctx: Any, queued_at: float) -> None:
+        self.id = -1
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.name = name
+        self.tags = tags
+        self.state = QUEUED
+        self.queued_at = queued_at
+        self.started_at = None
+        self.finished_at = None
+        self.result = None
+        self.error = None
+        self.error_text = None
+        self.traceback = None
+        self.worker = None
+        self.attempts = 0
+        self.retries = retries
+        self.timeout = timeout
+        self.progress = None
+        self.message = None
+        self.ctx = ctx
+        self.echo = True
+        self.out = None
+        self.out_size = 0
+        self.cancel_requested = False
+        self.interrupted = False
+        self.event = None
+        self.callbacks = None
+        self.dependents = None
+        self.pending_deps = 0
+        self.snap = None
+        self.future = None
+        self.meta = None
+
+    # -- helpers used by the registry (always under its lock) ---------------
+    def check_transition(self, new: JobState) -> None:
+        if new not in _ALLOWED.get(self.state, ()):
+            raise RuntimeError(
+                f"nbfrost bug: illegal transition {self.state.value} -> "
+                f"{new.value} for job {self.id} ({self.display_name})")
+
+    @property
+    def display_name(self) -> str:
+        return self.name if self.name is not None else describe_callable(self.fn)
+
+    def record_error(self, error: BaseException) -> None:
+        self.error = error
+        text = str(error)
+        self.error_text = text if text else type(error).__name__
+        # Start the traceback at the user's code, not at nbfrost's worker loop.
+        tb = error.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            tb = tb.tb_next
+        self.traceback = "".join(_tb.format_exception(type(error), error, tb))
+
+    # -- output capture ------------------------------------------------------
+    def write_output(self, text: str, cap: int) -> None:
+        """Append captured output, keeping at most *cap* characters."""
+        out = self.out
+        if out is None:
+            out = self.out = []
+        size = self.out_size
+        if size >= cap:
+            return
+        if size + len(text) > cap:
+            text = text[: cap - size]
+            out.append(text)
+            out.append(f"\n[nbfrost: output truncated at {cap} characters]\n")
+            self.out_size = cap
+            return
+        out.append(text)
+        self.out_size = size + len(text)
+
+    @property
+    def output(self) -> str:
+        out = self.out
+        return "".join(out) if out else ""
+
+    # -- snapshot ------------------------------------------------------------
+    def snapshot(self, now: float) -> "JobStatus":
+        """Build a `JobStatus`.  Terminal snapshots are cached: they never change.
+
+        Safe without the registry lock: writers set the times and results
+        *before* they publish the new state, so a terminal state read here
+        implies its fields are complete.
+        """
+        snap = self.snap
+        if snap is not None:
+            return snap
+        state = self.state
+        started = self.started_at
+        finished = self.finished_at if state in TERMINAL else None
+        if started is None:
+            duration = None
+        elif finished is not None:
+            duration = finished - started
+        else:
+            duration = max(0.0, now - started)
+        complete = state in TERMINAL
+        status = JobStatus(
+            id=self.id,
+            name=self.display_name,
+            state=state,
+            complete=complete,
+            success=(state is SUCCEEDED) if complete else None,
+            error=self.error_text,
+            error_type=type(self.error).__name__ if self.error is not None else None,
+            traceback=self.traceback,
+            queued_at=_ts(self.queued_at),
+            started_at=_ts(started),
+            finished_at=_ts(finished),
+            duration=duration,
+            worker=self.worker,
+            progress=self.progress,
+            message=self.message,
+            tags=self.tags,
+            attempts=self.attempts,
+        )
+        if complete:
+            self.snap = status
+        return status
+
+
+_JSON_TIME_FIELDS = ("queued_at", "started_at", "finished_at")
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """An immutable snapshot of one job, like Bifröst's ``JobStatus``.
+
+    Times are timezone-aware UTC datetimes (or ``None``); ``duration`` is in
+    seconds (for a running job, so far).  ``success`` is ``None`` until the
+    job is complete.  ``to_dict()``/``to_json()`` follow Bifröst's rule and
+    leave ``success`` and ``finished_at`` out until they are set.
+    """
+
+    id: int
+    name: str
+    state: JobState
+    complete: bool
+    success: bool | None
+    error: str | None
+    error_type: str | None
+    traceback: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration: float | None
+    worker: str | None
+    progress: float | None
+    message: str | None
+    tags: tuple[str, ...]
+    attempts: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ISO 8601 times, state as its string value.
+
+        ``success`` and ``finished_at`` are left out until they are set.
+        """
+        d: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "state": self.state.value,
+            "complete": self.complete,
+        }
+        if self.success is not None:
+            d["success"] = self.success
+        d["error"] = self.error
+        d["error_type"] = self.error_type
+        d["traceback"] = self.traceback
+        for key in _JSON_TIME_FIELDS:
+            value = getattr(self, key)
+            if value is None and key == "finished_at":
+                continue
+            d[key] = value.isoformat() if value is not None else None
+        d["duration"] = self.duration
+        d["worker"] = self.worker
+        d["progress"] = self.progress
+        d["message"] = self.message
+        d["tags"] = list(self.tags)
+        d["attempts"] = self.attempts
+        return d
+
+    def to_json(self, **kwargs: Any) -> str:
+        """``json.dumps(self.to_dict(), **kwargs)``."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+    # -- notebook display ----------------------------------------------------
+    def _repr_html_(self) -> str:
+        return _status_table_html([self])
+
+    def __repr__(self) -> str:
+        bits = [f"id={self.id}", f"name={self.name!r}", f"state={self.state.value}"]
+        if self.duration is not None:
+            bits.append(f"duration={self.duration:.3g}s")
+        if self.progress is not None and not self.complete:
+            bits.append(f"progress={self.progress:.0%}")
+        if self.error is not None:
+            bits.append(f"error={self.error!r}")
+        return f"JobStatus({', '.join(bits)})"
+
+
+class StatusList(list):
+    """A plain list of `JobStatus` that renders as a table in notebooks."""
+
+    def _repr_html_(self) -> str:
+        return _status_table_html(self)
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps([s.to_dict() for s in self], **kwargs)
+
+
+STATE_COLOURS = {
+    QUEUED: "#6b7280",
+    RUNNING: "#2563eb",
+    SUCCEEDED: "#16a34a",
+    FAILED: "#dc2626",
+    CANCELLED: "#d97706",
+}
+
+
+def state_badge_html(state: JobState) -> str:
+    colour = STATE_COLOURS[state]
+    return (f'<span style="background:{colour};color:white;border-radius:3px;'
+            f'padding:0 5px;font-size:90%">{state.value}</span>')
+
+
+def _status_table_html(statuses: Iterable[JobStatus]) -> str:
+    esc = html.escape
+    rows = []
+    for s in statuses:
+        dur = "" if s.duration is None else f"{s.duration:.3f} s"
+        prog = "" if s.progress is None else f"{s.progress:.0%}"
+        rows.append(
+            "<tr>"
+            f"<td>{s.id}</td><td>{esc(s.name)}</td><td>{state_badge_html(s.state)}</td>"
+            f"<td>{esc(', '.join(s.tags))}</td><td>{dur}</td><td>{prog}</td>"
+            f"<td>{esc(s.message or '')}</td><td>{esc(s.error or '')}</td>"
+            "</tr>")
+    head = ("<tr><th>id</th><th>name</th><th>state</th><th>tags</th>"
+            "<th>duration</th><th>progress</th><th>message</th><th>error</th></tr>")
+    return f'<table class="nbfrost-status">{head}{"".join(rows)}</table>'
+

@@ -1,0 +1,554 @@
+"""The registry: the single source of truth for every job's state.
+
+It owns the id → job map and *all* lifecycle rules (legal transitions, times,
+retries, dependencies, expiry, waiters, callbacks).  Backends only call
+`start`, `finish` and `restart`; the dispatcher calls `add`, `cancel` and
+`time_out`.  So a new backend cannot change how a job behaves.
+
+Lock discipline: ``_lock`` guards ``_jobs``, every job's ``state`` and the
+fields written with it, the counters, the expiry queue and ``_version``.
+It is held only for a few attribute writes; user code, callbacks, events and
+I/O always run after it is released.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator
+
+from .errors import JobCancelled, JobNotFound, JobTimeout, QueueFull
+from .job import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TERMINAL, Job, JobState
+
+__all__ = ["Registry"]
+
+log = logging.getLogger("nbfrost")
+
+#: How many purged ids remember their finish time, for precise
+#: `JobNotFound` messages.  Bounded, so memory stays flat under any load.
+_RECENT_PURGES = 4096
+_THROUGHPUT_WINDOW = 60  # seconds
+
+
+def _fmt_seconds(s: float) -> str:
+    return f"{s:.0f} s" if s >= 10 else f"{s:.3g} s"
+
+
+class Registry:
+    """Thread-safe id → job map with lifecycle rules and expiry.
+
+    Not usually used directly: `Dispatcher` wraps it.  *clock* returns epoch
+    seconds and is injectable so that tests can drive expiry without sleeping.
+    """
+
+    def __init__(self, *, expiry: float | None = 300.0, max_queue: int = 0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.expiry = expiry
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._jobs: dict[int, Job] = {}
+        self._next_id = 0
+        self._expiring: deque[Job] = deque()      # finished jobs, finish order
+        self._recent_purges: dict[int, float] = {}  # id -> finished_at
+        self._counts = dict.fromkeys(JobState, 0)  # jobs held, per state
+        self._totals = dict.fromkeys(TERMINAL, 0)  # ever finished, per outcome
+        self._active = 0                           # queued + running
+        self._idle = threading.Condition(self._lock)
+        self._idle_waiters = 0
+        self._version = 0
+        self._buckets: deque[list] = deque()       # [second, finished count]
+        # A slot per waiting job when max_queue > 0; released when the job
+        # leaves the queued state, whichever way it leaves.
+        self._space = threading.BoundedSemaphore(max_queue) if max_queue > 0 else None
+        # Hooks set by the dispatcher.
+        self.on_ready: Callable[[Job], None] = lambda job: None
+        self.on_start_timed: Callable[[Job], None] = lambda job: None
+        # Called as journal(event, job) under the lock on every transition
+        # ("queued", "running", "retry", "succeeded", ...); must be quick
+        # and must not raise (the history writer only enqueues).
+        self.journal: Callable[[str, Job], None] | None = None
+        # Replaced, never mutated, so completion can iterate without a lock.
+        self.listeners: tuple[Callable[[Job], None], ...] = ()
+
+    # ------------------------------------------------------------------ add
+    def reserve(self, block: bool, timeout: float | None) -> None:
+        """Take a queue slot (only with max_queue); raise `QueueFull` if none."""
+        space = self._space
+        if space is None:
+            return
+        if not space.acquire(block, timeout if block else None):
+            raise QueueFull(
+                f"the queue already holds max_queue={space._initial_value} waiting "  # type: ignore[attr-defined]
+                "jobs; wait for some to start, pass block=True, or raise "
+                "Dispatcher(max_queue=...)")
+
+    def unreserve(self) -> None:
+        if self._space is not None:
+            self._space.release()
+
+    def add(self, job: Job, deps: Iterable[Job] = ()) -> bool:
+        """Insert *job*, give it an id.  Return True if it may run now.
+
+        With dependencies it runs only once all of them have succeeded; if
+        one already failed or was cancelled, the job is cancelled at once.
+        """
+        failed_dep = None
+        with self._lock:
+            now = self.clock()
+            job.id = self._next_id
+            self._next_id += 1
+            job.queued_at = now
+            self._jobs[job.id] = job
+            self._counts[QUEUED] += 1
+            self._active += 1
+            self._version += 1
+            pending = 0
+            for dep in deps:
+                if dep.state is SUCCEEDED:
+                    continue
+                if dep.state in TERMINAL:
+                    failed_dep = dep
+                    break
+                pending += 1
+                if dep.dependents is None:
+                    dep.dependents = []
+                dep.dependents.append(job)
+            job.pending_deps = pending
+            if self.journal is not None:
+                self.journal("queued", job)
+            if self._expiring:
+                self._sweep(now)
+        if failed_dep is not None:
+            self._cancel_for_dependency(job, failed_dep)
+            return False
+        return pending == 0
+
+    # ------------------------------------------------------------- running
+    def start(self, job: Job, worker: str) -> bool:
+        """queued → running.  False if the job was cancelled meanwhile."""
+        with self._lock:
+            if job.state is not QUEUED:
+                return False
+            job.started_at = self.clock()
+            job.worker = worker
+            job.attempts = 1
+            job.state = RUNNING
+            self._counts[QUEUED] -= 1
+            self._counts[RUNNING] += 1
+            self._version += 1
+            if self.journal is not None:
+                self.journal("running", job)
+        self.unreserve()
+        if job.timeout is not None:
+            self.on_start_timed(job)
+        return True
+
+    def restart(self, job: Job) -> bool:
+        """Begin another attempt of a running job.  False if it ended meanwhile."""
+        with self._lock:
+            if job.state is not RUNNING:
+                return False
+            job.attempts += 1
+            job.error = job.error_text = job.traceback = None
+            self._version += 1
+            if self.journal is not None:
+                self.journal("retry", job)
+            return True
+
+    def finish(self, job: Job, result: Any, error: BaseException | None) -> bool:
+        """End an attempt.  Return True if the backend should run it again.
+
+        A job that was already ended elsewhere (a timeout, an interrupting
+        cancel) keeps the state it was given; this attempt's outcome is
+        dropped.
+        """
+        with self._lock:
+            if job.state is not RUNNING:
+                return False
+            if job.cancel_requested:
+                job.record_error(error if isinstance(error, JobCancelled)
+                                 else JobCancelled(f"job {job.id} was cancelled while running"))
+                new = CANCELLED
+            elif error is None:
+                job.result = result
+                new = SUCCEEDED
+            else:
+                if job.attempts <= job.retries:
+                    job.record_error(error)  # visible until the next attempt starts
+                    self._version += 1
+                    return True
+                job.record_error(error)
+                new = FAILED
+            self._complete(job, new)
+        self._after_complete(job)
+        return False
+
+    # ------------------------------------------------------------- cancel
+    def cancel(self, job: Job, *, interrupt: bool = False,
+               reason: str | None = None,
+               on_running: Callable[[Job, type[BaseException]], None] | None = None) -> bool:
+        """Cancel *job*.  Return True if it is, or will end, cancelled.
+
+        Queued: cancelled at once.  Running: ``cancel_requested`` is set (the
+        job sees it through ``nbfrost.cancelled()``); with *interrupt* it is
+        marked cancelled at once and *on_running* is called, under the lock,
+        to raise `JobCancelled` in its thread.  Finished: False.
+        """
+        released = False
+        with self._lock:
+            state = job.state
+            if state in TERMINAL:
+                return False
+            if state is QUEUED:
+                job.record_error(JobCancelled(reason or f"job {job.id} was cancelled before it started"))
+                self._complete(job, CANCELLED)
+                released = True
+            else:
+                job.cancel_requested = True
+                self._version += 1
+                if not interrupt:
+                    return True
+                job.record_error(JobCancelled(reason or f"job {job.id} was cancelled and interrupted"))
+                self._complete(job, CANCELLED)
+                if on_running is not None:
+                    job.interrupted = True
+                    on_running(job, JobCancelled)
+        if released:
+            self.unreserve()
+        self._after_complete(job)
+        return True
+
+    def time_out(self, job: Job,
+                 on_running: Callable[[Job, type[BaseException]], None] | None = None) -> bool:
+        """Fail a running job with `JobTimeout`.  False if it already ended.
+
+        The timeout bounds the job's whole running time, retries included.
+        """
+        with self._lock:
+            if job.state is not RUNNING:
+                return False
+            job.record_error(JobTimeout(
+                f"job {job.id} exceeded its timeout of {job.timeout:g} s; "
+                "raise timeout= or make the job check nbfrost.cancelled()"))
+            self._complete(job, FAILED)
+            if on_running is not None:
+                job.interrupted = True
+                on_running(job, JobTimeout)
+        self._after_complete(job)
+        return True
+
+    def clear_pending_interrupt(self, job: Job, clear: Callable[[], None]) -> None:
+        """Run *clear* under the lock if an interrupt was sent to *job*.
+
+        Backends call this when a worker leaves an interrupted job, so that
+        no interrupt meant for it can land in the next job.
+        """
+        if job.interrupted:
+            with self._lock:
+                clear()
+
+    # --------------------------------------------------------- completion
+    def _complete(self, job: Job, new: JobState) -> None:
+        """Move *job* to terminal state *new*.  Caller holds ``_lock``."""
+        job.check_transition(new)
+        now = self.clock()
+        job.finished_at = now
+        job.ctx = None  # drop the captured context (and what it references)
+        old = job.state
+        job.state = new  # published last: see Job.snapshot
+        counts = self._counts
+        counts[old] -= 1
+        counts[new] += 1
+        self._totals[new] += 1
+        self._active -= 1
+        self._version += 1
+        self._expiring.append(job)
+        sec = int(now)
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == sec:
+            buckets[-1][1] += 1
+        else:
+            buckets.append([sec, 1])
+            while buckets and buckets[0][0] <= sec - _THROUGHPUT_WINDOW:
+                buckets.popleft()
+        if self.journal is not None:
+            self.journal(new.value, job)
+        if self._idle_waiters and self._active == 0:
+            self._idle.notify_all()
+
+    def _after_complete(self, job: Job) -> None:
+        """Wake waiters, run callbacks and release dependents.  No lock held."""
+        event = job.event
+        if event is not None:
+            event.set()
+        callbacks = job.callbacks
+        if callbacks:
+            for cb in callbacks:
+                try:
+                    cb(job)
+                except Exception:
+                    log.exception("nbfrost: done callback %r of job %s raised", cb, job.id)
+        for listener in self.listeners:
+            try:
+                listener(job)
+            except Exception:
+                log.exception("nbfrost: finish listener %r raised for job %s", listener, job.id)
+        dependents = job.dependents
+        if dependents:
+            job.dependents = None
+            for dep in dependents:
+                self._dependency_done(dep, job)
+
+    def _dependency_done(self, job: Job, dep: Job) -> None:
+        if dep.state is not SUCCEEDED:
+            self._cancel_for_dependency(job, dep)
+            return
+        with self._lock:
+            job.pending_deps -= 1
+            ready = job.pending_deps == 0 and job.state is QUEUED
+        if ready:
+            self.on_ready(job)
+
+    def _cancel_for_dependency(self, job: Job, dep: Job) -> None:
+        self.cancel(job, reason=(
+            f"dependency job {dep.id} ({dep.display_name}) {dep.state.value}"
+            + (f": {dep.error_text}" if dep.error_text else "")))
+
+    # ------------------------------------------------------------ waiting
+    def event_for(self, job: Job) -> threading.Event | None:
+        """The job's completion Event, created on first use; None if done."""
+        with self._lock:
+            if job.state in TERMINAL:
+                return None
+            event = job.event
+            if event is None:
+                event = job.event = threading.Event()
+            return event
+
+    def add_callback(self, job: Job, fn: Callable[[Job], None]) -> bool:
+        """Register *fn* to run when the job ends.  False if it already has."""
+        with self._lock:
+            if job.state in TERMINAL:
+                return False
+            if job.callbacks is None:
+                job.callbacks = []
+            job.callbacks.append(fn)
+            return True
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no job is queued or running.  False on timeout."""
+        with self._lock:
+            self._idle_waiters += 1
+            try:
+                return self._idle.wait_for(lambda: self._active == 0, timeout)
+            finally:
+                self._idle_waiters -= 1
+
+    # ------------------------------------------------------------ lookups
+    def get(self, job_id: int) -> Job:
+        """The job with this id, or `JobNotFound` saying why not."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None:
+                finished = job.finished_at
+                if (finished is None or self.expiry is None
+                        or self.clock() - finished <= self.expiry):
+                    return job
+                self._sweep(self.clock())
+        raise self.not_found(job_id)
+
+    def not_found(self, job_id: object) -> JobNotFound:
+        with self._lock:
+            next_id = self._next_id
+            finished = self._recent_purges.get(job_id)  # type: ignore[arg-type]
+            now = self.clock()
+        if not isinstance(job_id, int) or isinstance(job_id, bool):
+            return JobNotFound(job_id, f"job ids are ints, got {job_id!r}")
+        if job_id < 0 or job_id >= next_id:
+            last = f"the newest is {next_id - 1}" if next_id else "none were queued yet"
+            return JobNotFound(job_id, f"job {job_id} never existed ({last})")
+        expiry = f"expiry={self.expiry:g} s"
+        hint = "; raise Dispatcher(expiry=...) to keep finished jobs longer"
+        if finished is not None:
+            return JobNotFound(job_id, (
+                f"job {job_id} finished {_fmt_seconds(now - finished)} ago and expired "
+                f"({expiry}){hint}"))
+        return JobNotFound(job_id, (
+            f"job {job_id} finished and has expired or was cleared ({expiry}){hint}"))
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    @property
+    def version(self) -> int:
+        """A counter that moves on every change; cheap to poll."""
+        return self._version
+
+    def bump(self) -> None:
+        """Note a change made outside a transition (progress).
+
+        Not locked on purpose: a lost increment under a race still changes
+        the value, which is all that pollers need.
+        """
+        self._version += 1
+
+    def select(self, state: Any = None, name: str | None = None,
+               tag: str | None = None, newest: int | None = None) -> list[Job]:
+        """Jobs matching the filters, oldest first (newest first with *newest*).
+
+        The lock is held only to sweep and copy references; filtering runs
+        outside it.
+        """
+        with self._lock:
+            if self._expiring:
+                self._sweep(self.clock())
+            if newest is None:
+                jobs = list(self._jobs.values())
+        states = _normalize_states(state)
+        match = _matcher(states, name, tag)
+        if newest is not None:
+            return list(_take(self._iter_newest(), match, newest))
+        if match is None:
+            return jobs
+        return [j for j in jobs if match(j)]
+
+    def _iter_newest(self) -> Iterator[Job]:
+        # reversed() over a dict that other threads change may raise; copy the
+        # keys in bounded chunks under the lock instead of the whole map.
+        with self._lock:
+            hi = self._next_id
+        chunk = 256
+        while hi > 0:
+            lo = max(0, hi - chunk)
+            with self._lock:
+                get = self._jobs.get
+                batch = [get(i) for i in range(hi - 1, lo - 1, -1)]
+            for job in batch:
+                if job is not None:
+                    yield job
+            if lo == 0 or len(self._jobs) == 0:
+                return
+            hi = lo
+            chunk = min(chunk * 4, 65536)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {s.value: n for s, n in self._counts.items()}
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            now = self.clock()
+            if self._expiring:
+                self._sweep(now)
+            counts = {s.value: n for s, n in self._counts.items()}
+            totals = {s.value: n for s, n in self._totals.items()}
+            submitted = self._next_id
+            horizon = int(now) - _THROUGHPUT_WINDOW
+            recent = sum(n for sec, n in self._buckets if sec > horizon)
+            held = len(self._jobs)
+        return {
+            "counts": counts,
+            "finished": totals,
+            "submitted": submitted,
+            "held": held,
+            "active": counts["queued"] + counts["running"],
+            "throughput": recent / _THROUGHPUT_WINDOW,
+            "throughput_window": _THROUGHPUT_WINDOW,
+        }
+
+    # ------------------------------------------------------------- expiry
+    def sweep(self) -> int:
+        """Purge finished jobs older than ``expiry``.  Returns how many."""
+        with self._lock:
+            return self._sweep(self.clock())
+
+    def _sweep(self, now: float) -> int:
+        if self.expiry is None:
+            return 0
+        limit = now - self.expiry
+        exp = self._expiring
+        jobs = self._jobs
+        recent = self._recent_purges
+        counts = self._counts
+        n = 0
+        while exp and exp[0].finished_at <= limit:
+            job = exp.popleft()
+            if jobs.get(job.id) is job:
+                del jobs[job.id]
+                counts[job.state] -= 1
+                recent[job.id] = job.finished_at
+                n += 1
+        if n:
+            while len(recent) > _RECENT_PURGES:
+                del recent[next(iter(recent))]
+            self._version += 1
+        return n
+
+    def clear(self, states: Iterable[JobState] = TERMINAL) -> int:
+        """Remove finished jobs in *states* now, whatever their age."""
+        wanted = frozenset(JobState(s) for s in states) & TERMINAL
+        with self._lock:
+            drop = [j for j in self._jobs.values() if j.state in wanted]
+            for job in drop:
+                del self._jobs[job.id]
+                self._counts[job.state] -= 1
+            if drop:
+                self._version += 1
+            # Also forget them in the expiry queue, so it cannot grow.
+            if drop:
+                ids = {j.id for j in drop}
+                self._expiring = deque(j for j in self._expiring if j.id not in ids)
+        return len(drop)
+
+    def active_jobs(self) -> list[Job]:
+        with self._lock:
+            return [j for j in self._jobs.values() if j.state not in TERMINAL] if self._active else []
+
+
+def _normalize_states(state: Any) -> frozenset[JobState] | None:
+    if state is None:
+        return None
+    if isinstance(state, (str, JobState)):
+        state = (state,)
+    try:
+        return frozenset(JobState(s) for s in state)
+    except ValueError:
+        valid = ", ".join(s.value for s in JobState)
+        raise ValueError(f"unknown state in {state!r}; valid states are {valid}") from None
+
+
+def _matcher(states: frozenset[JobState] | None, name: str | None,
+             tag: str | None) -> Callable[[Job], bool] | None:
+    if states is None and name is None and tag is None:
+        return None
+    name_match: Callable[[str], bool] | None = None
+    if name is not None:
+        if any(c in name for c in "*?["):
+            import fnmatch
+            name_match = lambda n: fnmatch.fnmatchcase(n, name)  # noqa: E731
+        else:
+            name_match = lambda n: n == name  # noqa: E731
+
+    def match(job: Job) -> bool:
+        if states is not None and job.state not in states:
+            return False
+        if name_match is not None and not name_match(job.display_name):
+            return False
+        if tag is not None and tag not in job.tags:
+            return False
+        return True
+
+    return match
+
+
+def _take(jobs: Iterator[Job], match: Callable[[Job], bool] | None, n: int) -> Iterator[Job]:
+    if n <= 0:
+        return
+    for job in jobs:
+        if match is None or match(job):
+            yield job
+            n -= 1
+            if n == 0:
+                return

@@ -1,0 +1,258 @@
+"""`Tracker`: the handle a user holds for one job.
+
+A tracker keeps a reference to the job's record, so it keeps working after
+the registry has expired the job.  It holds no state of its own: every
+answer comes from the record, under the registry's rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import html
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Generator
+
+from .errors import JobCancelled, JobFailed
+from .job import CANCELLED, FAILED, SUCCEEDED, TERMINAL, JobState, JobStatus, state_badge_html
+
+if TYPE_CHECKING:
+    from .dispatcher import Dispatcher
+    from .job import Job
+
+__all__ = ["Tracker"]
+
+_future_lock = threading.Lock()  # guards creation of Job.future views
+
+
+class _JobFuture(concurrent.futures.Future):
+    """A `Future` view of a job; cancelling it cancels the job."""
+
+    def __init__(self, tracker: "Tracker") -> None:
+        super().__init__()
+        self._tracker = tracker
+
+    def cancel(self) -> bool:
+        self._tracker.cancel()
+        return super().cancel() if self._tracker._job.state is CANCELLED else False
+
+
+class Tracker:
+    """The handle to one queued job: status, waiting, result, cancel.
+
+    Returned by `Dispatcher.queue` and by ``%%frost``.  Cheap to create: it
+    is two references.
+    """
+
+    __slots__ = ("_job", "_dispatcher", "__weakref__")
+
+    def __init__(self, job: "Job", dispatcher: "Dispatcher") -> None:
+        self._job = job
+        self._dispatcher = dispatcher
+
+    # ------------------------------------------------------------ identity
+    @property
+    def id(self) -> int:
+        """The job's id: an int, increasing, never reused in a dispatcher."""
+        return self._job.id
+
+    @property
+    def name(self) -> str:
+        """The job's name (``name=`` or the callable's name)."""
+        return self._job.display_name
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self._job.tags
+
+    @property
+    def state(self) -> JobState:
+        """The current `JobState` (a cheaper ``status().state``)."""
+        return self._job.state
+
+    @property
+    def dispatcher(self) -> "Dispatcher":
+        return self._dispatcher
+
+    # -------------------------------------------------------------- status
+    def status(self) -> JobStatus:
+        """An immutable `JobStatus` snapshot of the job, taken now."""
+        return self._job.snapshot(self._dispatcher.registry.clock())
+
+    def done(self) -> bool:
+        """True once the job is in a terminal state."""
+        return self._job.state in TERMINAL
+
+    def running(self) -> bool:
+        return self._job.state is JobState.RUNNING
+
+    def cancelled(self) -> bool:
+        return self._job.state is CANCELLED
+
+    @property
+    def output(self) -> str:
+        """Everything the job wrote to stdout and stderr so far, in order."""
+        return self._job.output
+
+    # ------------------------------------------------------------- waiting
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job ends or *timeout* seconds pass.
+
+        Returns True if the job is done.  May be called many times and from
+        many threads.  The first waiter creates the job's Event.
+        """
+        if self._job.state in TERMINAL:
+            return True
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be >= 0 or None, got {timeout}")
+        event = self._dispatcher.registry.event_for(self._job)
+        if event is None:
+            return True
+        return event.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The job's return value, waiting up to *timeout* seconds for it.
+
+        Raises:
+            TimeoutError: the job is not done after *timeout* seconds.
+            JobFailed: the job raised (or timed out); the original exception
+                is chained as ``__cause__``.
+            JobCancelled: the job was cancelled.
+        """
+        self._wait_or_raise(timeout)
+        job = self._job
+        if job.state is SUCCEEDED:
+            return job.result
+        if job.state is FAILED:
+            raise JobFailed(
+                f"job {job.id} ({job.display_name}) failed: "
+                f"{type(job.error).__name__}: {job.error_text}",
+                job_id=job.id, original=job.error, job_traceback=job.traceback,
+            ) from job.error
+        raise JobCancelled(job.error_text or f"job {job.id} was cancelled")
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The exception the job raised, or None if it succeeded.
+
+        Raises `TimeoutError` if it is not done in time and `JobCancelled`
+        if it was cancelled, like `concurrent.futures.Future.exception`.
+        """
+        self._wait_or_raise(timeout)
+        job = self._job
+        if job.state is CANCELLED:
+            raise JobCancelled(job.error_text or f"job {job.id} was cancelled")
+        return job.error if job.state is FAILED else None
+
+    def _wait_or_raise(self, timeout: float | None) -> None:
+        if not self.wait(timeout):
+            job = self._job
+            raise TimeoutError(
+                f"job {job.id} ({job.display_name}) is still {job.state.value} after "
+                f"{timeout:g} s; wait longer, or cancel it with tracker.cancel()")
+
+    # -------------------------------------------------------------- cancel
+    def cancel(self, interrupt: bool = False) -> bool:
+        """Cancel the job.  Returns True if it is, or will end, cancelled.
+
+        A queued job is cancelled at once.  A running job is asked to stop
+        (``nbfrost.cancelled()`` turns true inside it, ``nbfrost.progress()``
+        raises `JobCancelled`); it ends cancelled when it returns.  With
+        *interrupt*, it is marked cancelled at once and `JobCancelled` is
+        raised inside its thread; that cannot break a blocking C call.
+        False if the job had already finished.
+        """
+        return self._dispatcher._cancel_job(self._job, interrupt)
+
+    # ----------------------------------------------------------- callbacks
+    def add_done_callback(self, fn: Callable[["Tracker"], Any]) -> None:
+        """Call ``fn(tracker)`` when the job ends (at once if it has).
+
+        Callbacks run in the thread that finished the job, after every lock
+        is released.  One that raises is logged on the ``nbfrost`` logger.
+        """
+        if not callable(fn):
+            raise TypeError(f"callback must be callable, got {type(fn).__name__}")
+        tracker = self
+
+        def call(_job: "Job") -> None:
+            fn(tracker)
+
+        call.__qualname__ = getattr(fn, "__qualname__", repr(fn))
+        if not self._dispatcher.registry.add_callback(self._job, call):
+            try:
+                fn(self)
+            except Exception:
+                import logging
+                logging.getLogger("nbfrost").exception(
+                    "nbfrost: done callback %r of job %s raised", fn, self.id)
+
+    @property
+    def future(self) -> concurrent.futures.Future:
+        """A `concurrent.futures.Future` view, made on first use.
+
+        Works with `concurrent.futures.wait` and `as_completed`.  A failed
+        job's future holds the original exception; cancelling the future
+        cancels the job.
+        """
+        job = self._job
+        with _future_lock:
+            fut = job.future
+            if fut is not None:
+                return fut
+            fut = job.future = _JobFuture(self)
+        self.add_done_callback(_settle_future)
+        return fut
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        """``await tracker`` waits without blocking the event loop, then
+        returns ``result()`` (or raises what it raises)."""
+        if not self.done():
+            yield from _await_done(self).__await__()
+        return self.result()
+
+    # ------------------------------------------------------------- display
+    def __repr__(self) -> str:
+        job = self._job
+        return f"<Tracker job {job.id} {job.display_name!r} {job.state.value}>"
+
+    def _repr_html_(self) -> str:
+        job = self._job
+        status = self.status()
+        dur = "" if status.duration is None else f" · {status.duration:.2f} s"
+        prog = ""
+        if status.progress is not None and not status.complete:
+            prog = f" · {status.progress:.0%}"
+        err = ""
+        if status.error and job.state is not SUCCEEDED:
+            err = f' · <span style="color:#dc2626">{html.escape(status.error)}</span>'
+        return (f'<span class="nbfrost-tracker">job {job.id} '
+                f'<b>{html.escape(status.name)}</b> {state_badge_html(status.state)}'
+                f'{dur}{prog}{err}</span>')
+
+
+def _settle_future(tracker: Tracker) -> None:
+    job = tracker._job
+    fut = job.future
+    if fut is None or fut.done():
+        return
+    if job.state is CANCELLED:
+        concurrent.futures.Future.cancel(fut)
+        fut.set_running_or_notify_cancel()
+        return
+    if fut.set_running_or_notify_cancel():
+        if job.state is SUCCEEDED:
+            fut.set_result(job.result)
+        else:
+            fut.set_exception(job.error)
+
+
+async def _await_done(tracker: Tracker) -> None:
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def wake(_t: Tracker) -> None:
+        loop.call_soon_threadsafe(lambda: waiter.done() or waiter.set_result(None))
+
+    tracker.add_done_callback(wake)
+    await waiter
+
