@@ -20,6 +20,44 @@ from .tracker import Tracker
 
 __version__ = "0.1.0"
 
+# Lazily imported names: module that defines each.  Keeps `import nbfrost`
+# free of IPython, ipywidgets, pandas and distributed.
+_LAZY = {
+    "Dashboard": "nbfrost.dashboard",
+    "FrostMagics": "nbfrost.magics",
+    "get_dispatcher": "nbfrost.magics",
+    "history": "nbfrost.history",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbfrost' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's API
+    """``%load_ext nbfrost``: register the ``%%frost``/``%frost`` magics."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:  # noqa: ANN001
+    """``%unload_ext nbfrost``: remove the magics and shut the pool down."""
+    from .magics import unload_ipython_extension as unload
+
+    unload(ipython)
+
 __all__ = [
     "Dispatcher",
     "Tracker",
@@ -35,4 +73,8 @@ __all__ = [
     "JobCancelled",
     "JobTimeout",
     "QueueFull",
+    "Dashboard",
+    "FrostMagics",
+    "get_dispatcher",
+    "history",
 ]
