@@ -66,9 +66,8 @@ class StreamRouter:
             if job is not None:
                 if not isinstance(text, str):
                     raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-                job.write_output(text, ctx.cap)
-                if not job.echo:
-                    return len(text)
+                if not job.write_output(text, ctx.cap):
+                    return len(text)  # quiet job: captured only
         return self._target.write(text)
 
     def writelines(self, lines: Any) -> None:

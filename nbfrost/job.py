@@ -39,6 +39,11 @@ class JobState(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    # Enum's own __hash__ is Python code hashing the member *name*, which is
+    # slow on the hot path and disagrees with str equality ("queued" ==
+    # JobState.QUEUED).  Hash like the string value instead.
+    __hash__ = str.__hash__
+
     @property
     def terminal(self) -> bool:
         return self in TERMINAL
@@ -76,25 +81,60 @@ def describe_callable(fn: Any) -> str:
     return type(fn).__name__
 
 
+class _Extra:
+    """The rarely used part of a job record, allocated on first use.
+
+    Most jobs never need any of this, so it costs them one ``None`` slot.
+    """
+
+    __slots__ = ("event", "callbacks", "dependents", "pending_deps", "snap",
+                 "future", "meta", "out", "out_size", "quiet", "interrupted",
+                 "traceback")
+
+    def __init__(self) -> None:
+        self.event = None
+        self.callbacks = None
+        self.dependents = None
+        self.pending_deps = 0
+        self.snap = None
+        self.future = None
+        self.meta = None
+        self.out = None
+        self.out_size = 0
+        self.quiet = False
+        self.interrupted = False
+        self.traceback = None
+
+
+def _extra_property(name: str, doc: str) -> property:
+    def get(job: "Job") -> Any:
+        x = job.x
+        return None if x is None else getattr(x, name)
+
+    def set_(job: "Job", value: Any) -> None:
+        x = job.x
+        if x is None:
+            x = job.x = _Extra()
+        setattr(x, name, value)
+
+    return property(get, set_, doc=doc)
+
+
 class Job:
     """The internal, mutable record of one job.  Not part of the public API.
 
-    Memory matters here (a registry may hold 100k finished jobs), so the
-    record has ``__slots__``, rarely used features hang off slots that stay
-    ``None`` until used, and nothing per job is allocated on the hot path
-    unless a feature asks for it: no Event until someone waits, no list until
-    someone adds a callback, no buffer until the job writes output.
+    Memory and the hot path matter here (a registry may hold 100k finished
+    jobs), so the record has ``__slots__`` for what every job uses and one
+    slot, ``x``, for an `_Extra` that holds what few jobs use (waiters,
+    callbacks, dependents, captured output, ...).  Nothing per job is
+    allocated on the hot path unless a feature asks for it.
     """
 
     __slots__ = (
         "id", "fn", "args", "kwargs", "name", "tags", "state",
-        "queued_at", "started_at", "finished_at",
-        "result", "error", "error_text", "traceback",
-        "worker", "attempts", "retries", "timeout",
-        "progress", "message", "ctx", "echo",
-        "out", "out_size", "cancel_requested", "interrupted",
-        "event", "callbacks", "dependents", "pending_deps",
-        "snap", "future", "meta",
+        "queued_at", "started_at", "finished_at", "result", "error",
+        "worker", "attempts", "retries", "timeout", "progress", "message",
+        "ctx", "cancel_requested", "x",
     )
 
     def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict,
@@ -112,8 +152,6 @@ class Job:
         self.finished_at = None
         self.result = None
         self.error = None
-        self.error_text = None
-        self.traceback = None
         self.worker = None
         self.attempts = 0
         self.retries = retries
@@ -121,18 +159,39 @@ class Job:
         self.progress = None
         self.message = None
         self.ctx = ctx
-        self.echo = True
-        self.out = None
-        self.out_size = 0
         self.cancel_requested = False
-        self.interrupted = False
-        self.event = None
-        self.callbacks = None
-        self.dependents = None
-        self.pending_deps = 0
-        self.snap = None
-        self.future = None
-        self.meta = None
+        self.x: _Extra | None = None
+
+    def extra(self) -> _Extra:
+        """The `_Extra` part, created on first use."""
+        x = self.x
+        if x is None:
+            x = self.x = _Extra()
+        return x
+
+    event = _extra_property("event", "Completion Event, made when someone waits.")
+    callbacks = _extra_property("callbacks", "Done callbacks, f(job).")
+    dependents = _extra_property("dependents", "Jobs waiting for this one.")
+    pending_deps = _extra_property("pending_deps", "Dependencies not yet succeeded.")
+    snap = _extra_property("snap", "Cached terminal JobStatus.")
+    future = _extra_property("future", "concurrent.futures view, made on demand.")
+    meta = _extra_property("meta", "Free-form notes (e.g. retry_of).")
+    out = _extra_property("out", "Captured output chunks.")
+    interrupted = _extra_property("interrupted", "An async interrupt was sent.")
+
+    @property
+    def pending(self) -> int:
+        x = self.x
+        return 0 if x is None else x.pending_deps
+
+    @property
+    def echo(self) -> bool:
+        x = self.x
+        return x is None or not x.quiet
+
+    @echo.setter
+    def echo(self, value: bool) -> None:
+        self.extra().quiet = not value
 
     # -- helpers used by the registry (always under its lock) ---------------
     def check_transition(self, new: JobState) -> None:
@@ -145,38 +204,60 @@ class Job:
     def display_name(self) -> str:
         return self.name if self.name is not None else describe_callable(self.fn)
 
-    def record_error(self, error: BaseException) -> None:
-        self.error = error
+    @property
+    def error_text(self) -> str | None:
+        error = self.error
+        if error is None:
+            return None
         text = str(error)
-        self.error_text = text if text else type(error).__name__
-        # Start the traceback at the user's code, not at nbfrost's worker loop.
-        tb = error.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-            tb = tb.tb_next
-        self.traceback = "".join(_tb.format_exception(type(error), error, tb))
+        return text if text else type(error).__name__
+
+    @property
+    def traceback(self) -> str | None:
+        """The formatted traceback of the job's error, from the user's code down.
+
+        Formatted on first use and cached (failures are rare; formatting is not).
+        """
+        error = self.error
+        if error is None:
+            return None
+        x = self.extra()
+        if x.traceback is None or x.traceback[0] is not error:
+            x.traceback = (error, format_job_traceback(error))
+        return x.traceback[1]
+
+    @traceback.setter
+    def traceback(self, text: str | None) -> None:
+        # Backends that receive a remote error set its text directly.
+        self.extra().traceback = (self.error, text) if text is not None else None
 
     # -- output capture ------------------------------------------------------
-    def write_output(self, text: str, cap: int) -> None:
-        """Append captured output, keeping at most *cap* characters."""
-        out = self.out
+    def write_output(self, text: str, cap: int) -> bool:
+        """Append captured output, keeping at most *cap* characters.
+
+        Returns whether the text should also be echoed to the notebook.
+        """
+        x = self.x
+        if x is None:
+            x = self.x = _Extra()
+        out = x.out
         if out is None:
-            out = self.out = []
-        size = self.out_size
-        if size >= cap:
-            return
-        if size + len(text) > cap:
-            text = text[: cap - size]
-            out.append(text)
-            out.append(f"\n[nbfrost: output truncated at {cap} characters]\n")
-            self.out_size = cap
-            return
-        out.append(text)
-        self.out_size = size + len(text)
+            out = x.out = []
+        size = x.out_size
+        if size < cap:
+            if size + len(text) > cap:
+                out.append(text[: cap - size])
+                out.append(f"\n[nbfrost: output truncated at {cap} characters]\n")
+                x.out_size = cap
+            else:
+                out.append(text)
+                x.out_size = size + len(text)
+        return not x.quiet
 
     @property
     def output(self) -> str:
-        out = self.out
-        return "".join(out) if out else ""
+        x = self.x
+        return "".join(x.out) if x is not None and x.out else ""
 
     # -- snapshot ------------------------------------------------------------
     def snapshot(self, now: float) -> "JobStatus":
@@ -186,19 +267,20 @@ class Job:
         *before* they publish the new state, so a terminal state read here
         implies its fields are complete.
         """
-        snap = self.snap
-        if snap is not None:
-            return snap
+        x = self.x
+        if x is not None and x.snap is not None:
+            return x.snap
         state = self.state
         started = self.started_at
-        finished = self.finished_at if state in TERMINAL else None
+        complete = state in TERMINAL
+        finished = self.finished_at if complete else None
         if started is None:
             duration = None
         elif finished is not None:
             duration = finished - started
         else:
             duration = max(0.0, now - started)
-        complete = state in TERMINAL
+        error = self.error
         status = JobStatus(
             id=self.id,
             name=self.display_name,
@@ -206,8 +288,8 @@ class Job:
             complete=complete,
             success=(state is SUCCEEDED) if complete else None,
             error=self.error_text,
-            error_type=type(self.error).__name__ if self.error is not None else None,
-            traceback=self.traceback,
+            error_type=type(error).__name__ if error is not None else None,
+            traceback=self.traceback if error is not None else None,
             queued_at=_ts(self.queued_at),
             started_at=_ts(started),
             finished_at=_ts(finished),
@@ -219,8 +301,17 @@ class Job:
             attempts=self.attempts,
         )
         if complete:
-            self.snap = status
+            self.extra().snap = status
         return status
+
+
+def format_job_traceback(error: BaseException) -> str:
+    """Format *error*'s traceback, starting at the user's code rather than
+    at nbfrost's worker loop."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return "".join(_tb.format_exception(type(error), error, tb))
 
 
 _JSON_TIME_FIELDS = ("queued_at", "started_at", "finished_at")

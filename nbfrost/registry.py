@@ -52,13 +52,21 @@ class Registry:
         self._next_id = 0
         self._expiring: deque[Job] = deque()      # finished jobs, finish order
         self._recent_purges: dict[int, float] = {}  # id -> finished_at
-        self._counts = dict.fromkeys(JobState, 0)  # jobs held, per state
-        self._totals = dict.fromkeys(TERMINAL, 0)  # ever finished, per outcome
-        self._active = 0                           # queued + running
+        # Counters, all under _lock.  Plain ints on the hot path; the count
+        # of finished jobs *held* per state is finished - dropped.
+        self._queued = 0
+        self._running = 0
+        self._active = 0                             # queued + running
+        self._finished = dict.fromkeys(TERMINAL, 0)  # ever finished, per outcome
+        self._dropped = dict.fromkeys(TERMINAL, 0)   # expired or cleared
         self._idle = threading.Condition(self._lock)
         self._idle_waiters = 0
         self._version = 0
-        self._buckets: deque[list] = deque()       # [second, finished count]
+        # Throughput: finished-job counts per whole second, last minute only.
+        self._buckets: deque[tuple[int, int]] = deque()
+        self._bucket_sec = 0
+        self._bucket_end = 0.0
+        self._bucket_count = 0
         # A slot per waiting job when max_queue > 0; released when the job
         # leaves the queued state, whichever way it leaves.
         self._space = threading.BoundedSemaphore(max_queue) if max_queue > 0 else None
@@ -101,7 +109,7 @@ class Registry:
             self._next_id += 1
             job.queued_at = now
             self._jobs[job.id] = job
-            self._counts[QUEUED] += 1
+            self._queued += 1
             self._active += 1
             self._version += 1
             pending = 0
@@ -112,10 +120,12 @@ class Registry:
                     failed_dep = dep
                     break
                 pending += 1
-                if dep.dependents is None:
-                    dep.dependents = []
-                dep.dependents.append(job)
-            job.pending_deps = pending
+                x = dep.extra()
+                if x.dependents is None:
+                    x.dependents = []
+                x.dependents.append(job)
+            if pending:
+                job.extra().pending_deps = pending
             if self.journal is not None:
                 self.journal("queued", job)
             if self._expiring:
@@ -135,12 +145,13 @@ class Registry:
             job.worker = worker
             job.attempts = 1
             job.state = RUNNING
-            self._counts[QUEUED] -= 1
-            self._counts[RUNNING] += 1
+            self._queued -= 1
+            self._running += 1
             self._version += 1
             if self.journal is not None:
                 self.journal("running", job)
-        self.unreserve()
+        if self._space is not None:
+            self._space.release()
         if job.timeout is not None:
             self.on_start_timed(job)
         return True
@@ -151,7 +162,7 @@ class Registry:
             if job.state is not RUNNING:
                 return False
             job.attempts += 1
-            job.error = job.error_text = job.traceback = None
+            job.error = None
             self._version += 1
             if self.journal is not None:
                 self.journal("retry", job)
@@ -168,21 +179,21 @@ class Registry:
             if job.state is not RUNNING:
                 return False
             if job.cancel_requested:
-                job.record_error(error if isinstance(error, JobCancelled)
-                                 else JobCancelled(f"job {job.id} was cancelled while running"))
+                job.error = (error if isinstance(error, JobCancelled)
+                             else JobCancelled(f"job {job.id} was cancelled while running"))
                 new = CANCELLED
             elif error is None:
                 job.result = result
                 new = SUCCEEDED
             else:
+                job.error = error
                 if job.attempts <= job.retries:
-                    job.record_error(error)  # visible until the next attempt starts
-                    self._version += 1
+                    self._version += 1  # the error shows until the next attempt
                     return True
-                job.record_error(error)
                 new = FAILED
             self._complete(job, new)
-        self._after_complete(job)
+        if job.x is not None or self.listeners:
+            self._after_complete(job)
         return False
 
     # ------------------------------------------------------------- cancel
@@ -202,7 +213,7 @@ class Registry:
             if state in TERMINAL:
                 return False
             if state is QUEUED:
-                job.record_error(JobCancelled(reason or f"job {job.id} was cancelled before it started"))
+                job.error = JobCancelled(reason or f"job {job.id} was cancelled before it started")
                 self._complete(job, CANCELLED)
                 released = True
             else:
@@ -210,7 +221,7 @@ class Registry:
                 self._version += 1
                 if not interrupt:
                     return True
-                job.record_error(JobCancelled(reason or f"job {job.id} was cancelled and interrupted"))
+                job.error = JobCancelled(reason or f"job {job.id} was cancelled and interrupted")
                 self._complete(job, CANCELLED)
                 if on_running is not None:
                     job.interrupted = True
@@ -229,7 +240,7 @@ class Registry:
         with self._lock:
             if job.state is not RUNNING:
                 return False
-            job.record_error(JobTimeout(
+            job.error = (JobTimeout(
                 f"job {job.id} exceeded its timeout of {job.timeout:g} s; "
                 "raise timeout= or make the job check nbfrost.cancelled()"))
             self._complete(job, FAILED)
@@ -245,59 +256,69 @@ class Registry:
         Backends call this when a worker leaves an interrupted job, so that
         no interrupt meant for it can land in the next job.
         """
-        if job.interrupted:
+        x = job.x
+        if x is not None and x.interrupted:
             with self._lock:
                 clear()
 
     # --------------------------------------------------------- completion
     def _complete(self, job: Job, new: JobState) -> None:
-        """Move *job* to terminal state *new*.  Caller holds ``_lock``."""
-        job.check_transition(new)
+        """Move *job* to terminal state *new*.  Caller holds ``_lock``.
+
+        This is the hot path's second half: plain attribute and int updates
+        only; everything that can wait runs in `_after_complete`.
+        """
+        old = job.state
+        if old is RUNNING:
+            self._running -= 1
+        elif old is QUEUED:
+            self._queued -= 1
+        else:
+            job.check_transition(new)  # raises: a terminal job cannot end twice
         now = self.clock()
         job.finished_at = now
         job.ctx = None  # drop the captured context (and what it references)
-        old = job.state
         job.state = new  # published last: see Job.snapshot
-        counts = self._counts
-        counts[old] -= 1
-        counts[new] += 1
-        self._totals[new] += 1
+        self._finished[new] += 1
         self._active -= 1
         self._version += 1
         self._expiring.append(job)
-        sec = int(now)
-        buckets = self._buckets
-        if buckets and buckets[-1][0] == sec:
-            buckets[-1][1] += 1
-        else:
-            buckets.append([sec, 1])
-            while buckets and buckets[0][0] <= sec - _THROUGHPUT_WINDOW:
-                buckets.popleft()
+        if now >= self._bucket_end:
+            self._next_bucket(now)
+        self._bucket_count += 1
         if self.journal is not None:
             self.journal(new.value, job)
         if self._idle_waiters and self._active == 0:
             self._idle.notify_all()
 
+    def _next_bucket(self, now: float) -> None:
+        if self._bucket_count:
+            self._buckets.append((self._bucket_sec, self._bucket_count))
+        sec = int(now)
+        self._bucket_sec, self._bucket_end, self._bucket_count = sec, sec + 1.0, 0
+        buckets = self._buckets
+        while buckets and buckets[0][0] <= sec - _THROUGHPUT_WINDOW:
+            buckets.popleft()
+
     def _after_complete(self, job: Job) -> None:
         """Wake waiters, run callbacks and release dependents.  No lock held."""
-        event = job.event
-        if event is not None:
-            event.set()
-        callbacks = job.callbacks
-        if callbacks:
-            for cb in callbacks:
-                try:
-                    cb(job)
-                except Exception:
-                    log.exception("nbfrost: done callback %r of job %s raised", cb, job.id)
+        x = job.x
+        if x is not None:
+            if x.event is not None:
+                x.event.set()
+            if x.callbacks:
+                for cb in x.callbacks:
+                    try:
+                        cb(job)
+                    except Exception:
+                        log.exception("nbfrost: done callback %r of job %s raised", cb, job.id)
         for listener in self.listeners:
             try:
                 listener(job)
             except Exception:
                 log.exception("nbfrost: finish listener %r raised for job %s", listener, job.id)
-        dependents = job.dependents
-        if dependents:
-            job.dependents = None
+        if x is not None and x.dependents:
+            dependents, x.dependents = x.dependents, None
             for dep in dependents:
                 self._dependency_done(dep, job)
 
@@ -306,15 +327,16 @@ class Registry:
             self._cancel_for_dependency(job, dep)
             return
         with self._lock:
-            job.pending_deps -= 1
-            ready = job.pending_deps == 0 and job.state is QUEUED
+            x = job.extra()
+            x.pending_deps -= 1
+            ready = x.pending_deps == 0 and job.state is QUEUED
         if ready:
             self.on_ready(job)
 
     def _cancel_for_dependency(self, job: Job, dep: Job) -> None:
         self.cancel(job, reason=(
             f"dependency job {dep.id} ({dep.display_name}) {dep.state.value}"
-            + (f": {dep.error_text}" if dep.error_text else "")))
+            + (f": {dep.error_text}" if dep.error is not None else "")))
 
     # ------------------------------------------------------------ waiting
     def event_for(self, job: Job) -> threading.Event | None:
@@ -322,19 +344,20 @@ class Registry:
         with self._lock:
             if job.state in TERMINAL:
                 return None
-            event = job.event
-            if event is None:
-                event = job.event = threading.Event()
-            return event
+            x = job.extra()
+            if x.event is None:
+                x.event = threading.Event()
+            return x.event
 
     def add_callback(self, job: Job, fn: Callable[[Job], None]) -> bool:
         """Register *fn* to run when the job ends.  False if it already has."""
         with self._lock:
             if job.state in TERMINAL:
                 return False
-            if job.callbacks is None:
-                job.callbacks = []
-            job.callbacks.append(fn)
+            x = job.extra()
+            if x.callbacks is None:
+                x.callbacks = []
+            x.callbacks.append(fn)
             return True
 
     def wait_idle(self, timeout: float | None = None) -> bool:
@@ -433,20 +456,30 @@ class Registry:
             hi = lo
             chunk = min(chunk * 4, 65536)
 
+    def _counts(self) -> dict[str, int]:
+        """Jobs held per state.  Caller holds ``_lock``."""
+        counts = {"queued": self._queued, "running": self._running}
+        for state in (SUCCEEDED, FAILED, CANCELLED):
+            counts[state.value] = self._finished[state] - self._dropped[state]
+        return counts
+
     def counts(self) -> dict[str, int]:
+        """How many jobs the registry holds in each state."""
         with self._lock:
-            return {s.value: n for s, n in self._counts.items()}
+            return self._counts()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
             now = self.clock()
             if self._expiring:
                 self._sweep(now)
-            counts = {s.value: n for s, n in self._counts.items()}
-            totals = {s.value: n for s, n in self._totals.items()}
+            counts = self._counts()
+            totals = {s.value: n for s, n in self._finished.items()}
             submitted = self._next_id
             horizon = int(now) - _THROUGHPUT_WINDOW
             recent = sum(n for sec, n in self._buckets if sec > horizon)
+            if self._bucket_sec > horizon:
+                recent += self._bucket_count
             held = len(self._jobs)
         return {
             "counts": counts,
@@ -471,13 +504,13 @@ class Registry:
         exp = self._expiring
         jobs = self._jobs
         recent = self._recent_purges
-        counts = self._counts
+        dropped = self._dropped
         n = 0
         while exp and exp[0].finished_at <= limit:
             job = exp.popleft()
             if jobs.get(job.id) is job:
                 del jobs[job.id]
-                counts[job.state] -= 1
+                dropped[job.state] += 1
                 recent[job.id] = job.finished_at
                 n += 1
         if n:
@@ -493,7 +526,7 @@ class Registry:
             drop = [j for j in self._jobs.values() if j.state in wanted]
             for job in drop:
                 del self._jobs[job.id]
-                self._counts[job.state] -= 1
+                self._dropped[job.state] += 1
             if drop:
                 self._version += 1
             # Also forget them in the expiry queue, so it cannot grow.

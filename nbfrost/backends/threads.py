@@ -141,7 +141,8 @@ class ThreadBackend:
                     pass
                 finally:
                     w.job = None
-                    registry.clear_pending_interrupt(job, w.clear_interrupt)
+                    if job.x is not None:
+                        registry.clear_pending_interrupt(job, w.clear_interrupt)
                 if self._retire and self._should_leave(w):
                     break
         finally:
