@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import capture
 from .errors import JobNotFound
-from .job import QUEUED, TERMINAL, Job, JobState, JobStatus, StatusList
+from .job import QUEUED, RUNNING, TERMINAL, Job, JobState, JobStatus, StatusList
 from .registry import Registry
 from .timeouts import Timers
 from .tracker import Tracker
@@ -236,6 +236,12 @@ class Dispatcher:
         ok = self.registry.cancel(job, interrupt=interrupt, on_running=self._backend.interrupt)
         if ok and job.interrupted:
             self._timers.call_later(self.grace, lambda: self._backend.grace_expired(job))
+        elif ok and job.state is RUNNING:
+            # A backend whose jobs cannot read job.cancel_requested (Dask
+            # workers) is told, so that nbfrost.cancelled() turns true there.
+            notify = getattr(self._backend, "request_cancel", None)
+            if notify is not None:
+                notify(job)
         return ok
 
     # ---------------------------------------------------------------- queries
