@@ -22,17 +22,9 @@ import pytest
 import nbfrost
 from nbfrost import JobCancelled, JobFailed, JobNotFound, JobState, JobStatus, Tracker
 
+from core_helpers import WAIT, concurrency_probe, running
+
 UTC = timezone.utc
-WAIT = 10.0  # generous bound for anything that should happen "at once"
-
-
-def running(tracker: Tracker, timeout: float = WAIT) -> None:
-    """Block until *tracker*'s job is running (the job signals it itself in
-    most tests; this is for the few that cannot)."""
-    deadline = time.monotonic() + timeout
-    while tracker.state is JobState.QUEUED:
-        assert time.monotonic() < deadline, f"job {tracker.id} never started"
-        time.sleep(0.001)
 
 
 # --------------------------------------------------------------- Bifröst
@@ -637,58 +629,24 @@ def test_clear_removes_only_finished_jobs(dispatcher):
     assert d.clear(["succeeded"]) == 1 and len(d.registry) == 0
 
 
-def _concurrency_probe(d: nbfrost.Dispatcher, n_jobs: int, expect: int) -> int:
-    """Queue *n_jobs* jobs that overlap as much as the pool lets them and
-    return the highest number seen running at once.
-
-    The first *expect* jobs hold a gate until all of them are running and a
-    short window has passed in which no extra job started; then every job
-    runs through the gate.
-    """
-    lock = threading.Lock()
-    current = peak = 0
-    started = threading.Semaphore(0)
-    gate = threading.Event()
-
-    def job() -> None:
-        nonlocal current, peak
-        with lock:
-            current += 1
-            peak = max(peak, current)
-        started.release()
-        gate.wait(WAIT)
-        with lock:
-            current -= 1
-
-    ts = [d.queue(job) for _ in range(n_jobs)]
-    for _ in range(expect):
-        assert started.acquire(timeout=WAIT)
-    # Capacity is used up: an extra job must not start in this window.
-    assert not started.acquire(timeout=0.1)
-    assert d.stats()["counts"]["running"] == expect
-    gate.set()
-    assert d.wait(ts, timeout=WAIT)
-    return peak
-
-
 def test_exactly_workers_jobs_run_at_once(dispatcher):
-    assert _concurrency_probe(dispatcher, 10, 4) == 4
+    assert concurrency_probe(dispatcher, 10, 4) == 4
 
 
 def test_resize_grows_and_shrinks_the_pool(dispatcher):
     d = dispatcher
     d.resize(6)
     assert d.workers == 6 and d.stats()["workers"] == 6
-    assert _concurrency_probe(d, 12, 6) == 6
+    assert concurrency_probe(d, 12, 6) == 6
     d.resize(2)
     assert d.workers == 2
-    assert _concurrency_probe(d, 8, 2) == 2
+    assert concurrency_probe(d, 8, 2) == 2
     deadline = time.monotonic() + WAIT
     while len(d.backend.threads()) != 2:  # retired workers leave when idle
         assert time.monotonic() < deadline, d.backend.threads()
         time.sleep(0.005)
     d.resize(3)
-    assert _concurrency_probe(d, 6, 3) == 3
+    assert concurrency_probe(d, 6, 3) == 3
     with pytest.raises(ValueError):
         d.resize(0)
     with pytest.raises(TypeError):
