@@ -25,6 +25,11 @@ log = logging.getLogger("nbfrost")
 
 _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
+# The same C function, typed to pass NULL: that clears a pending exception.
+# (Through the py_object prototype above, None would arrive as Py_None and
+# be raised as a SystemError that kills the worker.)
+_clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi))
 
 
 class _Worker(JobContext):
@@ -46,7 +51,7 @@ class _Worker(JobContext):
 
     def clear_interrupt(self) -> None:
         # Passing NULL clears a pending asynchronous exception of the thread.
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.ident), None)
+        _clear_async_exc(self.ident, None)
 
 
 class ThreadBackend:
