@@ -179,7 +179,8 @@ class Dispatcher:
             timeout = float(timeout)
         if retries:
             retries = _check_count("retries", retries, minimum=0)
-        deps = self._resolve_after(after) if after else ()
+        # Not `if after`: job id 0 is falsy and is a real dependency.
+        deps = () if after is None or after == () else self._resolve_after(after)
         if queue_timeout is not None:
             _check_number("queue_timeout", queue_timeout, allow_none=True, positive=False)
         registry = self.registry
