@@ -1,0 +1,139 @@
+"""Stress: 8 producer threads queue 50k no-op jobs each while 2 threads query
+statuses, cancel random ids and build frames.  Afterwards every id is held
+exactly once, in exactly one terminal state, the counts add up, and the
+cancelled jobs are exactly those whose cancel() said so."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+import nbfrost
+from nbfrost import JobNotFound, JobState
+
+PRODUCERS = 8
+PER_PRODUCER = 50_000
+TOTAL = PRODUCERS * PER_PRODUCER
+
+
+def _noop() -> None:
+    return None
+
+
+@pytest.mark.timeout(240)
+def test_producers_and_queriers_at_once(thread_baseline):
+    d = nbfrost.Dispatcher(workers=4, expiry=None)
+    start = threading.Barrier(PRODUCERS + 2)
+    producing = threading.Event()
+    errors: list[BaseException] = []
+    issued: list[list[int]] = [[] for _ in range(PRODUCERS)]
+    cancelled_ok: set[int] = set()
+    queries = Counter()
+
+    def produce(k: int) -> None:
+        try:
+            start.wait()
+            ids = issued[k]
+            q = d.queue
+            for _ in range(PER_PRODUCER):
+                ids.append(q(_noop, quiet=True).id)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def query(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            start.wait()
+            n = 0
+            last_full = 0.0
+            while producing.is_set() or n < 50:
+                n += 1
+                hi = d.stats()["submitted"]
+                job_id = rng.randrange(hi + 10) if hi else 0
+                try:
+                    s = d.status(job_id)
+                    assert s.id == job_id
+                    assert s.complete == (s.state in nbfrost.TERMINAL)
+                    queries["status"] += 1
+                except JobNotFound as exc:
+                    # expiry=None: only ids not issued yet can be missing
+                    assert "never existed" in str(exc) and job_id >= hi
+                    queries["missing"] += 1
+                try:
+                    if d.cancel(rng.randrange(max(hi, 1))):
+                        pass
+                except JobNotFound:
+                    pass
+                # Half anywhere, half among the newest (likely still queued).
+                victim = rng.randrange(max(hi, 1)) if n % 2 else rng.randrange(max(0, hi - 500), max(hi, 1))
+                try:
+                    if d.cancel(victim):
+                        cancelled_ok.add(victim)
+                    queries["cancel"] += 1
+                except JobNotFound:
+                    pass
+                f = d.to_frame(newest=50)
+                assert len(f) <= 50 and f.index.is_monotonic_decreasing
+                queries["newest"] += 1
+                if time.monotonic() - last_full > 1.0:  # a full frame now and then
+                    full = d.to_frame()
+                    assert full.index.is_unique and full.index.is_monotonic_increasing
+                    queries["full"] += 1
+                    last_full = time.monotonic()
+                d.jobs(state="cancelled") if n % 500 == 0 else None
+        except BaseException as exc:
+            errors.append(exc)
+
+    producing.set()
+    producers = [threading.Thread(target=produce, args=(k,), name=f"producer-{k}")
+                 for k in range(PRODUCERS)]
+    queriers = [threading.Thread(target=query, args=(k,), name=f"querier-{k}") for k in range(2)]
+    t0 = time.monotonic()
+    for t in producers + queriers:
+        t.start()
+    for t in producers:
+        t.join()
+    queued_s = time.monotonic() - t0
+    producing.clear()
+    for t in queriers:
+        t.join()
+    assert d.wait(timeout=120)
+    total_s = time.monotonic() - t0
+    assert not errors, errors
+
+    # Every id issued exactly once, and they are 0 .. TOTAL-1.
+    all_ids = [i for ids in issued for i in ids]
+    assert len(all_ids) == TOTAL and sorted(all_ids) == list(range(TOTAL))
+    for ids in issued:  # each producer saw increasing ids
+        assert ids == sorted(ids)
+
+    statuses = d.jobs()
+    assert [s.id for s in statuses] == list(range(TOTAL))
+    by_state = Counter(s.state for s in statuses)
+    assert set(by_state) <= {JobState.SUCCEEDED, JobState.CANCELLED}
+    assert all(s.complete and s.finished_at is not None for s in statuses)
+    cancelled = {s.id for s in statuses if s.state is JobState.CANCELLED}
+    # cancel() returned True exactly for the jobs that ended cancelled (some
+    # ids were also cancelled through the unrecorded first cancel call).
+    assert cancelled_ok <= cancelled
+
+    stats = d.stats()
+    assert stats["submitted"] == TOTAL and stats["held"] == TOTAL and stats["active"] == 0
+    counts = stats["counts"]
+    assert counts["queued"] == counts["running"] == counts["failed"] == 0
+    assert counts["succeeded"] == by_state[JobState.SUCCEEDED]
+    assert counts["cancelled"] == by_state[JobState.CANCELLED] == len(cancelled)
+    assert sum(counts.values()) == TOTAL
+    assert stats["finished"] == {"succeeded": counts["succeeded"], "failed": 0,
+                                 "cancelled": counts["cancelled"]}
+    frame = d.to_frame()
+    assert len(frame) == TOTAL and frame.index.is_unique
+    assert frame["state"].value_counts()["cancelled"] == len(cancelled)
+    d.shutdown()
+    assert queries["newest"] >= 100 and queries["full"] >= 2 and queries["cancel"] >= 90
+    print(f"\nstress: {TOTAL} jobs queued in {queued_s:.1f} s, all done in {total_s:.1f} s; "
+          f"{dict(queries)}; {len(cancelled)} cancelled")
