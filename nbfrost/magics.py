@@ -1,0 +1,886 @@
+"""IPython integration: ``%load_ext nbfrost``, ``%%frost``, ``%frost`` and their settings.
+
+``%%frost`` runs a cell in the background, in the user namespace, and
+returns its `Tracker`; whatever the job prints, displays or raises appears
+under the cell that queued it.  ``%frost <subcommand>`` queries and steers
+the shell's default dispatcher.  `FrostMagics` is a traitlets
+``Configurable``: set ``%config FrostMagics.workers = 8`` or
+``c.FrostMagics.workers = 8`` in ``ipython_config.py``.
+
+How output finds its cell: ipykernel keeps the parent header of every
+output message (stream, display, update) in a `contextvars.ContextVar`.
+`Dispatcher.queue` copies the context of the queuing cell and the worker
+runs the job inside that copy, so ``print``, ``display()`` and the
+tracebacks printed here carry the queuing cell's ``msg_id``, even while
+another cell runs and after the queuing cell has finished.  The live badge
+and the ``notify`` line use a context copied the same way.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextvars
+import difflib
+import html
+import inspect
+import keyword
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import Bool, Enum, Float, Int, Unicode, observe
+
+from . import capture
+from .capture import CURRENT
+from .dispatcher import Dispatcher
+from .errors import JobCancelled, JobNotFound
+from .job import RUNNING, SUCCEEDED, TERMINAL, JobState, state_badge_html
+from .tracker import Tracker
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+__all__ = ["FrostMagics", "LiveTracker", "get_dispatcher", "load_ipython_extension",
+           "unload_ipython_extension"]
+
+_STATES = [s.value for s in JobState]
+_CO_COROUTINE = inspect.CO_COROUTINE
+
+
+# ------------------------------------------------------------------ helpers
+def _raw_stream(name: str) -> Any:
+    """``sys.stdout``/``sys.stderr`` without nbfrost's capture router.
+
+    Notices about a job (``notify``) are printed from a done callback, which
+    may run on the job's own worker thread: through the router they would
+    land in the job's captured output, or vanish for a quiet job.
+    """
+    stream = getattr(sys, name)
+    while isinstance(stream, capture.StreamRouter):
+        stream = stream._target
+    return stream
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return f"{seconds:.1f} s" if seconds < 100 else f"{seconds:.0f} s"
+
+
+def _badge_bundle(job: Any) -> dict[str, str]:
+    """The live badge of a job: HTML (id, name, state, duration) and plain text."""
+    status = job.snapshot(time.time())
+    state = status.state
+    dur = _fmt_duration(status.duration) if status.complete else ""
+    text = f"job {status.id} {status.name!r} {state.value}" + (f" in {dur}" if dur else "")
+    err = ""
+    if status.error and state is not SUCCEEDED:
+        text += f": {status.error_type}: {status.error}"
+        err = (f' <span style="color:#dc2626">{html.escape(str(status.error_type))}: '
+               f'{html.escape(status.error)}</span>')
+    markup = (f'<span class="nbfrost-badge">job {status.id} <b>{html.escape(status.name)}</b> '
+              f'{state_badge_html(state)}{" · " + dur if dur else ""}{err}</span>')
+    return {"text/plain": text, "text/html": markup}
+
+
+def _in_kernel(shell: Any) -> bool:
+    """True when the front end can update a display in place (a Jupyter kernel).
+
+    A terminal would print every update again, from a background thread.
+    """
+    return getattr(shell, "kernel", None) is not None
+
+
+class _Badge:
+    """One displayed badge: its DisplayHandle and the context it was shown in."""
+
+    __slots__ = ("handle", "ctx")
+
+    def __init__(self, handle: Any, ctx: contextvars.Context) -> None:
+        self.handle = handle
+        self.ctx = ctx
+
+    def update(self, job: Any) -> None:
+        # A copy, because the done callback (any thread) and the worker's
+        # "running" update may publish at the same moment, and a Context can
+        # be entered by one thread at a time.
+        self.ctx.copy().run(self.handle.update, _badge_bundle(job), raw=True)
+
+
+class LiveTracker(Tracker):
+    """A `Tracker` whose notebook display is a live status badge.
+
+    ``%%frost`` and ``%frost retry`` return one.  In a Jupyter kernel the
+    badge is displayed with a display id and updated in place when the job
+    starts and when it ends (id, name, state, duration); elsewhere it is
+    shown once as plain text.  Everything else is a plain `Tracker`.
+    """
+
+    __slots__ = ()
+
+    def _ipython_display_(self) -> None:
+        from IPython.core.getipython import get_ipython
+        from IPython.display import display
+
+        job = self._job
+        if job.state in TERMINAL or not _in_kernel(get_ipython()):
+            display(_badge_bundle(job), raw=True)
+            return
+        handle = display(_badge_bundle(job), raw=True, display_id=True)
+        badge = _Badge(handle, contextvars.copy_context())
+        runner = job.fn
+        if isinstance(runner, _CellRunner):
+            runner.watch(job.id, badge)
+        holder = [badge]
+
+        def final(tracker: Tracker) -> None:
+            b = holder.pop() if holder else None  # drop the context once used
+            if b is not None:
+                if isinstance(runner, _CellRunner):
+                    runner.unwatch(job.id)
+                b.update(tracker._job)
+
+        self.add_done_callback(final)
+
+
+def _live(tracker: Tracker) -> LiveTracker:
+    return LiveTracker(tracker._job, tracker._dispatcher)
+
+
+# ------------------------------------------------------------- cell bodies
+class _Compiled:
+    """A ``%%frost`` body compiled like IPython compiles a cell."""
+
+    __slots__ = ("filename", "source", "body", "last")
+
+    def __init__(self, filename: str, source: str, body: Any, last: Any) -> None:
+        self.filename = filename
+        self.source = source   # transformed Python, line 1 blank (the %%frost line)
+        self.body = body       # code object of everything but a trailing expression
+        self.last = last       # code object of the trailing expression, or None
+
+
+def _cell_number(shell: Any) -> int:
+    result = getattr(shell.displayhook, "exec_result", None)
+    count = getattr(result, "execution_count", None)
+    return count if isinstance(count, int) else shell.execution_count
+
+
+def _compile_cell(shell: Any, line: str, cell: str) -> _Compiled:
+    """Transform and compile *cell* as line 2 onwards of an ``In[N]`` cell.
+
+    The source is cached in linecache under an ``<ipython-input-N-…>`` name,
+    so tracebacks read ``Cell In[N], line L`` with the cell's own line
+    numbers (line 1 is the ``%%frost`` line).  Top-level ``await`` is
+    allowed, as in a normal cell.
+
+    Raises:
+        SyntaxError: with ``filename`` and ``lineno`` pointing into the cell.
+    """
+    number = _cell_number(shell)
+    try:
+        transformed = shell.transform_cell(cell)
+    except SyntaxError as exc:
+        if exc.lineno:
+            exc.lineno += 1
+        raise
+    source = "\n" + transformed
+    filename = shell.compile.cache(f"%%frost {line}\n{transformed}", number,
+                                   raw_code=f"%%frost {line}\n{cell}")
+    tree = shell.compile.ast_parse(source, filename=filename)
+    tree = shell.transform_ast(tree)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    flags = shell.compile.flags | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    body = compile(tree, filename, "exec", flags, dont_inherit=True)
+    tail = compile(last, filename, "eval", flags, dont_inherit=True) if last is not None else None
+    return _Compiled(filename, source, body, tail)
+
+
+class _CellRunner:
+    """The callable a thread-backend ``%%frost`` job runs.
+
+    It executes the compiled body in the shell's user namespace and
+    returns the value of the trailing expression.  On success it binds
+    ``-o VAR`` *before* the job is marked succeeded, so code that waited
+    for the job sees the variable.  A failure is printed as an
+    IPython-formatted traceback on stderr (captured with the job's output,
+    and shown under the queuing cell unless the job is quiet).
+    """
+
+    __slots__ = ("shell", "code", "out_var", "route", "_badges", "_lock")
+
+    def __init__(self, shell: Any, code: _Compiled, out_var: str | None, route: bool) -> None:
+        self.shell = shell
+        self.code = code
+        self.out_var = out_var
+        self.route = route
+        self._badges: dict[int, list[_Badge]] = {}
+        self._lock = threading.Lock()  # guards _badges
+
+    def watch(self, job_id: int, badge: _Badge) -> None:
+        with self._lock:
+            self._badges.setdefault(job_id, []).append(badge)
+
+    def unwatch(self, job_id: int) -> None:
+        with self._lock:
+            self._badges.pop(job_id, None)
+
+    def __call__(self) -> Any:
+        ctx = getattr(CURRENT, "ctx", None)
+        job = None if ctx is None else ctx.job
+        if job is not None and self._badges:
+            with self._lock:
+                badges = list(self._badges.get(job.id, ()))
+            for badge in badges:
+                badge.update(job)
+        if self.route:
+            return self._run(job)
+        # Routing off: an empty context has no parent header, so ipykernel
+        # falls back to the most recent request, like any plain thread.
+        return contextvars.Context().run(self._run, job)
+
+    def _run(self, job: Any) -> Any:
+        shell = self.shell
+        try:
+            value = self._execute(shell.user_global_ns, shell.user_ns)
+        except BaseException as exc:
+            self._report(exc, job)
+            raise
+        if self.out_var is not None and (
+                job is None or (job.state is RUNNING and not job.cancel_requested)):
+            shell.user_ns[self.out_var] = value
+        return value
+
+    def _execute(self, globals_: dict, locals_: dict) -> Any:
+        code = self.code
+        body, last = code.body, code.last
+        if not (body.co_flags & _CO_COROUTINE or (last is not None and last.co_flags & _CO_COROUTINE)):
+            exec(body, globals_, locals_)
+            return None if last is None else eval(last, globals_, locals_)
+        # Top-level await: one event loop for the whole body, on this worker.
+        loop = asyncio.new_event_loop()
+        try:
+            ran = eval(body, globals_, locals_)
+            if inspect.iscoroutine(ran):
+                loop.run_until_complete(ran)
+            value = None if last is None else eval(last, globals_, locals_)
+            if inspect.iscoroutine(value) and last is not None and last.co_flags & _CO_COROUTINE:
+                value = loop.run_until_complete(value)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            return value
+        finally:
+            loop.close()
+
+    def _report(self, exc: BaseException, job: Any) -> None:
+        """Print the failure on stderr (so it is captured, and routed)."""
+        if isinstance(exc, JobCancelled):
+            return  # the badge and the job's state say it; a traceback is noise
+        err = sys.stderr
+        if job is not None and job.attempts <= job.retries and job.state is RUNNING:
+            err.write(f"nbfrost: job {job.id} attempt {job.attempts} failed "
+                      f"({type(exc).__name__}: {exc}); retrying\n")
+            return
+        try:
+            err.write(self._format(exc) + "\n")
+        except Exception:  # formatting must never hide the real error
+            import traceback
+            err.write("".join(traceback.format_exception(exc)))
+
+    def _format(self, exc: BaseException) -> str:
+        from IPython.core import ultratb
+
+        tb = exc.__traceback__
+        first = tb
+        while first is not None and first.tb_frame.f_code.co_filename != self.code.filename:
+            first = first.tb_next
+        shell = self.shell
+        # A private formatter: the shell's InteractiveTB keeps the last
+        # traceback for %debug and is not meant to be shared across threads.
+        fmt = ultratb.AutoFormattedTB(mode=shell.xmode, theme_name=shell.colors, tb_offset=0)
+        stb = fmt.structured_traceback(type(exc), exc, first if first is not None else tb)
+        return fmt.stb2text(stb)
+
+
+# ----------------------------------------------------------------- argument checks
+def _identifier(value: str, what: str) -> str:
+    if not value.isidentifier() or keyword.iskeyword(value):
+        raise UsageError(f"{what} must be a Python identifier, got {value!r}")
+    return value
+
+
+def _push_names(values: list[str] | None) -> list[str]:
+    names: list[str] = []
+    for chunk in values or ():
+        for name in chunk.split(","):
+            name = name.strip()
+            if name:
+                names.append(_identifier(name, "--push names"))
+    return names
+
+
+def _positive(value: float | None, what: str) -> None:
+    if value is not None and not value > 0:
+        raise UsageError(f"{what} must be a number of seconds > 0, got {value:g}")
+
+
+# --------------------------------------------------------------------- magics
+_EXAMPLES_CELL = """
+Examples::
+
+    %%frost -n load -o df
+    import pandas as pd, time
+    time.sleep(5)
+    pd.DataFrame({"x": range(3)})      # the job's result, bound to df
+
+    %%frost -n train -t ml --after 0 --timeout 600 --retries 2
+    model.fit(df)                      # runs once job 0 succeeded
+
+    %%frost --quiet
+    print("captured, not shown")       # read it with %frost output ID
+
+With ``backend="dask"`` the body runs on a Dask worker in a fresh namespace;
+``--push a,b`` ships the notebook variables ``a`` and ``b`` with it.  On the
+thread backend the namespace is shared, so ``--push`` is accepted and ignored.
+"""
+
+
+@magics_class
+class FrostMagics(Magics):
+    """The ``%%frost`` and ``%frost`` magics, and the shell's default dispatcher.
+
+    Settings are traitlets, so ``%config FrostMagics.workers = 8`` (or
+    ``c.FrostMagics.workers = 8`` in ``ipython_config.py``) configures them.
+    How a change reaches a dispatcher that already exists:
+
+    - ``workers`` resizes it at once (`Dispatcher.resize`; running jobs are
+      never stopped by a shrink).
+    - ``expiry`` and ``grace`` apply at once.
+    - ``backend``, ``max_queue``, ``output_cap``, ``dask_address`` and
+      ``history`` cannot change on a live pool: the next ``%%frost`` (or
+      ``get_dispatcher()``) after the current dispatcher is idle shuts it
+      down and makes a new one with the new settings.  Until then the old
+      one keeps running jobs.  The new registry starts empty; trackers of
+      earlier jobs keep working.
+    - ``route_output`` and ``notify`` apply to jobs queued afterwards.
+    """
+
+    workers = Int(4, min=1, help="How many jobs run at once.  Applies live (resize).").tag(config=True)
+    expiry = Float(300.0, min=0.0, allow_none=True,
+                   help="Seconds a finished job stays queryable (None: forever).  Applies live."
+                   ).tag(config=True)
+    max_queue = Int(0, min=0, help="How many jobs may wait at once (0: unbounded).  "
+                    "Applies to the next dispatcher, once the current one is idle.").tag(config=True)
+    output_cap = Int(capture.DEFAULT_OUTPUT_CAP, min=0,
+                     help="Characters of output kept per job.  Applies to the next dispatcher."
+                     ).tag(config=True)
+    route_output = Bool(True, help="Show a job's output under the cell that queued it.  When "
+                        "False, jobs run without the cell's context and ipykernel sends their "
+                        "output to the most recently executed cell.").tag(config=True)
+    backend = Enum(["threads", "dask"], "threads",
+                   help="'threads' (in this process) or 'dask' (a distributed cluster).  "
+                   "Applies to the next dispatcher, once the current one is idle.").tag(config=True)
+    dask_address = Unicode("", help="Scheduler address for backend='dask' (e.g. "
+                           "'tcp://127.0.0.1:8786'); empty starts a LocalCluster.").tag(config=True)
+    notify = Bool(False, help="Print a one-line notice under the queuing cell when a job "
+                  "ends.").tag(config=True)
+    history = Unicode("", help="File to journal every job transition to (SQLite); read it "
+                      "with %frost history.  Empty: no history.").tag(config=True)
+    grace = Float(2.0, min=0.0, help="Seconds running jobs get to stop at unload, and "
+                  "interrupted jobs before their worker is replaced.").tag(config=True)
+
+    _RECREATE = ("backend", "max_queue", "output_cap", "dask_address", "history")
+
+    def __init__(self, shell: "InteractiveShell | None" = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._lock = threading.RLock()  # guards _dispatcher, _stale, _dashboards
+        self._dispatcher: Dispatcher | None = None
+        self._stale = False
+        self._dashboards: list[Any] = []
+
+    # ------------------------------------------------------------ dispatcher
+    def get_dispatcher(self) -> Dispatcher:
+        """The shell's default dispatcher, made from the traits on first use.
+
+        If a setting that needs a new dispatcher changed and the current one
+        is idle, the current one is shut down and replaced here.
+        """
+        old = None
+        with self._lock:
+            d = self._dispatcher
+            if d is not None and not d.closed and not (self._stale and not d.registry.active_jobs()):
+                return d
+            new = self._make_dispatcher()
+            old, self._dispatcher, self._stale = d, new, False
+        if old is not None and not old.closed:
+            old.shutdown(wait=True)
+        return new
+
+    def _make_dispatcher(self) -> Dispatcher:
+        options: dict[str, Any] = {}
+        if self.history:
+            options["history"] = self.history
+        if self.backend == "dask" and self.dask_address:
+            options["address"] = self.dask_address
+        return Dispatcher(workers=self.workers, expiry=self.expiry, max_queue=self.max_queue,
+                          backend=self.backend, output_cap=self.output_cap, grace=self.grace,
+                          **options)
+
+    @observe("workers")
+    def _workers_changed(self, change: Any) -> None:
+        d = self._dispatcher
+        if d is not None and not d.closed:
+            d.resize(change["new"])
+
+    @observe("expiry")
+    def _expiry_changed(self, change: Any) -> None:
+        d = self._dispatcher
+        if d is not None and not d.closed:
+            d.expiry = change["new"]
+
+    @observe("grace")
+    def _grace_changed(self, change: Any) -> None:
+        d = self._dispatcher
+        if d is not None and not d.closed:
+            d.grace = float(change["new"])
+
+    @observe(*_RECREATE)
+    def _recreate_changed(self, change: Any) -> None:
+        with self._lock:
+            d = self._dispatcher
+            if d is None or d.closed:
+                return
+            self._stale = True
+            active = len(d.registry.active_jobs())
+        if active:
+            print(f"nbfrost: {change['name']} = {change['new']!r} applies once the "
+                  f"{active} queued/running job(s) of the current dispatcher finish",
+                  file=sys.stderr)
+
+    def close(self) -> None:
+        """Shut the dispatcher down: queued jobs are cancelled, running jobs
+        get ``grace`` seconds, then are cancelled with an interrupt.  Open
+        dashboards are closed."""
+        with self._lock:
+            d, self._dispatcher = self._dispatcher, None
+            dashboards, self._dashboards = self._dashboards, []
+        for dash in dashboards:
+            closer = getattr(dash, "close", None)
+            if callable(closer):
+                closer()
+        if d is not None:
+            d.shutdown(wait=True, cancel_pending=True, timeout=self.grace)
+
+    # ------------------------------------------------------------- %%frost
+    @magic_arguments(name="%frost")
+    @argument("-n", "--name", default=None, help="Job name (default: In[N]).")
+    @argument("-t", "--tag", action="append", default=[], metavar="TAG",
+              help="A tag to filter on; repeat for more.")
+    @argument("-o", "--output", default=None, metavar="VAR",
+              help="Bind the job's result (the value of the last expression) to VAR "
+                   "when it succeeds.")
+    @argument("--after", action="append", type=int, default=[], metavar="ID",
+              help="Run only after job ID succeeded; repeat for more.")
+    @argument("--timeout", type=float, default=None, metavar="S",
+              help="Fail the job if it runs longer than S seconds.")
+    @argument("--retries", type=int, default=0, metavar="N",
+              help="Run a failing job up to N more times.")
+    @argument("--quiet", action="store_true",
+              help="Capture the job's output without showing it (see %%frost output ID).")
+    @argument("--push", action="append", default=None, metavar="a,b",
+              help="Dask backend: notebook variables to send with the job.  Ignored on "
+                   "the thread backend, where the namespace is shared.")
+    @cell_magic("frost")
+    def frost_cell(self, line: str, cell: str) -> LiveTracker | None:
+        """Run this cell in the background and return its tracker.
+
+        The body is compiled at once: a syntax error shows like a normal
+        cell's and nothing is queued.  The body runs in the notebook's
+        namespace; the value of its last expression is the job's result.
+        Whatever it prints, displays or raises appears under this cell, even
+        after the cell has finished and while other cells run.  The cell's
+        output is a live status badge, and ``_`` is the tracker.
+        """
+        args = self._parse(self.frost_cell, line, "%%frost")
+        if args.output is not None:
+            _identifier(args.output, "-o")
+        _positive(args.timeout, "--timeout")
+        if args.retries < 0:
+            raise UsageError(f"--retries must be >= 0, got {args.retries}")
+        push = _push_names(args.push)
+        shell = self.shell
+        try:
+            code = _compile_cell(shell, line, cell)
+        except (SyntaxError, OverflowError, ValueError, TypeError) as exc:
+            self._show_compile_error(exc)
+            return None
+        d = self.get_dispatcher()
+        name = args.name if args.name is not None else f"In[{_cell_number(shell)}]"
+        if d.backend.name == "dask":
+            missing = [n for n in push if n not in shell.user_ns]
+            if missing:
+                raise UsageError(f"--push: no variable named {missing[0]!r} in the namespace; "
+                                 "define it first or drop it from --push")
+            runner: Any = d.backend.make_cell_job(
+                code.source, code.filename, {n: shell.user_ns[n] for n in push})
+        else:
+            runner = _CellRunner(shell, code, args.output, self.route_output)
+        try:
+            tracker = d.queue(runner, name=name, tags=args.tag, timeout=args.timeout,
+                              retries=args.retries, after=args.after, quiet=args.quiet)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"%%frost: {exc}") from None
+        if not isinstance(runner, _CellRunner) and args.output is not None:
+            self._bind_later(tracker, args.output)
+        if self.notify:
+            self._notify_later(tracker)
+        return _live(tracker)
+
+    def _show_compile_error(self, exc: BaseException) -> None:
+        """Show a compile error like IPython does for a normal cell, and
+        make the cell count as failed (so "Run All" stops here)."""
+        shell = self.shell
+        filename = getattr(exc, "filename", None)
+        shell.showsyntaxerror(filename=filename)
+        result = getattr(shell.displayhook, "exec_result", None)
+        if result is None:
+            raise exc
+        result.error_in_exec = exc
+
+    def _bind_later(self, tracker: Tracker, var: str) -> None:
+        # Jobs not run by _CellRunner (Dask) return their value to this
+        # process only when they end; bind it from the done callback.
+        ns = self.shell.user_ns
+
+        def bind(t: Tracker) -> None:
+            if t.state is SUCCEEDED:
+                ns[var] = t._job.result
+
+        tracker.add_done_callback(bind)
+
+    def _notify_later(self, tracker: Tracker) -> None:
+        holder = [contextvars.copy_context()]
+
+        def notice(t: Tracker) -> None:
+            ctx = holder.pop()
+            ctx.run(_print_notice, t)
+
+        tracker.add_done_callback(notice)
+
+    # -------------------------------------------------------------- %frost
+    @line_magic("frost")
+    def frost_line(self, line: str = "") -> Any:
+        # The docstring is assembled below from the subcommands' parsers.
+        words = line.split(None, 1)
+        if not words:
+            return self._show_dashboard()
+        sub, rest = words[0], (words[1] if len(words) > 1 else "")
+        fn = _SUBCOMMANDS.get(sub)
+        if fn is None:
+            close = difflib.get_close_matches(sub, list(_SUBCOMMANDS), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise UsageError(f"%frost: unknown subcommand {sub!r}{hint}\n\n{_usage()}")
+        args = self._parse(fn, rest, f"%frost {sub}")
+        try:
+            return fn(self, args)
+        except JobNotFound as exc:
+            raise UsageError(f"%frost {sub}: {exc}") from None
+
+    @staticmethod
+    def _parse(fn: Any, argstring: str, prog: str) -> Any:
+        """Parse with the magic_arguments parser of *fn*; every failure is a UsageError."""
+        parser = fn.parser
+        try:
+            return parser.parse_argstring(argstring)
+        except UsageError as exc:
+            raise UsageError(f"{prog}: {exc}\nusage: {_usage_of(parser)}") from None
+        except (SystemExit, ValueError) as exc:  # unbalanced quotes; argparse exits
+            raise UsageError(f"{prog}: cannot parse {argstring!r} ({exc})\n"
+                             f"usage: {_usage_of(parser)}") from None
+
+    def _show_dashboard(self) -> Any:
+        d = self.get_dispatcher()
+        try:
+            from .dashboard import Dashboard
+        except ImportError as exc:
+            print(f"nbfrost: the dashboard is unavailable ({exc}); showing the jobs table",
+                  file=sys.stderr)
+            return d.to_frame()
+        dash = Dashboard(d)
+        with self._lock:
+            self._dashboards.append(dash)
+        return dash
+
+    # Subcommands: each has its own magic_arguments parser; frost_line
+    # dispatches on the first word.
+    @magic_arguments(name="frost dashboard")
+    def _cmd_dashboard(self, args: Any) -> Any:
+        """Show the live dashboard (the jobs table if ipywidgets is missing)."""
+        return self._show_dashboard()
+
+    @magic_arguments(name="frost jobs")
+    @argument("--state", action="append", choices=_STATES, default=None,
+              help="Only jobs in this state; repeat for more.")
+    @argument("--name", default=None, help="Only jobs with this name (a glob like 'load*' works).")
+    @argument("--tag", default=None, help="Only jobs with this tag.")
+    def _cmd_jobs(self, args: Any) -> Any:
+        """The jobs as a pandas DataFrame, one row per job, indexed by id."""
+        return self.get_dispatcher().to_frame(state=args.state, name=args.name, tag=args.tag)
+
+    @magic_arguments(name="frost status")
+    @argument("id", type=int, help="Job id.")
+    @argument("--json", action="store_true", help="The status as JSON text.")
+    def _cmd_status(self, args: Any) -> Any:
+        """A job's status (a JobStatus, or JSON text with --json)."""
+        status = self.get_dispatcher().status(args.id)
+        return _JsonText(status.to_json(indent=2)) if args.json else status
+
+    @magic_arguments(name="frost wait")
+    @argument("ids", type=int, nargs="*", metavar="ID",
+              help="Jobs to wait for (default: every queued or running job).")
+    @argument("--timeout", type=float, default=None, metavar="S", help="Give up after S seconds.")
+    def _cmd_wait(self, args: Any) -> Any:
+        """Wait until jobs end (interruptible with the Stop button); returns their statuses."""
+        if args.timeout is not None and args.timeout < 0:
+            raise UsageError(f"--timeout must be >= 0, got {args.timeout:g}")
+        d = self.get_dispatcher()
+        trackers = ([d.tracker(i) for i in args.ids] if args.ids
+                    else [Tracker(j, d) for j in d.registry.active_jobs()])
+        if not d.wait(trackers, timeout=args.timeout):
+            left = [t.id for t in trackers if not t.done()]
+            print(f"nbfrost: still not done after {args.timeout:g} s: "
+                  f"{', '.join(map(str, left))}", file=sys.stderr)
+        from .job import StatusList
+        return StatusList(t.status() for t in trackers)
+
+    @magic_arguments(name="frost cancel")
+    @argument("id", type=int, help="Job id.")
+    @argument("--interrupt", action="store_true",
+              help="Stop a running job now (raise JobCancelled in its thread).")
+    def _cmd_cancel(self, args: Any) -> None:
+        """Cancel a job: a queued one at once, a running one when it checks
+        nbfrost.cancelled() (or at once with --interrupt)."""
+        tracker = self.get_dispatcher().tracker(args.id)
+        if tracker.cancel(interrupt=args.interrupt):
+            how = "cancelled" if tracker.done() else "asked to stop (it ends when it checks nbfrost.cancelled())"
+            print(f"job {tracker.id} {how}")
+        else:
+            print(f"job {tracker.id} had already {tracker.state.value}")
+
+    @magic_arguments(name="frost output")
+    @argument("id", type=int, help="Job id.")
+    def _cmd_output(self, args: Any) -> None:
+        """Print everything the job wrote to stdout and stderr so far."""
+        tracker = self.get_dispatcher().tracker(args.id)
+        out = tracker.output
+        if out:
+            print(out, end="" if out.endswith("\n") else "\n")
+        else:
+            print(f"(job {tracker.id} wrote no output)", file=sys.stderr)
+
+    @magic_arguments(name="frost result")
+    @argument("id", type=int, help="Job id.")
+    @argument("--timeout", type=float, default=None, metavar="S",
+              help="Wait at most S seconds (default: until it ends).")
+    def _cmd_result(self, args: Any) -> Any:
+        """The job's result, waiting for it; raises JobFailed/JobCancelled as Tracker.result()."""
+        if args.timeout is not None and args.timeout < 0:
+            raise UsageError(f"--timeout must be >= 0, got {args.timeout:g}")
+        return self.get_dispatcher().tracker(args.id).result(timeout=args.timeout)
+
+    @magic_arguments(name="frost retry")
+    @argument("id", type=int, help="Id of a finished job.")
+    def _cmd_retry(self, args: Any) -> LiveTracker:
+        """Queue a finished job again (same code, options); its output goes under this cell."""
+        try:
+            tracker = self.get_dispatcher().retry(args.id)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"%frost retry: {exc}") from None
+        return _live(tracker)
+
+    @magic_arguments(name="frost clear")
+    def _cmd_clear(self, args: Any) -> None:
+        """Remove every finished job from the registry now."""
+        print(f"removed {self.get_dispatcher().clear()} finished job(s)")
+
+    @magic_arguments(name="frost config")
+    def _cmd_config(self, args: Any) -> dict[str, Any]:
+        """The effective settings: the traits, and what the dispatcher really uses."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in sorted(
+            self.trait_names(config=True))}
+        d = self._dispatcher
+        if d is None or d.closed:
+            out["dispatcher"] = "not started (made on first use)"
+        else:
+            out["dispatcher"] = {"backend": d.backend.name, "workers": d.workers,
+                                 "expiry": d.expiry, "max_queue": d.max_queue,
+                                 "grace": d.grace}
+            if self._stale:
+                out["pending"] = "a new dispatcher with the settings above, once this one is idle"
+        return out
+
+    @magic_arguments(name="frost history")
+    def _cmd_history(self, args: Any) -> Any:
+        """The job history file (FrostMagics.history) as a DataFrame."""
+        if not self.history:
+            raise UsageError("%frost history: history is off; turn it on with "
+                             "%config FrostMagics.history = 'nbfrost-history.sqlite' "
+                             "(it applies to the next dispatcher)")
+        from .history import history
+
+        return history(self.history)
+
+    @magic_arguments(name="frost help")
+    def _cmd_help(self, args: Any) -> None:
+        """Print this help."""
+        print(FrostMagics.frost_line.__doc__)
+
+
+class _JsonText(str):
+    """JSON text that displays as itself (not as a quoted Python string)."""
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+
+def _print_notice(tracker: Tracker) -> None:
+    status = tracker.status()
+    if status.state is SUCCEEDED:
+        line = f"✔ job {status.id} {status.name!r} finished in {_fmt_duration(status.duration)}"
+    elif status.state is JobState.FAILED:
+        line = f"✘ job {status.id} {status.name!r} failed: {status.error_type}: {status.error}"
+    else:
+        line = f"✘ job {status.id} {status.name!r} cancelled"
+    out = _raw_stream("stdout")
+    out.write(line + "\n")
+    out.flush()
+
+
+_SUBCOMMANDS: dict[str, Callable[..., Any]] = {
+    fn.argcmd_name.split()[1]: fn for fn in (
+        FrostMagics._cmd_dashboard, FrostMagics._cmd_jobs, FrostMagics._cmd_status,
+        FrostMagics._cmd_wait, FrostMagics._cmd_cancel, FrostMagics._cmd_output,
+        FrostMagics._cmd_result, FrostMagics._cmd_retry, FrostMagics._cmd_clear,
+        FrostMagics._cmd_config, FrostMagics._cmd_history, FrostMagics._cmd_help)
+}
+
+
+def _usage_of(parser: Any) -> str:
+    """A parser's usage line(s) without magic_arguments' reST ``::`` prefix."""
+    text = parser.format_usage()
+    return text.split("::", 1)[-1].strip("\n").strip()
+
+
+def _usage() -> str:
+    lines = ["Usage:"]
+    for fn in _SUBCOMMANDS.values():
+        lines.append("  " + _usage_of(fn.parser))
+    lines.append("  %frost                (no subcommand: the dashboard)")
+    return "\n".join(lines)
+
+
+_LINE_DOC = """Query and steer the background jobs of this notebook.
+
+{usage}
+
+Subcommands:
+{details}
+
+Examples::
+
+    %frost                       # the dashboard
+    %frost jobs --state failed   # a DataFrame of the failed jobs
+    %frost status 3 --json
+    %frost wait 3 4 --timeout 60
+    %frost cancel 5 --interrupt
+    %frost output 3              # what job 3 printed
+    x = %frost result 3
+    %frost retry 3
+    %config FrostMagics.workers = 8
+    %frost config
+
+Bad arguments raise UsageError; nothing is queued or changed.
+"""
+
+
+def _line_doc() -> str:
+    details = []
+    for sub, fn in _SUBCOMMANDS.items():
+        summary = (fn.parser.description or "").strip()
+        details.append(f"  {sub}")
+        for text in summary.splitlines():
+            details.append(f"      {text.strip()}")
+    return _LINE_DOC.format(usage=_usage(), details="\n".join(details))
+
+
+FrostMagics.frost_line.__doc__ = _line_doc()
+FrostMagics.frost_cell.__doc__ = (FrostMagics.frost_cell.__doc__ or "") + _EXAMPLES_CELL
+
+
+# ------------------------------------------------------------ module API
+def _find_magics(shell: Any) -> FrostMagics | None:
+    magics = shell.magics_manager.registry.get(FrostMagics.__name__)
+    return magics if isinstance(magics, FrostMagics) else None
+
+
+def get_dispatcher(shell: Any = None) -> Dispatcher:
+    """The default `Dispatcher` of the running IPython shell (made on first use).
+
+    Loads the extension if it is not loaded yet, so that ``%frost`` sees the
+    same jobs.
+
+    Raises:
+        RuntimeError: not running inside IPython (create a
+            ``nbfrost.Dispatcher()`` yourself there).
+    """
+    if shell is None:
+        from IPython.core.getipython import get_ipython
+        shell = get_ipython()
+        if shell is None:
+            raise RuntimeError("nbfrost.get_dispatcher() needs a running IPython shell; "
+                               "outside IPython create nbfrost.Dispatcher() yourself")
+    magics = _find_magics(shell)
+    if magics is None:
+        shell.extension_manager.load_extension("nbfrost")
+        magics = _find_magics(shell)
+        if magics is None:  # nbfrost was marked loaded, then its magics were removed
+            load_ipython_extension(shell)
+            magics = _find_magics(shell)
+    assert magics is not None
+    return magics.get_dispatcher()
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register `FrostMagics` on *ipython* (once; a second call does nothing)."""
+    if _find_magics(ipython) is not None:
+        return
+    ipython.register_magics(FrostMagics(shell=ipython))
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Undo `load_ipython_extension`: shut the dispatcher down (queued jobs
+    cancelled, running jobs given ``grace`` seconds), close dashboards, and
+    remove the magics and the configurable."""
+    magics = _find_magics(ipython)
+    if magics is None:
+        return
+    try:
+        magics.close()
+    finally:
+        manager = ipython.magics_manager
+        for kind in ("line", "cell"):
+            table = manager.magics[kind]
+            for name, fn in list(table.items()):
+                if getattr(fn, "__self__", None) is magics:
+                    del table[name]
+        if manager.registry.get(FrostMagics.__name__) is magics:
+            del manager.registry[FrostMagics.__name__]
+        configurables = getattr(ipython, "configurables", None)
+        if configurables is not None and magics in configurables:
+            configurables.remove(magics)
