@@ -218,17 +218,37 @@ def _format_tb(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def _run_job(spec: tuple, fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple:
+#: In a worker process: per backend topic, the ids of jobs cancelled before
+#: they started, pushed by the client (`_mark_cancelled`) so that a task the
+#: worker had already taken is skipped rather than run.
+_CANCELLED: dict[str, set[int]] = {}
+
+
+def _mark_cancelled(topic: str, ids: list[int]) -> None:
+    """Run on every worker (``client.run``): never start these jobs."""
+    _CANCELLED.setdefault(topic, set()).update(ids)
+
+
+def _forget_cancelled(topic: str) -> None:
+    _CANCELLED.pop(topic, None)
+
+
+def _run_job(spec: tuple, fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple | None:
     """Run one attempt of a job on a Dask worker (the task nbfrost submits).
 
     *spec* is ``(topic, job_id, attempt, output_cap, flag_name)``.  Returns
     ``(ok, value, traceback_text, output, progress, message, worker)``,
-    where *value* is the result or the (picklable) exception; it never
-    raises, so every outcome goes through the registry's rules.
+    where *value* is the result or the (picklable) exception, or None for a
+    job cancelled before it started; it never raises, so every outcome goes
+    through the registry's rules.
     """
     from distributed import get_worker
 
     topic, job_id, attempt, cap, flag_name = spec
+    skip = _CANCELLED.get(topic)
+    if skip and job_id in skip:
+        skip.discard(job_id)
+        return None  # cancelled while queued
     worker = get_worker()
     address = worker.address
     worker.log_event(topic, ["s", job_id, attempt, address])
@@ -371,6 +391,8 @@ class DaskBackend:
         # thread) and the backend thread; dict operations are atomic.
         self._live: dict[int, _Live] = {}
         self._running: set[int] = set()  # started on a worker (backend thread)
+        self._to_cancel: list[_Live] = []  # never-started jobs to cancel (backend thread)
+        self._marked = False  # the workers hold some of our ids in _CANCELLED
         self._registry: "Registry | None" = None
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -480,8 +502,11 @@ class DaskBackend:
     def _on_complete(self, job: Job) -> None:
         """Registry listener: a job ended (maybe cancelled or timed out
         elsewhere); release its task on the cluster."""
-        # The backend thread handles the jobs it finishes itself.
-        if job.id in self._live and threading.current_thread() is not self._thread:
+        if job.id not in self._live:
+            return
+        if threading.current_thread() is self._thread:
+            self._handle_command("end", job)  # e.g. a callback cancelled another job
+        else:
             self._inbox.put(("end", job))
 
     def _loop(self) -> None:
@@ -504,6 +529,7 @@ class DaskBackend:
                         item = self._inbox.get_nowait()
                     except queue.Empty:
                         break
+                self._release()
                 self._handle_batch(batch)
         except BaseException:
             log.exception("nbfrost: the Dask backend thread failed")
@@ -543,12 +569,33 @@ class DaskBackend:
             future = live.future
             if future is not None and not future.done():
                 if job.started_at is None:
-                    future.cancel()  # not started: take it off the cluster
+                    # Not started: take it off the cluster (batched, see _loop).
+                    self._to_cancel.append(live)
+                    return
                 else:
                     # Running on a worker, which cannot be stopped: keep the
                     # flag set until the task returns (see _finished).
                     live.ended = True
                     return
+            self._drop(live)
+
+    def _release(self) -> None:
+        """Cancel the collected never-started tasks in one scheduler call."""
+        lives = self._to_cancel
+        if not lives:
+            return
+        self._to_cancel = []
+        self._marked = True
+        try:
+            # First tell the workers to skip these jobs (a worker may hold a
+            # task in its ready queue and start it before the cancel below
+            # reaches it), then take the tasks off the scheduler.
+            self._client.run(_mark_cancelled, self._topic, [live.job.id for live in lives])
+            self._client.cancel([live.future for live in lives])
+        except Exception:
+            log.warning("nbfrost: could not cancel %d tasks on the cluster", len(lives),
+                        exc_info=True)
+        for live in lives:
             self._drop(live)
 
     def _drop(self, live: _Live) -> None:
@@ -594,6 +641,9 @@ class DaskBackend:
         if live is None or live.future is not future:
             return  # released already (cancelled, timed out, or an old attempt)
         job = live.job
+        if value is None and job.state in TERMINAL:
+            self._drop(live)  # skipped on the worker: cancelled while queued
+            return
         if live.ended:
             # The job was ended (timeout, interrupt) while its task ran on.
             if future.status == "finished" and isinstance(value, tuple) and value[3]:
@@ -693,13 +743,20 @@ class DaskBackend:
         client = self._client
         if client is None:
             return
+        self._release()
         try:
             client.unsubscribe_topic(self._topic)
         except Exception:
             log.debug("nbfrost: unsubscribe failed", exc_info=True)
-        for live in list(self._live.values()):
-            if live.future is not None and not live.future.done():
-                live.future.cancel()
+        futures = [live.future for live in self._live.values()
+                   if live.future is not None and not live.future.done()]
+        try:
+            if futures:
+                client.cancel(futures)
+            if self._marked:
+                client.run(_forget_cancelled, self._topic)
+        except Exception:
+            log.debug("nbfrost: cleaning up on the cluster failed", exc_info=True)
         self._live.clear()
         self._running.clear()
         if self._owns_client:
