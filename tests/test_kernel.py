@@ -1,0 +1,260 @@
+"""The magics in a real Jupyter kernel, through jupyter_client and nbclient.
+
+What only a real kernel can show: which cell each output message belongs
+to (its ``parent_header["msg_id"]``), and that the Stop button interrupts
+only the foreground cell.  Jobs are released by files the test creates
+after the kernel went idle, so "after every cell has finished" is exact.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import live_threads, wait_for_threads
+
+pytestmark = [pytest.mark.slow, pytest.mark.kernel, pytest.mark.timeout(180)]
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK = Path(__file__).resolve().parent / "notebooks" / "magics_e2e.ipynb"
+
+
+class Kernel:
+    """A real kernel and a thread that collects every iopub message."""
+
+    def __init__(self) -> None:
+        from jupyter_client import KernelManager
+
+        self.km = KernelManager(kernel_name="python3")
+        self.km.start_kernel(cwd=str(REPO))
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+        self.messages: list[dict] = []
+        self._cond = threading.Condition()  # guards messages
+        self._stop = threading.Event()
+        self._pump = threading.Thread(target=self._collect, name="test-iopub", daemon=True)
+        self._pump.start()
+
+    def _collect(self) -> None:
+        while not self._stop.is_set():
+            try:
+                msg = self.kc.get_iopub_msg(timeout=0.05)
+            except queue.Empty:
+                continue
+            with self._cond:
+                self.messages.append(msg)
+                self._cond.notify_all()
+
+    def wait_for(self, predicate, timeout: float = 30.0) -> dict:
+        """The first message matching *predicate*, waiting up to *timeout* s."""
+        def find():
+            return next((m for m in self.messages if predicate(m)), None)
+
+        with self._cond:
+            assert self._cond.wait_for(find, timeout), "no matching iopub message"
+            return find()
+
+    def submit(self, code: str) -> str:
+        return self.kc.execute(code)
+
+    def reply(self, msg_id: str, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if msg["parent_header"].get("msg_id") == msg_id:
+                break
+        # Its own output is complete once the kernel went idle for it.
+        self.wait_for(lambda m: parent(m) == msg_id and m["msg_type"] == "status"
+                      and m["content"]["execution_state"] == "idle")
+        return msg["content"]
+
+    def run(self, code: str) -> str:
+        msg_id = self.submit(code)
+        content = self.reply(msg_id)
+        assert content["status"] == "ok", content
+        return msg_id
+
+    def streams(self, text: str) -> list[dict]:
+        with self._cond:
+            return [m for m in self.messages
+                    if m["msg_type"] == "stream" and text in m["content"]["text"]]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pump.join()
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=False)
+
+
+def parent(msg: dict) -> str | None:
+    return msg["parent_header"].get("msg_id")
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    baseline = live_threads()
+    k = Kernel()
+    k.run("%load_ext nbfrost\nimport threading, os, time")
+    yield k
+    k.close()
+    leaked = wait_for_threads(baseline)
+    assert not leaked, f"leaked threads: {sorted(t.name for t in leaked)}"
+
+
+def release(path: Path) -> None:
+    path.write_text("go")
+
+
+def job_waits_for(path: Path) -> str:
+    return f"while not os.path.exists({str(path)!r}):\n    time.sleep(0.01)\n"
+
+
+def test_stream_output_goes_to_the_queuing_cell(kernel, tmp_path):
+    done = tmp_path / "all-cells-done"
+    kernel.run("gate_b = threading.Event(); said_second = threading.Event()")
+    cell_a = kernel.run(
+        "%%frost -n routed\n"
+        "print('first print', flush=True)\n"
+        "gate_b.wait(30)\n"
+        "print('second print', flush=True)\n"
+        "said_second.set()\n"
+        + job_waits_for(done) +
+        "print('third print', flush=True)\n"
+        "'routed result'\n")
+    # Cell B is running while the job prints for the second time.
+    cell_b = kernel.run("gate_b.set()\nassert said_second.wait(30)\nprint('cell b here')")
+    # Every cell has finished (idle); now the job prints once more.
+    release(done)
+    kernel.wait_for(lambda m: m["msg_type"] == "stream" and "third print" in m["content"]["text"])
+    for text in ("first print", "second print", "third print"):
+        msgs = kernel.streams(text)
+        assert msgs, text
+        assert {parent(m) for m in msgs} == {cell_a}, text
+    assert {parent(m) for m in kernel.streams("cell b here")} == {cell_b}
+
+    # The badge: displayed in cell A with a display id, updated in place, in cell A.
+    shown = kernel.wait_for(lambda m: parent(m) == cell_a and m["msg_type"] == "display_data")
+    display_id = shown["content"]["transient"]["display_id"]
+    assert "routed" in shown["content"]["data"]["text/html"]
+    final = kernel.wait_for(
+        lambda m: m["msg_type"] == "update_display_data"
+        and m["content"]["transient"]["display_id"] == display_id
+        and "succeeded" in m["content"]["data"]["text/plain"])
+    assert parent(final) == cell_a
+    updates = [m for m in kernel.messages if m["msg_type"] == "update_display_data"
+               and m["content"]["transient"]["display_id"] == display_id]
+    assert {parent(m) for m in updates} == {cell_a}
+
+
+def test_traceback_goes_to_the_queuing_cell_with_cell_lines(kernel, tmp_path):
+    go = tmp_path / "fail-now"
+    cell = kernel.run("%%frost -n failing\nimport os, time\n" + job_waits_for(go)
+                      + "raise ValueError('kaboom from the job')\n")
+    kernel.run("print('another cell')")
+    release(go)
+    msg = kernel.wait_for(lambda m: m["msg_type"] == "stream"
+                          and "kaboom from the job" in m["content"]["text"])
+    assert msg["content"]["name"] == "stderr"
+    msgs = kernel.streams("kaboom from the job")
+    assert {parent(m) for m in msgs} == {cell}
+    import re
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "".join(m["content"]["text"] for m in msgs))
+    assert re.search(r"Cell In\[\d+\], line 5", text), text  # line 1 is %%frost
+    # The captured output holds the same traceback.
+    kernel.run("import nbfrost\n_d = nbfrost.get_dispatcher()\n"
+               "_t = _d.jobs(name='failing')[-1]\n"
+               "assert 'kaboom from the job' in _d.tracker(_t.id).output")
+
+
+def test_display_goes_to_the_queuing_cell(kernel, tmp_path):
+    go = tmp_path / "display-now"
+    cell = kernel.run("%%frost -n displayer\nfrom IPython.display import display, HTML\n"
+                      + job_waits_for(go) + "display(HTML('<b>shown by the job</b>'))\n")
+    kernel.run("print('yet another cell')")
+    release(go)
+    msg = kernel.wait_for(lambda m: m["msg_type"] == "display_data"
+                          and "shown by the job" in m["content"]["data"].get("text/html", ""))
+    assert parent(msg) == cell
+
+
+def test_interrupt_stops_only_the_foreground_cell(kernel, tmp_path):
+    go = tmp_path / "finish-now"
+    kernel.run("job_running = threading.Event()")
+    kernel.run("%%frost -n survivor -o survivor_result\n"
+               "job_running.set()\n" + job_waits_for(go) + "'still alive'\n")
+    kernel.run("survivor = _\nworkers_before = len(survivor.dispatcher.backend.threads())")
+    fg = kernel.submit("assert job_running.wait(30)\nprint('foreground sleeping', flush=True)\n"
+                       "time.sleep(120)\n")
+    kernel.wait_for(lambda m: parent(m) == fg and m["msg_type"] == "stream"
+                    and "foreground sleeping" in m["content"]["text"])
+    kernel.km.interrupt_kernel()
+    reply = kernel.reply(fg)
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+    kernel.run("assert survivor.state.value == 'running', survivor.state")
+    release(go)
+    kernel.run("assert survivor.result(timeout=30) == 'still alive'\n"
+               "assert survivor_result == 'still alive'\n"
+               "assert len(survivor.dispatcher.backend.threads()) == workers_before")
+
+
+def test_notify_line_goes_to_the_queuing_cell(kernel, tmp_path):
+    go = tmp_path / "notify-now"
+    kernel.run("%config FrostMagics.notify = True")
+    try:
+        cell = kernel.run("%%frost -n noisy --quiet\n" + job_waits_for(go) + "print('quiet')\n")
+        kernel.run("print('a later cell')")
+        release(go)
+        msg = kernel.wait_for(lambda m: m["msg_type"] == "stream"
+                              and "'noisy' finished in" in m["content"]["text"])
+        assert parent(msg) == cell
+        assert msg["content"]["text"].startswith("\u2714 job ")
+        assert not kernel.streams("quiet\n")  # --quiet kept the job's own print off
+    finally:
+        kernel.run("%config FrostMagics.notify = False")
+
+
+def test_route_output_off_falls_back_to_the_latest_cell(kernel, tmp_path):
+    go = tmp_path / "unrouted-now"
+    kernel.run("%config FrostMagics.route_output = False")
+    try:
+        cell_a = kernel.run("%%frost -n unrouted\n" + job_waits_for(go)
+                            + "print('unrouted print', flush=True)\n")
+        cell_b = kernel.run("print('the latest cell')")
+        release(go)
+        msg = kernel.wait_for(lambda m: m["msg_type"] == "stream"
+                              and "unrouted print" in m["content"]["text"])
+        assert parent(msg) == cell_b != cell_a
+    finally:
+        kernel.run("%config FrostMagics.route_output = True")
+
+
+def test_unload_in_the_kernel_leaves_no_nbfrost_threads(kernel):
+    kernel.run("%unload_ext nbfrost")
+    kernel.run("import threading\n"
+               "left = [t.name for t in threading.enumerate() if t.name.startswith('nbfrost')]\n"
+               "assert not left, left")
+    kernel.run("%load_ext nbfrost")
+
+
+def test_notebook_end_to_end_with_nbclient():
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(nb, timeout=60, kernel_name="python3",
+                            resources={"metadata": {"path": str(REPO)}})
+    client.execute()
+    # Every assert cell ran (an AssertionError would have stopped nbclient);
+    # the one tagged raises-exception showed the UsageError with a hint.
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                if o.get("output_type") == "error"]
+    typo = next(c for c in nb.cells if "raises-exception" in c.metadata.get("tags", []))
+    text = "".join(o.get("text", "") for o in typo.outputs)
+    assert "UsageError: %frost: unknown subcommand 'jbos'; did you mean 'jobs'?" in text
+    last = nb.cells[-1]
+    assert any("end to end ok" in o.get("text", "") for o in last.outputs)
