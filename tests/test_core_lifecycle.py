@@ -121,6 +121,22 @@ def test_only_finished_jobs_expire(small, clock):
     assert waiting.result() == 0  # trackers outlive their records
 
 
+def test_lookup_and_listing_agree_at_the_expiry_boundary(small, clock):
+    """Exactly ``expiry`` seconds after finishing, a job is gone for every
+    query alike: status() must not return what jobs() already purged."""
+    d = small  # expiry=60
+    t = d.queue(int)
+    assert t.wait(WAIT)
+    clock.advance(60)
+    with pytest.raises(nbfrost.JobNotFound, match="expired"):
+        d.status(t.id)
+    assert d.jobs() == []
+    u = d.queue(int)
+    assert u.wait(WAIT)
+    clock.advance(59.5)
+    assert d.status(u.id).id == u.id and [s.id for s in d.jobs()] == [u.id]
+
+
 def test_expiry_none_keeps_everything(clock, thread_baseline):
     with nbfrost.Dispatcher(workers=2, expiry=None, clock=clock) as d:
         ts = [d.queue(int) for _ in range(5)]
