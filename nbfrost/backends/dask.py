@@ -300,6 +300,11 @@ class CellJob:
         return body, tail
 
     def __call__(self) -> Any:
+        import linecache
+
+        # Tracebacks on the worker show the cell's lines, as in the notebook.
+        linecache.cache[self.filename] = (len(self.source), None,
+                                          self.source.splitlines(True), self.filename)
         body, tail = self._compile()
         ns: dict[str, Any] = {"__name__": "__nbfrost_cell__", "__builtins__": __builtins__}
         ns.update(self.push)
