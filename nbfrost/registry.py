@@ -376,8 +376,10 @@ class Registry:
             job = self._jobs.get(job_id)
             if job is not None:
                 finished = job.finished_at
+                # The negation of _sweep's test, so that a lookup and a
+                # listing agree on the boundary (and on float rounding).
                 if (finished is None or self.expiry is None
-                        or self.clock() - finished <= self.expiry):
+                        or finished > self.clock() - self.expiry):
                     return job
                 self._sweep(self.clock())
         raise self.not_found(job_id)
