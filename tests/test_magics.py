@@ -466,3 +466,43 @@ def test_reload_replaces_the_dispatcher_without_leaking_threads(ip, thread_basel
     assert ok(ip, "%%frost\n2").result(timeout=10) == 2
     run(ip, "%unload_ext nbfrost")
     assert second.closed
+
+
+# ------------------------------------------------------------------- Dask
+@pytest.mark.slow
+@pytest.mark.cluster
+@pytest.mark.timeout(120)
+def test_dask_backend_runs_cells_with_pushed_variables(ip):
+    from distributed import LocalCluster
+
+    run(ip, "%load_ext nbfrost")
+    try:
+        with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                          dashboard_address="127.0.0.1:0",
+                          worker_dashboard_address="127.0.0.1:0") as cluster:
+            ok(ip, "%config FrostMagics.backend = 'dask'")
+            ok(ip, f"%config FrostMagics.dask_address = {cluster.scheduler_address!r}")
+            d = disp(ip)
+            assert d.backend.name == "dask"
+            ip.user_ns["base"] = 20
+            before = d.registry.version
+            result = run(ip, "%%frost --push base,nope\nbase")
+            assert isinstance(result.error_in_exec, UsageError)
+            assert "'nope'" in str(result.error_in_exec)
+            result = run(ip, "%%frost --push base\nbase = (\n")
+            assert isinstance(result.error_in_exec, SyntaxError) and result.error_in_exec.lineno == 2
+            assert d.registry.version == before
+
+            bound = threading.Event()
+            t = ok(ip, "%%frost -n remote -o doubled --push base\ny = base * 2\ny + 2")
+            t.add_done_callback(lambda _t: bound.set())  # after the -o binding callback
+            assert t.result(timeout=60) == 42
+            assert bound.wait(10) and ip.user_ns["doubled"] == 42
+            assert "y" not in ip.user_ns  # it ran in a fresh namespace on the worker
+            run(ip, "%unload_ext nbfrost")
+            assert d.closed
+    finally:
+        run(ip, "%unload_ext nbfrost")
+        reset_config(ip)
+        ip.user_ns.pop("doubled", None)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("nbfrost")]
