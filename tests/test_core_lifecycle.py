@@ -754,3 +754,43 @@ def test_shutdown_timeout_interrupts_running_jobs(thread_baseline):
     assert started.wait(WAIT)
     d.shutdown(wait=True, timeout=0.1)
     assert t.state is JobState.CANCELLED and "interrupted" in t.status().error
+
+
+# ------------------------------------------------------------------- races
+def test_first_output_and_first_waiter_at_once_keep_the_event(dispatcher, monkeypatch):
+    """A job's rarely used fields live in a record made on first use.  If
+    the worker makes it (first output) while another thread makes it too
+    (first wait() creates the Event), one of them must not be lost: a lost
+    Event means a waiter that never wakes.  The worker is paused inside the
+    record's construction to open that window deterministically."""
+    import nbfrost.job as jobmod
+
+    real = jobmod._Extra
+    paused, proceed = threading.Event(), threading.Event()
+
+    class PausingExtra(real):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+
+        def __init__(self) -> None:
+            super().__init__()
+            if threading.current_thread().name.startswith("nbfrost-") and not paused.is_set():
+                paused.set()
+                proceed.wait(WAIT)
+
+    monkeypatch.setattr(jobmod, "_Extra", PausingExtra)
+    t = dispatcher.queue(print, "first words")  # not quiet: no record made at queue()
+    assert paused.wait(WAIT)  # the worker is making the record for its output
+    woke: list[bool] = []
+    waiter = threading.Thread(target=lambda: woke.append(t.wait(3.0)))
+    waiter.start()
+    try:
+        # Give the waiter the chance to make its own record (without the
+        # fix it does so at once; with it, it waits for the worker's).
+        deadline = time.monotonic() + 0.3
+        while t._job.x is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+    finally:
+        proceed.set()
+    waiter.join(WAIT)
+    assert woke == [True], "the waiter's Event was lost"
+    assert t.output == "first words\n"
