@@ -12,6 +12,7 @@ import enum
 import html
 import json
 import os
+import threading
 import traceback as _tb
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -81,6 +82,10 @@ def describe_callable(fn: Any) -> str:
     return type(fn).__name__
 
 
+#: Guards only the creation of a job's `_Extra` record (rare, never nested).
+_EXTRA_LOCK = threading.Lock()
+
+
 class _Extra:
     """The rarely used part of a job record, allocated on first use.
 
@@ -112,10 +117,7 @@ def _extra_property(name: str, doc: str) -> property:
         return None if x is None else getattr(x, name)
 
     def set_(job: "Job", value: Any) -> None:
-        x = job.x
-        if x is None:
-            x = job.x = _Extra()
-        setattr(x, name, value)
+        setattr(job.extra(), name, value)
 
     return property(get, set_, doc=doc)
 
@@ -163,10 +165,18 @@ class Job:
         self.x: _Extra | None = None
 
     def extra(self) -> _Extra:
-        """The `_Extra` part, created on first use."""
+        """The `_Extra` part, created on first use.
+
+        Created under a lock: the worker (first output) and another thread
+        (first wait, callback, snapshot) may both get here first, and the
+        loser's fields, say a waiter's Event, must not be dropped.
+        """
         x = self.x
         if x is None:
-            x = self.x = _Extra()
+            with _EXTRA_LOCK:
+                x = self.x
+                if x is None:
+                    x = self.x = _Extra()
         return x
 
     event = _extra_property("event", "Completion Event, made when someone waits.")
@@ -239,7 +249,7 @@ class Job:
         """
         x = self.x
         if x is None:
-            x = self.x = _Extra()
+            x = self.extra()
         out = x.out
         if out is None:
             out = x.out = []
