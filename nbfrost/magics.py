@@ -99,17 +99,24 @@ def _in_kernel(shell: Any) -> bool:
 class _Badge:
     """One displayed badge: its DisplayHandle and the context it was shown in."""
 
-    __slots__ = ("handle", "ctx")
+    __slots__ = ("handle", "ctx", "_lock", "_closed")
 
     def __init__(self, handle: Any, ctx: contextvars.Context) -> None:
         self.handle = handle
         self.ctx = ctx
+        # Orders the updates: the worker's "running" update and the final one
+        # (which a cancel or timeout can post from another thread) must not
+        # overtake each other, or the badge would stay at "running".
+        self._lock = threading.Lock()
+        self._closed = False
 
-    def update(self, job: Any) -> None:
-        # A copy, because the done callback (any thread) and the worker's
-        # "running" update may publish at the same moment, and a Context can
-        # be entered by one thread at a time.
-        self.ctx.copy().run(self.handle.update, _badge_bundle(job), raw=True)
+    def update(self, job: Any, final: bool = False) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = final
+            # A copy: a Context can be entered by one thread at a time.
+            self.ctx.copy().run(self.handle.update, _badge_bundle(job), raw=True)
 
 
 class LiveTracker(Tracker):
@@ -131,11 +138,16 @@ class LiveTracker(Tracker):
         if job.state in TERMINAL or not _in_kernel(get_ipython()):
             display(_badge_bundle(job), raw=True)
             return
+        shown = job.state
         handle = display(_badge_bundle(job), raw=True, display_id=True)
         badge = _Badge(handle, contextvars.copy_context())
         runner = job.fn
         if isinstance(runner, _CellRunner):
             runner.watch(job.id, badge)
+            # The job may have started between the display and watch(),
+            # after the runner looked for badges to update.
+            if shown is not RUNNING and job.state is RUNNING:
+                badge.update(job)
         holder = [badge]
 
         def final(tracker: Tracker) -> None:
@@ -143,7 +155,7 @@ class LiveTracker(Tracker):
             if b is not None:
                 if isinstance(runner, _CellRunner):
                     runner.unwatch(job.id)
-                b.update(tracker._job)
+                b.update(tracker._job, final=True)
 
         self.add_done_callback(final)
 
