@@ -794,3 +794,56 @@ def test_first_output_and_first_waiter_at_once_keep_the_event(dispatcher, monkey
     waiter.join(WAIT)
     assert woke == [True], "the waiter's Event was lost"
     assert t.output == "first words\n"
+
+
+class _PausingName:
+    """A callable whose name lookup can pause, to hold a snapshot half-read."""
+
+    def __init__(self) -> None:
+        self.armed_for: threading.Thread | None = None
+        self.paused, self.proceed = threading.Event(), threading.Event()
+
+    def __call__(self) -> str:
+        return "ran"
+
+    @property
+    def __name__(self) -> str:  # read by status() after the state
+        if threading.current_thread() is self.armed_for and not self.paused.is_set():
+            self.paused.set()
+            self.proceed.wait(WAIT)
+        return "pausing"
+
+
+def test_a_snapshot_taken_while_the_job_starts_is_consistent(clock, thread_baseline):
+    """status() reads the state first; fields that a concurrent start()
+    writes later must not leak into a 'queued' snapshot (worker, attempts,
+    started_at), or the snapshot contradicts itself and the JSON Schema."""
+    import json
+    from importlib import resources
+
+    import jsonschema
+
+    with nbfrost.Dispatcher(workers=1, clock=clock) as d:
+        gate = threading.Event()
+        blocker = d.queue(gate.wait, WAIT)
+        running(blocker)
+        fn = _PausingName()
+        t = d.queue(fn)
+        got: list[nbfrost.JobStatus] = []
+        reader = threading.Thread(target=lambda: got.append(t.status()))
+        fn.armed_for = reader
+        reader.start()
+        try:
+            assert fn.paused.wait(WAIT)  # state read as queued, name not yet
+            gate.set()
+            eventually(lambda: t.state is not JobState.QUEUED, what="the job to start")
+        finally:
+            fn.proceed.set()
+        reader.join(WAIT)
+        assert t.result(WAIT) == "ran"
+    s = got[0]
+    assert s.state is JobState.QUEUED
+    assert (s.started_at, s.worker, s.attempts, s.duration) == (None, None, 0, None)
+    schema = json.loads(resources.files("nbfrost").joinpath("schema/status.schema.json")
+                        .read_text("utf-8"))
+    jsonschema.validate(s.to_dict(), schema)
