@@ -281,7 +281,10 @@ class Job:
         if x is not None and x.snap is not None:
             return x.snap
         state = self.state
-        started = self.started_at
+        # A queued job has not started: ignore what a concurrent start()
+        # writes after `state` was read (it publishes the state last).
+        queued = state is QUEUED
+        started = None if queued else self.started_at
         complete = state in TERMINAL
         finished = self.finished_at if complete else None
         if started is None:
@@ -290,25 +293,25 @@ class Job:
             duration = finished - started
         else:
             duration = max(0.0, now - started)
-        error = self.error
+        error = None if queued else self.error
         status = JobStatus(
             id=self.id,
             name=self.display_name,
             state=state,
             complete=complete,
             success=(state is SUCCEEDED) if complete else None,
-            error=self.error_text,
+            error=None if queued else self.error_text,
             error_type=type(error).__name__ if error is not None else None,
             traceback=self.traceback if error is not None else None,
             queued_at=_ts(self.queued_at),
             started_at=_ts(started),
             finished_at=_ts(finished),
             duration=duration,
-            worker=self.worker,
+            worker=None if queued else self.worker,
             progress=self.progress,
             message=self.message,
             tags=self.tags,
-            attempts=self.attempts,
+            attempts=0 if queued else self.attempts,
         )
         if complete:
             self.extra().snap = status
