@@ -415,6 +415,7 @@ class FrostMagics(Magics):
         self._dispatcher: Dispatcher | None = None
         self._stale = False
         self._dashboards: list[Any] = []
+        self._binding: dict[int, threading.Event] = {}  # job id -> -o bound (Dask)
 
     # ------------------------------------------------------------ dispatcher
     def get_dispatcher(self) -> Dispatcher:
@@ -567,12 +568,22 @@ class FrostMagics(Magics):
 
     def _bind_later(self, tracker: Tracker, var: str) -> None:
         # Jobs not run by _CellRunner (Dask) return their value to this
-        # process only when they end; bind it from the done callback.
+        # process only when they end; bind it from the done callback.  Done
+        # callbacks run just after waiters wake, so %frost wait also waits
+        # for the pending binding (see _cmd_wait).
         ns = self.shell.user_ns
+        bound = threading.Event()
+        with self._lock:
+            self._binding[tracker.id] = bound
 
         def bind(t: Tracker) -> None:
-            if t.state is SUCCEEDED:
-                ns[var] = t._job.result
+            try:
+                if t.state is SUCCEEDED:
+                    ns[var] = t._job.result
+            finally:
+                with self._lock:
+                    self._binding.pop(t.id, None)
+                bound.set()
 
         tracker.add_done_callback(bind)
 
@@ -664,7 +675,14 @@ class FrostMagics(Magics):
         d = self.get_dispatcher()
         trackers = ([d.tracker(i) for i in args.ids] if args.ids
                     else [Tracker(j, d) for j in d.registry.active_jobs()])
-        if not d.wait(trackers, timeout=args.timeout):
+        deadline = None if args.timeout is None else time.monotonic() + args.timeout
+        if d.wait(trackers, timeout=args.timeout):
+            with self._lock:
+                binding = [self._binding.get(t.id) for t in trackers]
+            for event in binding:
+                if event is not None:
+                    event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        else:
             left = [t.id for t in trackers if not t.done()]
             print(f"nbfrost: still not done after {args.timeout:g} s: "
                   f"{', '.join(map(str, left))}", file=sys.stderr)

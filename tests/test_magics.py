@@ -493,11 +493,10 @@ def test_dask_backend_runs_cells_with_pushed_variables(ip):
             assert isinstance(result.error_in_exec, SyntaxError) and result.error_in_exec.lineno == 2
             assert d.registry.version == before
 
-            bound = threading.Event()
             t = ok(ip, "%%frost -n remote -o doubled --push base\ny = base * 2\ny + 2")
-            t.add_done_callback(lambda _t: bound.set())  # after the -o binding callback
-            assert t.result(timeout=60) == 42
-            assert bound.wait(10) and ip.user_ns["doubled"] == 42
+            ok(ip, f"%frost wait {t.id} --timeout 60")  # also waits for the -o binding
+            assert ip.user_ns["doubled"] == 42
+            assert t.result() == 42
             assert "y" not in ip.user_ns  # it ran in a fresh namespace on the worker
             run(ip, "%unload_ext nbfrost")
             assert d.closed
