@@ -442,7 +442,11 @@ def test_output_is_captured_in_order_and_echoed(clock, thread_baseline, capsys):
         sys.stdout.write("three\n")
         sys.stderr.writelines(["four", "\n"])
 
+    from nbfrost import capture
+
+    outer, users = sys.stdout, capture._users
     with nbfrost.Dispatcher(workers=2, clock=clock) as d:
+        assert isinstance(sys.stdout, capture.StreamRouter)
         t = d.queue(chatty)
         q = d.queue(functools.partial(print, "hushed"), quiet=True)
         assert t.wait(WAIT) and q.wait(WAIT)
@@ -454,8 +458,11 @@ def test_output_is_captured_in_order_and_echoed(clock, thread_baseline, capsys):
     assert "two\n" in err and "four\n" in err
     assert "hushed" not in out + err
     assert t.output not in ("",) and "from the test" not in t.output
-    # The real streams are back once the last dispatcher is gone.
-    assert type(sys.stdout).__name__ != "StreamRouter"
+    # The streams are as they were once this dispatcher is gone (the real
+    # ones, unless another dispatcher of the session still uses the router).
+    assert capture._users == users
+    if users == 0:
+        assert sys.stdout is outer
 
 
 def test_output_cap_with_a_visible_marker(small):
@@ -667,12 +674,15 @@ def test_after_a_tracker_of_another_dispatcher_is_refused(dispatcher, clock):
     ({"bogus": 1}, TypeError, "bogus"),
 ])
 def test_bad_dispatcher_arguments_start_nothing(kwargs, exc, words, thread_baseline):
+    from nbfrost import capture
+
     before = live_threads()
+    streams, users = (sys.stdout, sys.stderr), capture._users
     with pytest.raises(exc) as info:
         nbfrost.Dispatcher(**kwargs)
     assert words in str(info.value)
     assert live_threads() == before
-    assert type(sys.stdout).__name__ != "StreamRouter"
+    assert (sys.stdout, sys.stderr) == streams and capture._users == users
 
 
 # ----------------------------------------------------------------- threads

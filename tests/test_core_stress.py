@@ -1,15 +1,19 @@
 """Stress: 8 producer threads queue 50k no-op jobs each while 2 threads query
 statuses, cancel random ids and build frames.  Afterwards every id is held
-exactly once, in exactly one terminal state, the counts add up, and the
-cancelled jobs are exactly those whose cancel() said so."""
+exactly once, in exactly one terminal state, the counts add up, every job
+whose cancel() said True ended cancelled, and every status read mid-run
+matches the JSON Schema."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 from collections import Counter
+from importlib import resources
 
+import jsonschema
 import pytest
 
 import nbfrost
@@ -44,6 +48,10 @@ def test_producers_and_queriers_at_once(thread_baseline):
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
+    schema = json.loads(resources.files("nbfrost").joinpath("schema/status.schema.json")
+                        .read_text("utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+
     def query(seed: int) -> None:
         rng = random.Random(seed)
         try:
@@ -58,6 +66,7 @@ def test_producers_and_queriers_at_once(thread_baseline):
                     s = d.status(job_id)
                     assert s.id == job_id
                     assert s.complete == (s.state in nbfrost.TERMINAL)
+                    validator.validate(s.to_dict())  # consistent even mid-transition
                     queries["status"] += 1
                 except JobNotFound as exc:
                     # expiry=None: only ids not issued yet can be missing
