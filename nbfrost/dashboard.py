@@ -32,7 +32,7 @@ import re
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 try:
     import ipywidgets as widgets
@@ -121,7 +121,7 @@ table.nbf-table td:nth-child(4)::before{content:"";display:inline-block;width:7p
 table.nbf-table td:nth-child(5){min-width:11em;max-width:18em}
 table.nbf-table td:nth-child(11){color:#b91c1c;max-width:30em}
 .nbf-empty{padding:14px;text-align:center;color:var(--jp-ui-font-color2,#6b7280)}
-.nbf-details{display:grid;grid-template-columns:minmax(240px,1fr) minmax(300px,1.6fr);gap:8px;margin-top:2px}
+.nbf-details{display:grid;grid-template-columns:minmax(300px,1.6fr) minmax(240px,1fr);gap:10px;margin-top:4px}
 .nbf-details h4{margin:2px 0 3px;font-size:11px;text-transform:uppercase;letter-spacing:.5px;
  color:var(--jp-ui-font-color2,#6b7280)}
 .nbf-details pre{margin:0 0 6px;padding:6px 8px;max-height:260px;overflow:auto;font-size:11px;
@@ -280,7 +280,7 @@ def _row_css(scope: str, states: list[str], progress: list[float]) -> str:
             pct = f"{max(0.0, min(1.0, frac)) * 100:.1f}%"
             bars.append(
                 f".{scope} tbody tr:nth-child({row}) td:nth-child({_COL_PROGRESS})"
-                f"{{background:linear-gradient(90deg,rgba(37,99,235,.24) {pct},"
+                f"{{background:linear-gradient(90deg,rgba(37,99,235,.30) {pct},"
                 f"rgba(37,99,235,.05) {pct})}}")
     rules = []
     for state, selectors in by_state.items():
@@ -419,9 +419,11 @@ _hubs: dict[int, "_Hub"] = {}   # id(dispatcher) -> its hub, while it has dashbo
 class _Hub:
     """The one refresh thread of a dispatcher, shared by its dashboards.
 
-    It also owns the single `Dispatcher.on_finish` subscription: finished
-    trackers go into a short ring with sequence numbers, and each dashboard
-    shows the ones it has not shown yet as its banner.
+    It also owns the finish notices.  A `Dispatcher.on_finish` hook is
+    armed for the *next* finish only: it records that job's tracker and
+    unsubscribes itself, and each refresh pass arms it again.  So a busy
+    pool pays for one callback per pass, not one per job; the notice says
+    how many more finished, from ``stats()["finished"]``.
     """
 
     def __init__(self, dispatcher: "Dispatcher") -> None:
@@ -429,16 +431,33 @@ class _Hub:
         self.dashboards: list[Dashboard] = []
         self.thread: threading.Thread | None = None
         self.wake = threading.Event()
-        self.finished: deque[tuple[int, "Tracker"]] = deque(maxlen=16)
+        self.caught: deque[tuple[int, "Tracker"]] = deque(maxlen=16)
         self._seq = itertools.count(1)
+        self._arm_lock = threading.Lock()  # guards _unsubscribe and _left
+        self._unsubscribe: Callable[[], None] | None = None
+        self._left = False
         self.ticks = 0
         self.tick_cond = threading.Condition()
-        self.unsubscribe = dispatcher.on_finish(self._on_finish)
+        self.arm()
+
+    def arm(self) -> None:
+        """Catch the next job that finishes (if not already waiting for one)."""
+        with self._arm_lock:
+            if self._unsubscribe is None and not self._left and not self.dispatcher.closed:
+                self._unsubscribe = self.dispatcher.on_finish(self._on_finish)
+
+    def disarm(self) -> None:
+        with self._arm_lock:
+            unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
 
     def _on_finish(self, tracker: "Tracker") -> None:
-        # Runs in the worker that finished the job, on the hot path: append
-        # only.  deque.append and next(count) are atomic under the GIL.
-        self.finished.append((next(self._seq), tracker))
+        # Runs in the worker that finished the job.  deque.append and
+        # next(count) are atomic under the GIL; two workers racing here
+        # both append, which is harmless.
+        self.caught.append((next(self._seq), tracker))
+        self.disarm()
 
     @classmethod
     def join(cls, dash: "Dashboard") -> "_Hub":
@@ -462,16 +481,20 @@ class _Hub:
 
     def leave(self, dash: "Dashboard") -> None:
         thread = None
+        last = False
         with _hubs_lock:
             if dash in self.dashboards:
                 self.dashboards.remove(dash)
             if not any(d._refresh is not None for d in self.dashboards):
                 thread = self.thread
                 self.wake.set()
-            if not self.dashboards:
-                if _hubs.get(id(self.dispatcher)) is self:
-                    del _hubs[id(self.dispatcher)]
-                self.unsubscribe()
+            last = not self.dashboards
+            if last and _hubs.get(id(self.dispatcher)) is self:
+                del _hubs[id(self.dispatcher)]
+        if last:
+            with self._arm_lock:
+                self._left = True
+            self.disarm()
         if thread is not None and thread is not threading.current_thread():
             thread.join(10)
 
@@ -503,12 +526,13 @@ class _Hub:
 
     def tick(self, dashboards: list["Dashboard"], force: bool = False) -> None:
         """Refresh each dashboard whose registry changed (or all, with *force*)."""
-        shared: dict[Any, Any] = {}
+        shared: dict[Any, Any] = {"stats": self.dispatcher.stats()}
         for dash in dashboards:
             try:
                 dash._tick(shared, force)
             except Exception:  # a broken render must not kill the thread
                 log.exception("nbfrost: dashboard refresh failed")
+        self.arm()
         with self.tick_cond:
             self.ticks += 1
             self.tick_cond.notify_all()
@@ -583,7 +607,8 @@ class Dashboard(widgets.VBox):
         self._page = 0
         self._version = -1           # registry.version at the last render
         self._last_render = 0.0      # monotonic time of the last render
-        self._banner_seq = 0         # newest finish notice already shown
+        self._banner_seq = 0         # newest caught finish already shown
+        self._finished_seen = 0      # stats()["finished"] total at the last pass
         self._banner_until = 0.0
         self._details_key: Any = None
         self._timeline_version = -1
@@ -599,7 +624,8 @@ class Dashboard(widgets.VBox):
         self.add_class("nbf-dashboard")
         self._hub = _Hub.join(self)
         # The finish notices start from now, not from the ring's history.
-        self._banner_seq = max((s for s, _ in tuple(self._hub.finished)), default=0)
+        self._banner_seq = max((s for s, _ in tuple(self._hub.caught)), default=0)
+        self._finished_seen = sum(dispatcher.stats()["finished"].values())
         self.refresh_now()
 
     # ------------------------------------------------------------ widgets
@@ -612,7 +638,7 @@ class Dashboard(widgets.VBox):
                 "every job", "queued or running", "waiting for a worker", "running now",
                 "finished without error", "raised (after any retries) or timed out",
                 "cancelled before or while running"],
-            style={"button_width": "74px"}, layout=W.Layout(width="auto"))
+            style={"button_width": "auto"}, layout=W.Layout(width="auto"))
         self.state_filter.add_class("nbf-state-filter")
         self.text_filter = W.Text(placeholder="filter: name, glob or tag:TAG",
                                   continuous_update=True, layout=W.Layout(width="220px"))
@@ -767,8 +793,10 @@ class Dashboard(widgets.VBox):
     def refresh_now(self) -> None:
         """Render everything now, in this thread, whatever changed."""
         with self._lock:
-            self._update_banner(time.monotonic())
-            self._render(None)
+            stats = self.dispatcher.stats()
+            self._update_banner(time.monotonic(), stats)
+            self._render({"stats": stats}, share=False)
+        self._hub.arm()
 
     def _tick(self, shared: dict, force: bool = False) -> None:
         """One pass of the refresh thread.  Only assigns widget traits."""
@@ -776,7 +804,7 @@ class Dashboard(widgets.VBox):
             return
         now = time.monotonic()
         with self._lock:
-            self._update_banner(now)
+            self._update_banner(now, shared["stats"])
             if self.paused and not force:
                 return
             version = self.dispatcher.registry.version
@@ -785,34 +813,33 @@ class Dashboard(widgets.VBox):
             elif self._details_stale():
                 self._render_details()
 
-    def _render(self, shared: dict | None) -> None:
+    def _render(self, shared: dict | None = None, share: bool = True) -> None:
         """Render header, table, details and (if shown) the timeline.
 
-        *shared* is the refresh thread's per-pass cache: dashboards on one
-        dispatcher showing the same page reuse one rendering.  Caller holds
-        ``_lock``.
+        *shared* is the refresh thread's per-pass cache (with this pass's
+        ``stats()``): dashboards on one dispatcher showing the same page
+        reuse one rendering.  Caller holds ``_lock``.
         """
         d = self.dispatcher
         self._version = d.registry.version
         self._last_render = time.monotonic()
         if shared is None:
-            stats = d.stats()
-        else:
-            stats = shared.get("stats")
-            if stats is None:
-                stats = shared["stats"] = d.stats()
+            shared, share = {}, False
+        stats = shared.get("stats")
+        if stats is None:
+            stats = shared["stats"] = d.stats()
         states = STATE_FILTERS[self.state_filter.value]
         key = (states, self.text_filter.value, self._page, self.page_size, self._version)
-        page = shared.get(key) if shared is not None else None
+        page = shared.get(key) if share else None
         if page is None:
             page = render_page(d, states, self.text_filter.value, self._page, self.page_size,
                                stats["counts"])
-            if shared is not None:
+            if share:
                 shared[key] = page
         if page.shown == 0 and self._page > 0 and page.total is not None and page.total <= page.start:
             # The page emptied (jobs cleared or expired): go back to the last one.
             self._page = max(0, (page.total - 1) // self.page_size)
-            self._render(shared)
+            self._render({}, share=False)
             return
         self.header.value = self._header_html(stats)
         # The row CSS is scoped by this dashboard's own class, so that it
@@ -939,8 +966,8 @@ class Dashboard(widgets.VBox):
         if len(output) > _OUTPUT_TAIL:
             tail_note = f" (last {_OUTPUT_TAIL:,} of {len(output):,} characters)"
             output = output[-_OUTPUT_TAIL:]
-        left = (f'<div><h4>Job {status.id} · status</h4>'
-                f'<pre class="nbf-json">{_esc(json.dumps(status.to_dict(), indent=2, default=str))}</pre></div>')
+        status_json = (f'<div><h4>Job {status.id} · status JSON</h4><pre class="nbf-json">'
+                       f'{_esc(json.dumps(status.to_dict(), indent=2, default=str))}</pre></div>')
         right = []
         if status.error is not None:
             right.append(f'<h4>Error</h4><pre class="err nbf-error">{_esc(status.error_type)}: '
@@ -949,7 +976,7 @@ class Dashboard(widgets.VBox):
             right.append(f'<h4>Traceback</h4><pre class="err nbf-traceback">{_esc(status.traceback)}</pre>')
         right.append(f'<h4>Output{_esc(tail_note)}</h4>'
                      f'<pre class="nbf-output">{_esc(output) if output else "(no output)"}</pre>')
-        self.details.value = (f'<div class="nbf nbf-details">{left}<div>{"".join(right)}</div></div>')
+        self.details.value = (f'<div class="nbf nbf-details"><div>{"".join(right)}</div>{status_json}</div>')
 
     # ---------------------------------------------------------- timeline
     def _render_timeline(self, force: bool = False) -> None:
@@ -962,15 +989,19 @@ class Dashboard(widgets.VBox):
                                               self.dispatcher.workers)
 
     # ------------------------------------------------------------ banner
-    def _update_banner(self, now: float) -> None:
-        fresh = [(s, t) for s, t in tuple(self._hub.finished) if s > self._banner_seq]
+    def _update_banner(self, now: float, stats: dict) -> None:
+        """Flash the first job caught finishing since the last pass, and how
+        many more finished (or clear an old notice)."""
+        finished = sum(stats["finished"].values())
+        fresh = sorted((s, t) for s, t in tuple(self._hub.caught) if s > self._banner_seq)
         if fresh:
-            fresh.sort(key=lambda item: item[0])
             self._banner_seq = fresh[-1][0]
-            self.banner.value = _banner_html([t for _, t in fresh])
+            more = max(0, finished - self._finished_seen - 1)
+            self.banner.value = _banner_html(fresh[0][1], more)
             self._banner_until = now + _BANNER_SECONDS
         elif self.banner.value and now >= self._banner_until:
             self.banner.value = ""
+        self._finished_seen = finished
 
     # ------------------------------------------------------------- close
     def close(self) -> None:
@@ -1017,10 +1048,9 @@ def _details_key(tracker: "Tracker") -> tuple:
     return (tracker.id, state, size, status.attempts, status.progress, status.message)
 
 
-def _banner_html(trackers: list["Tracker"]) -> str:
-    """A one-line finish notice for the newest of *trackers* (+ how many more)."""
-    last = trackers[-1]
-    status = last.status()
+def _banner_html(tracker: "Tracker", more: int) -> str:
+    """A one-line finish notice for *tracker*'s job (and *more* others)."""
+    status = tracker.status()
     name = _esc(status.name)
     if status.state is JobState.SUCCEEDED:
         dur = "" if status.duration is None else f" in {_fmt_duration(status.duration)}"
@@ -1029,7 +1059,6 @@ def _banner_html(trackers: list["Tracker"]) -> str:
         text = f"✘ job {status.id} '{name}' failed: {_esc(status.error_type)} {_esc(status.error)}"
     else:
         text = f"■ job {status.id} '{name}' cancelled"
-    more = len(trackers) - 1
     extra = f' <span class="more">and {more} more finished</span>' if more else ""
     return (f'<div class="nbf nbf-banner {status.state.value}" role="status">'
             f'{text}{extra}</div>')

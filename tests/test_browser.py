@@ -1,0 +1,204 @@
+"""The dashboard in a real JupyterLab, driven through Debian's Chromium.
+
+Starts ``jupyter lab`` on 127.0.0.1 with a token and a temporary HOME, opens
+``tests/notebooks/dashboard_browser.ipynb``, runs all cells through the Run
+menu, waits for the live dashboard to show the jobs, reads a failed job's
+traceback in it, cancels the running job from it, and checks that no job
+name turned into markup (no dialog opened, the names show as text).
+
+The screenshot is saved under the test's tmp path, copied to the artifacts
+folder (``$ARTIFACTS`` or ``test-artifacts/``) and to ``docs/dashboard.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(240)]
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK = REPO / "tests" / "notebooks" / "dashboard_browser.ipynb"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+JUPYTER = Path(sys.executable).parent / "jupyter"
+XSS = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
+
+
+def free_port() -> int:
+    """A port nothing listens on now (a stale server would answer silently)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is already in use"
+    return port
+
+
+def wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"jupyter lab did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A JupyterLab server serving a copy of the test notebook: (base url, token)."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing; install Debian's chromium "
+                    "(`make chromium` or `apt-get install -y chromium`)")
+    home = tmp_path / "home"
+    root = tmp_path / "root"
+    home.mkdir()
+    root.mkdir()
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(os.environ, HOME=str(home), JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
+               JUPYTER_DATA_DIR=str(home / ".local/share/jupyter"),
+               JUPYTER_RUNTIME_DIR=str(home / ".local/share/jupyter/runtime"),
+               IPYTHONDIR=str(home / ".ipython"))
+    env.pop("JUPYTER_PATH", None)
+    log = tmp_path / "jupyter-lab.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(JUPYTER), "lab", "--no-browser", "--ip", "127.0.0.1", "--port", str(port),
+             f"--ServerApp.token={token}", "--allow-root", f"--ServerApp.root_dir={root}",
+             "--ServerApp.port_retries=0"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_server(f"{base}/api/status?token={token}", proc, log)
+        yield base, token
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def artifacts_dir() -> Path:
+    path = Path(os.environ.get("ARTIFACTS", REPO / "test-artifacts"))
+    if not path.is_absolute():
+        path = REPO / path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_dashboard_in_jupyterlab(lab, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    base, token = lab
+    dialogs: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+            def on_dialog(dialog) -> None:
+                dialogs.append(f"{dialog.type}: {dialog.message}")
+                dialog.dismiss()
+
+            page.on("dialog", on_dialog)
+            page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
+
+            # The news toast of a fresh HOME ("No" is its button's title).
+            no = page.locator("button[title='No']")
+            try:
+                no.first.click(timeout=20_000)
+            except Exception:  # the toast is optional: carry on without it
+                pass
+            # The kernel must be attached and idle before running cells.
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first
+                   ).to_be_visible(timeout=60_000)
+            expect(page.locator(".jp-Toolbar-kernelName").first).not_to_have_text(
+                "No Kernel", timeout=30_000)
+
+            # More room for the dashboard: clicking the open sidebar tab (the
+            # file browser) collapses the left panel.
+            current = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
+            if current.count():
+                current.first.click()
+
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+            dash = page.locator(".jp-OutputArea-output .nbf-dashboard")
+            expect(dash).to_be_visible(timeout=60_000)
+            counter = lambda state: dash.locator(f".nbf-count-{state} b")  # noqa: E731
+            expect(counter("succeeded")).to_have_text("6", timeout=60_000)
+            expect(counter("failed")).to_have_text("3", timeout=30_000)
+            expect(counter("running")).to_have_text("2", timeout=30_000)
+            expect(dash.locator(".nbf-table td", has_text="square-5").first).to_be_visible()
+            expect(dash.locator(".nbf-workers")).to_contain_text("2/3")
+            # Hostile names are shown as text, not markup.
+            for evil in XSS:
+                expect(dash.locator(".nbf-table td", has_text=evil).first).to_be_visible()
+
+            # Details: a failed job's error and traceback.
+            select = dash.locator(".nbf-job-select select")
+            select.select_option(index=_option_index(select, "load-data"))
+            details = dash.locator(".nbf-details")
+            expect(details).to_contain_text("FileNotFoundError: no such file: data/2026-11.csv",
+                                            timeout=20_000)
+            expect(details).to_contain_text("Traceback")
+            expect(details).to_contain_text("reading data/2026-11.csv")
+            # Let the progress bars move a little, then take the picture.
+            expect(dash.locator(".nbf-table td", has_text="epoch").first).to_be_visible(timeout=20_000)
+            page.wait_for_timeout(1500)
+            shot = tmp_path / "dashboard.png"
+            dash.screenshot(path=str(shot))
+            page.screenshot(path=str(tmp_path / "jupyterlab.png"))
+            out = artifacts_dir()
+            shutil.copy(shot, out / "dashboard.png")
+            shutil.copy(tmp_path / "jupyterlab.png", out / "jupyterlab.png")
+            (REPO / "docs").mkdir(exist_ok=True)
+            shutil.copy(shot, REPO / "docs" / "dashboard.png")
+            assert shot.stat().st_size > 20_000
+
+            # Cancel the long-running job from the dashboard.
+            select.select_option(index=_option_index(select, "train-model"))
+            cancel = dash.locator("button.nbf-cancel")
+            expect(cancel).to_be_enabled(timeout=10_000)
+            cancel.click()
+            row = dash.locator(".nbf-table tr", has=page.locator("td", has_text="train-model"))
+            expect(row.locator("td").nth(3)).to_have_text("cancelled", timeout=30_000)
+            expect(counter("cancelled")).to_have_text("1", timeout=10_000)
+            expect(dash.locator(".nbf-banner")).to_contain_text("train-model", timeout=10_000)
+            expect(details).to_contain_text('"state": "cancelled"', timeout=10_000)
+            page.screenshot(path=str(tmp_path / "after-cancel.png"))
+            shutil.copy(tmp_path / "after-cancel.png", out / "dashboard-after-cancel.png")
+        finally:
+            browser.close()
+    assert dialogs == [], f"a job name or output ran as script: {dialogs}"
+
+
+def _option_index(select, needle: str) -> int:
+    """The index of the dropdown option (``#id · name``) naming job *needle*."""
+    # The widget shows spaces as no-break spaces.
+    labels = [t.replace("\xa0", " ") for t in select.locator("option").all_inner_texts()]
+    matches = [i for i, label in enumerate(labels) if label.endswith(f" · {needle}")]
+    assert matches, f"no job {needle!r} in the dropdown: {labels}"
+    return matches[0]
