@@ -587,6 +587,20 @@ def test_on_finish_and_unsubscribe(dispatcher):
         d.on_finish(42)  # type: ignore[arg-type]
 
 
+def test_a_raising_on_finish_listener_is_logged_and_harmless(dispatcher, caplog):
+    d = dispatcher
+    d.on_finish(lambda tr: _raise(RuntimeError("listener boom")))
+    with caplog.at_level(logging.ERROR, logger="nbfrost"):
+        assert d.queue(_named, 1).result(WAIT) == 1
+        assert d.queue(_named, 2).result(WAIT) == 2
+        deadline = time.monotonic() + WAIT
+        while len([r for r in caplog.records if r.exc_info]) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    assert all("listener boom" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+    assert concurrency_probe(d, 6, 4) == 4
+
+
 def test_retry_requeues_a_finished_job(dispatcher):
     d = dispatcher
     calls: list[int] = []

@@ -255,6 +255,25 @@ def test_cancel_with_interrupt_stops_a_python_loop(small, thread_errors):
     assert set(d.backend.threads()) == workers_before
 
 
+def test_interrupt_cannot_break_a_blocking_c_call_but_capacity_stays(small, caplog):
+    """Documented limit: the interrupt lands at the next bytecode, so a job
+    blocked in C keeps its thread; it is cancelled at once anyway, and after
+    the grace period the pool replaces the thread."""
+    d = small
+    stuck = threading.Event()
+    t = d.queue(stuck.wait)  # Event.wait() without a timeout blocks in C
+    running(t)
+    try:
+        assert t.cancel(interrupt=True) is True
+        assert t.state is JobState.CANCELLED and t.wait(0)
+        assert concurrency_probe(d, 4, 2) == 2  # a replacement took its place
+        assert any("abandoned" in r.getMessage() for r in caplog.records)
+    finally:
+        stuck.set()
+    eventually(lambda: len(d.backend.threads()) == 2, what="the abandoned thread to exit")
+    assert t.state is JobState.CANCELLED  # its late return changes nothing
+
+
 # ---------------------------------------------------------------- timeouts
 def test_timeout_fails_and_interrupts_a_python_loop(small, thread_errors):
     d = small
