@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .job import TERMINAL, JobState
+from .job import QUEUED, TERMINAL, JobState
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,15 +43,18 @@ def jobs_to_frame(jobs: Sequence["Job"], now: float) -> "pd.DataFrame":
     running job), and ``success`` is a nullable boolean.
 
     Read without the registry lock: each record's state is read first, and
-    finish fields are used only for records read as terminal, which writers
-    publish last.
+    the other fields are used only as far as they belong to that state
+    (writers set them before they publish a new state).
     """
     import numpy as np
     import pandas as pd
 
     states = [j.state for j in jobs]
     terminal = [s in TERMINAL for s in states]
-    started = [j.started_at for j in jobs]
+    # A job read as queued may start while the frame is built: show only
+    # what belongs to the state that was read, so every row is consistent.
+    ran = [s is not QUEUED for s in states]
+    started = [j.started_at if r else None for j, r in zip(jobs, ran)]
     finished = [j.finished_at if t else None for j, t in zip(jobs, terminal)]
     duration = np.array([
         _NAN if s is None else (f - s if f is not None else max(0.0, now - s))
@@ -68,8 +71,8 @@ def jobs_to_frame(jobs: Sequence["Job"], now: float) -> "pd.DataFrame":
         "started_at": _times(started),
         "finished_at": _times(finished),
         "duration": duration,
-        "worker": [j.worker for j in jobs],
-        "attempts": np.array([j.attempts for j in jobs], dtype="int64"),
+        "worker": [j.worker if r else None for j, r in zip(jobs, ran)],
+        "attempts": np.array([j.attempts if r else 0 for j, r in zip(jobs, ran)], dtype="int64"),
         "progress": np.array([_NAN if j.progress is None else j.progress for j in jobs],
                              dtype="float64"),
         "message": [j.message for j in jobs],
