@@ -635,3 +635,22 @@ def test_frost_magic_push_and_output_in_a_real_kernel(cluster):
         k.run("%unload_ext nbfrost")
     finally:
         k.close()
+
+
+def test_cancel_right_after_queueing_leaves_no_worker_busy(client, thread_baseline):
+    """A job cancelled while the client still sees it queued may already
+    have started on a worker; it is told too, so the worker frees up."""
+    with nbfrost.Dispatcher(2, backend="dask", client=client) as d:
+        q = distributed.Queue(f"nbfrost-test-{uuid.uuid4().hex}", client=client)
+        gate = distributed.Event(f"nbfrost-test-{uuid.uuid4().hex}", client=client)
+        try:
+            ts = [d.queue(until_cancelled, q, gate) for _ in range(4)]
+            for t in ts:
+                t.cancel()
+            assert all(t.state is JobState.CANCELLED for t in ts)
+            assert [d.queue(add, i, 1).result(WAIT) for i in range(4)] == [1, 2, 3, 4]
+            eventually(lambda: not d.backend._live, what="all tasks released")
+            # Those that had started saw the cancel; none ran to the gate.
+            assert all(q.get(timeout=WAIT) == "saw cancel" for _ in range(q.qsize()))
+        finally:
+            gate.set()

@@ -62,6 +62,11 @@ _INSTALL_HINT = ('the Dask backend needs the "distributed" package; install it w
 #: between two progress messages sent from one job.
 POLL_INTERVAL = 0.1
 
+#: A job is reported running once it has run this long on a worker (or at
+#: its first progress report).  Shorter jobs are reported started and
+#: finished together, when their result arrives: one message less per job.
+START_REPORT_DELAY = 0.02
+
 _serial = itertools.count()
 
 
@@ -128,30 +133,48 @@ class _WorkerJob:
 class _WorkerContext(JobContext):
     """The `JobContext` of one attempt running on a Dask worker.
 
+    It tells the client that the attempt started once it has run for
+    `START_REPORT_DELAY` seconds (a shorter attempt is reported started and
+    finished together, by its result), or at its first progress report.
     ``cancelled()`` polls the job's distributed Event at most every
-    `POLL_INTERVAL` seconds; ``report()`` sends progress to the client as a
-    worker event, at most one per interval (the last one is sent when the
-    interval ends, and it also comes back with the result).
+    `POLL_INTERVAL` seconds; ``report()`` sends progress as a worker event,
+    at most one per interval (the last one is sent when the interval ends,
+    and it also comes back with the result).
     """
 
-    __slots__ = ("worker", "topic", "flag_name", "next_poll", "last_sent", "flush_due",
-                 "active", "lock")
+    __slots__ = ("worker", "topic", "flag_name", "start_msg", "next_poll", "last_sent",
+                 "flush_due", "active", "lock")
 
-    def __init__(self, cap: int, worker: Any, topic: str, flag_name: str, job_id: int) -> None:
+    def __init__(self, cap: int, worker: Any, topic: str, flag_name: str, job_id: int,
+                 attempt: int) -> None:
         super().__init__(cap)
         self.job = _WorkerJob(job_id)
         self.worker = worker
         self.topic = topic
         self.flag_name = flag_name
+        self.start_msg: list | None = ["s", job_id, attempt, worker.address]
         self.next_poll = 0.0
         self.last_sent = 0.0
         self.flush_due = False
         self.active = True
-        self.lock = threading.Lock()  # guards last_sent, flush_due, active
+        self.lock = threading.Lock()  # guards start_msg, last_sent, flush_due, active
+        _StartReporter.of(worker).watch(self)
+
+    def _report_start(self) -> None:
+        with self.lock:
+            msg, self.start_msg = self.start_msg, None
+            if not self.active:
+                return  # finished already: its result reports the start
+        if msg is not None:
+            self.worker.log_event(self.topic, msg)
 
     def cancelled(self) -> bool:
         job = self.job
         if job.cancel_requested:
+            return True
+        skip = _CANCELLED.get(self.topic)
+        if skip and job.id in skip:  # cancelled before the client saw it start
+            job.cancel_requested = True
             return True
         now = time.monotonic()
         if now < self.next_poll:
@@ -194,11 +217,72 @@ class _WorkerContext(JobContext):
 
     def _send(self) -> None:
         job = self.job
+        with self.lock:
+            start, self.start_msg = self.start_msg, None
+        if start is not None:  # progress implies it started: say so first
+            self.worker.log_event(self.topic, start)
         self.worker.log_event(self.topic, ["p", job.id, job.progress, job.message])
 
     def close(self) -> None:
         with self.lock:
             self.active = False
+        _StartReporter.of(self.worker).unwatch(self)
+
+
+class _StartReporter:
+    """Per worker: sends the "started" message of attempts that have run
+    for `START_REPORT_DELAY` seconds.
+
+    One timer on the worker's event loop serves all of them, armed only
+    while an attempt is being watched, so a stream of short jobs costs no
+    message and almost no wake-up of the loop.
+    """
+
+    _lock = threading.Lock()  # guards _by_worker
+    _by_worker: dict[int, "_StartReporter"] = {}
+
+    @classmethod
+    def of(cls, worker: Any) -> "_StartReporter":
+        reporter = cls._by_worker.get(id(worker))
+        if reporter is None or reporter.worker is not worker:
+            with cls._lock:
+                reporter = cls._by_worker.get(id(worker))
+                if reporter is None or reporter.worker is not worker:
+                    reporter = cls._by_worker[id(worker)] = cls(worker)
+        return reporter
+
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+        self.lock = threading.Lock()  # guards watched, armed
+        self.watched: dict[_WorkerContext, float] = {}  # context -> when it is due
+        self.armed = False
+
+    def watch(self, ctx: _WorkerContext) -> None:
+        with self.lock:
+            self.watched[ctx] = time.monotonic() + START_REPORT_DELAY
+            if self.armed:
+                return
+            self.armed = True
+        loop = self.worker.loop
+        loop.add_callback(loop.call_later, START_REPORT_DELAY, self._tick)
+
+    def unwatch(self, ctx: _WorkerContext) -> None:
+        with self.lock:
+            self.watched.pop(ctx, None)
+
+    def _tick(self) -> None:
+        """On the worker's event loop: report the attempts now due."""
+        now = time.monotonic()
+        with self.lock:
+            due = [c for c, t in self.watched.items() if t <= now]
+            for c in due:
+                del self.watched[c]
+            later = min(self.watched.values(), default=None)
+            self.armed = later is not None
+        for c in due:
+            c._report_start()
+        if later is not None:
+            self.worker.loop.call_later(max(0.0, later - now), self._tick)
 
 
 def _portable_error(exc: BaseException) -> BaseException:
@@ -251,9 +335,8 @@ def _run_job(spec: tuple, fn: Callable[..., Any], args: tuple, kwargs: dict) -> 
         return None  # cancelled while queued
     worker = get_worker()
     address = worker.address
-    worker.log_event(topic, ["s", job_id, attempt, address])
     ensure_installed()
-    ctx = _WorkerContext(cap, worker, topic, flag_name, job_id)
+    ctx = _WorkerContext(cap, worker, topic, flag_name, job_id, attempt)
     previous = getattr(CURRENT, "ctx", None)
     CURRENT.ctx = ctx
     try:
@@ -713,13 +796,14 @@ class DaskBackend:
         self._inbox.put(("flag", job))
 
     def grace_expired(self, job: Job) -> None:
-        """Warn that an interrupted job's worker may still be busy."""
-        if job.id in self._running or job.worker:
+        """Warn if an interrupted job's task still runs: Dask cannot stop it."""
+        live = self._live.get(job.id)
+        if live is not None and live.ended:
             log.warning(
-                "nbfrost: job %s was interrupted %s; Dask cannot stop a running thread, so "
-                "worker %s stays busy until the job returns unless it checks "
-                "nbfrost.cancelled() (restart it with client.restart_workers([...]))",
-                job.id, "" if job.state is RUNNING else f"({job.state.value})", job.worker)
+                "nbfrost: job %s was %s but has not returned: Dask cannot stop a running "
+                "thread, so worker %s stays busy until the job returns; make it check "
+                "nbfrost.cancelled(), or restart that worker (client.restart_workers)",
+                job.id, job.state.value, job.worker)
 
     # ---------------------------------------------------------------- sizing
     def resize(self, workers: int) -> None:
