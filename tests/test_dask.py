@@ -212,6 +212,20 @@ def test_states_times_and_worker(kit):
     assert d.stats()["busy"] == 0
 
 
+def test_durations_are_the_time_on_the_worker(kit):
+    """Short jobs (reported with their result) and long ones (reported when
+    they start) both get their real running time."""
+    d = kit.dispatcher()
+    short = d.queue(time.sleep, 0.01)
+    long = d.queue(time.sleep, 0.3)
+    for t in (short, long):
+        t.result(WAIT)
+    s, l = short.status(), long.status()
+    assert 0.01 <= s.duration < 0.15, s.duration
+    assert 0.3 <= l.duration < 0.45, l.duration
+    assert s.queued_at <= s.started_at and l.queued_at <= l.started_at
+
+
 def test_identical_calls_are_not_deduplicated(kit):
     d = kit.dispatcher()
     q = kit.queue()

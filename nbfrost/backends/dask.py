@@ -5,11 +5,16 @@ every rule.  How each transition reaches the registry:
 
 * **submit**: ``client.submit(_run_job, ..., pure=False)``, one Dask task per
   attempt, so identical calls are never deduplicated.
-* **started**: the worker-side wrapper logs an event (``Worker.log_event``)
-  on a topic private to this backend before it calls the job; the scheduler
-  forwards it to this client (``Client.subscribe_topic``).  So a job is
-  ``running`` when it starts on a worker, and ``worker`` is that worker's
-  address.  The same event stream carries progress reports.
+* **started**: once an attempt has run for `START_REPORT_DELAY` (20 ms) on
+  a worker, or at its first progress report, the worker-side wrapper logs
+  an event (``Worker.log_event``) on a topic private to this backend; the
+  scheduler forwards it to this client (``Client.subscribe_topic``).  So a
+  job is ``running`` only once it runs on a worker, and ``worker`` is that
+  worker's address.  A shorter attempt is reported started and finished
+  together when its result arrives: one message less per job.  Both carry
+  how long the attempt had run (the worker's monotonic clock), so
+  ``started_at`` and ``duration`` are right to within the message's transit
+  time.  The same event stream carries progress reports.
 * **finished**: the wrapper never raises; it returns an envelope (result or
   error with the worker's traceback, captured output, last progress).  A
   done-callback on the Dask future hands it to this backend's one thread,
@@ -142,8 +147,8 @@ class _WorkerContext(JobContext):
     and it also comes back with the result).
     """
 
-    __slots__ = ("worker", "topic", "flag_name", "start_msg", "next_poll", "last_sent",
-                 "flush_due", "active", "lock")
+    __slots__ = ("worker", "topic", "flag_name", "started", "start_msg", "next_poll",
+                 "last_sent", "flush_due", "active", "lock")
 
     def __init__(self, cap: int, worker: Any, topic: str, flag_name: str, job_id: int,
                  attempt: int) -> None:
@@ -152,6 +157,7 @@ class _WorkerContext(JobContext):
         self.worker = worker
         self.topic = topic
         self.flag_name = flag_name
+        self.started = time.monotonic()
         self.start_msg: list | None = ["s", job_id, attempt, worker.address]
         self.next_poll = 0.0
         self.last_sent = 0.0
@@ -166,7 +172,7 @@ class _WorkerContext(JobContext):
             if not self.active:
                 return  # finished already: its result reports the start
         if msg is not None:
-            self.worker.log_event(self.topic, msg)
+            self.worker.log_event(self.topic, msg + [time.monotonic() - self.started])
 
     def cancelled(self) -> bool:
         job = self.job
@@ -220,7 +226,7 @@ class _WorkerContext(JobContext):
         with self.lock:
             start, self.start_msg = self.start_msg, None
         if start is not None:  # progress implies it started: say so first
-            self.worker.log_event(self.topic, start)
+            self.worker.log_event(self.topic, start + [time.monotonic() - self.started])
         self.worker.log_event(self.topic, ["p", job.id, job.progress, job.message])
 
     def close(self) -> None:
@@ -321,7 +327,7 @@ def _run_job(spec: tuple, fn: Callable[..., Any], args: tuple, kwargs: dict) -> 
     """Run one attempt of a job on a Dask worker (the task nbfrost submits).
 
     *spec* is ``(topic, job_id, attempt, output_cap, flag_name)``.  Returns
-    ``(ok, value, traceback_text, output, progress, message, worker)``,
+    ``(ok, value, traceback_text, output, progress, message, worker, seconds)``,
     where *value* is the result or the (picklable) exception, or None for a
     job cancelled before it started; it never raises, so every outcome goes
     through the registry's rules.
@@ -349,7 +355,8 @@ def _run_job(spec: tuple, fn: Callable[..., Any], args: tuple, kwargs: dict) -> 
         CURRENT.ctx = previous
         ctx.close()
     job = ctx.job
-    return (ok, value, tb, job.output, job.progress, job.message, address)
+    ran = time.monotonic() - ctx.started
+    return (ok, value, tb, job.output, job.progress, job.message, address, ran)
 
 
 class CellJob:
@@ -634,8 +641,9 @@ class DaskBackend:
             return
         job = live.job
         if kind == "s":
+            # msg: "s", job id, attempt, worker address, seconds since it started
             if msg[2] == 1 and job.state is QUEUED:
-                if registry.start(job, msg[3]):
+                if registry.start(job, msg[3], at=registry.clock() - msg[4]):
                     self._running.add(job.id)
         elif kind == "p" and job.state is RUNNING:
             if msg[2] is not None:
@@ -739,8 +747,8 @@ class DaskBackend:
             self._drop(live)
             return
         if future.status == "finished" and isinstance(value, tuple):
-            ok, payload, tb, output, progress, message, worker = value
-            if job.state is QUEUED and registry.start(job, worker):
+            ok, payload, tb, output, progress, message, worker, ran = value
+            if job.state is QUEUED and registry.start(job, worker, at=registry.clock() - ran):
                 self._running.add(job.id)
             if output:
                 self._deliver_output(job, output)
