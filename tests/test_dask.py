@@ -496,8 +496,13 @@ def test_owned_cluster_listens_on_loopback_only_and_closes():
         assert not exposed, f"listening beyond loopback: {exposed}"
         assert d.backend.dashboard_link.startswith("http://127.0.0.1:")
         assert d.queue(add, 1, 2).result(WAIT) == 3
+        d.resize(3)  # the owned cluster scales
+        assert d.workers == 3
+        eventually(lambda: len(d.backend.client.scheduler_info()["workers"]) == 3,
+                   what="a third worker")
+        assert d.queue(add, 2, 2).result(WAIT) == 4
         children = [p for p in me.children(recursive=True) if p.pid not in others]
-        assert len(children) >= 2  # the two worker processes
+        assert len(children) >= 3  # the worker processes
     finally:
         d.shutdown()
     assert cluster.status.name == "closed"
