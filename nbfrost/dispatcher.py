@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import numbers
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["Dispatcher"]
 
 _BACKENDS = ("threads", "dask")
+_NO_KWARGS: dict[str, Any] = {}
 
 
 def _check_number(name: str, value: Any, *, allow_none: bool, positive: bool) -> None:
@@ -87,6 +89,10 @@ class Dispatcher:
         grace: seconds an interrupted or timed-out job gets to stop before
             its worker thread is abandoned and replaced.
         clock: returns epoch seconds; injectable so tests drive expiry.
+        history: a file path to journal every transition to (SQLite, WAL),
+            readable later with ``nbfrost.history(path)``; None (default)
+            keeps no history.  Opened and checked here: a corrupt file
+            raises ValueError, an unwritable one OSError.
         **backend_options: for ``backend="dask"``: ``address=`` or
             ``client=``, and LocalCluster options.
 
@@ -100,6 +106,7 @@ class Dispatcher:
     def __init__(self, workers: int = 4, expiry: float | None = 300.0, max_queue: int = 0, *,
                  backend: str | Any = "threads", output_cap: int = capture.DEFAULT_OUTPUT_CAP,
                  grace: float = 2.0, clock: Callable[[], float] | None = None,
+                 history: str | os.PathLike | None = None,
                  **backend_options: Any) -> None:
         workers = _check_count("workers", workers, minimum=1)
         _check_number("expiry", expiry, allow_none=True, positive=False)
@@ -108,8 +115,21 @@ class Dispatcher:
         _check_number("grace", grace, allow_none=False, positive=False)
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be callable, got {clock!r}")
+        self._journal = None
+        if history is not None:
+            # Opened (and checked) before anything starts, so a bad file
+            # fails here and never inside a job.
+            from .history import Journal
+            self._journal = Journal(history, clock=clock or time.time)
         self.registry = Registry(expiry=expiry, max_queue=max_queue, clock=clock or time.time)
-        self._backend = self._make_backend(backend, workers, output_cap, backend_options)
+        try:
+            self._backend = self._make_backend(backend, workers, output_cap, backend_options)
+        except BaseException:
+            if self._journal is not None:
+                self._journal.close()
+            raise
+        if self._journal is not None:
+            self.registry.journal = self._journal.record
         self.grace = float(grace)
         self.max_queue = max_queue
         self._timers = Timers()
@@ -184,9 +204,12 @@ class Dispatcher:
         if queue_timeout is not None:
             _check_number("queue_timeout", queue_timeout, allow_none=True, positive=False)
         registry = self.registry
-        registry.reserve(block, queue_timeout)
+        if registry.bounded:
+            registry.reserve(block, queue_timeout)
         capture.ensure_installed()
-        job = Job(run, args, kwargs, name, tag_tuple, timeout, retries,
+        # An empty **kwargs dict is replaced by one shared, never-mutated
+        # dict, so kept records hold one object less for the GC to scan.
+        job = Job(run, args, kwargs or _NO_KWARGS, name, tag_tuple, timeout, retries,
                   contextvars.copy_context(), 0.0)
         if quiet:
             job.echo = False
@@ -252,8 +275,11 @@ class Dispatcher:
         Raises `JobNotFound` (a `KeyError`) saying whether the id never
         existed or expired, and when.
         """
-        registry = self.registry
-        return registry.get(job_id).snapshot(registry.clock())
+        job = self.registry.get(job_id)
+        x = job.x
+        if x is not None and x.snap is not None:  # finished: cached, immutable
+            return x.snap
+        return job.snapshot(self.registry.clock())
 
     def tracker(self, job_id: int) -> Tracker:
         """A `Tracker` for a job still in the registry (raises `JobNotFound`)."""
@@ -300,11 +326,8 @@ class Dispatcher:
             jobs = [i._job if isinstance(i, Tracker) else self.registry.get(i) for i in ids]
         deadline = None if timeout is None else time.monotonic() + timeout
         for job in jobs:
-            event = self.registry.event_for(job)
-            if event is None:
-                continue
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not event.wait(left):
+            if not self.registry.wait_for(job, left):
                 return False
         return True
 
@@ -405,12 +428,12 @@ class Dispatcher:
 
     def _stop_when_idle(self) -> None:
         def listener(job: Job) -> None:
-            if self.registry._active == 0:
+            if self.registry.active == 0:
                 self._finish_shutdown(wait=False)
 
         with self._lock:
             self.registry.listeners = self.registry.listeners + (listener,)
-        if self.registry._active == 0:
+        if self.registry.active == 0:
             self._finish_shutdown(wait=False)
 
     def _finish_shutdown(self, wait: bool) -> None:
@@ -423,7 +446,26 @@ class Dispatcher:
         # Anything that slipped in during shutdown must still end somewhere.
         for job in self.registry.active_jobs():
             self.registry.cancel(job, interrupt=True, reason=f"job {job.id} was cancelled: the dispatcher shut down")
+        if self._journal is not None:
+            with self.registry._lock:  # the registry reads .journal under it
+                self.registry.journal = None
+            self._journal.close()
         capture.uninstall()
+
+    @property
+    def history_path(self) -> str | None:
+        """The job history file given as ``history=``, or None."""
+        return None if self._journal is None else self._journal.path
+
+    def flush_history(self, timeout: float | None = None) -> bool:
+        """Wait until every transition so far is committed to the history file.
+
+        The writer commits on its own within milliseconds; call this when
+        you must be sure (before handing the file to another process).
+        Returns False if *timeout* seconds passed first; True without a
+        history.
+        """
+        return True if self._journal is None else self._journal.flush(timeout)
 
     def __enter__(self) -> "Dispatcher":
         return self

@@ -92,12 +92,12 @@ class _Extra:
     Most jobs never need any of this, so it costs them one ``None`` slot.
     """
 
-    __slots__ = ("event", "callbacks", "dependents", "pending_deps", "snap",
+    __slots__ = ("waiters", "callbacks", "dependents", "pending_deps", "snap",
                  "future", "meta", "out", "out_size", "quiet", "interrupted",
                  "traceback")
 
     def __init__(self) -> None:
-        self.event = None
+        self.waiters = None
         self.callbacks = None
         self.dependents = None
         self.pending_deps = 0
@@ -179,7 +179,7 @@ class Job:
                     x = self.x = _Extra()
         return x
 
-    event = _extra_property("event", "Completion Event, made when someone waits.")
+    waiters = _extra_property("waiters", "Locks of threads waiting for the job to end.")
     callbacks = _extra_property("callbacks", "Done callbacks, f(job).")
     dependents = _extra_property("dependents", "Jobs waiting for this one.")
     pending_deps = _extra_property("pending_deps", "Dependencies not yet succeeded.")

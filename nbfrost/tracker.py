@@ -99,16 +99,13 @@ class Tracker:
         """Block until the job ends or *timeout* seconds pass.
 
         Returns True if the job is done.  May be called many times and from
-        many threads.  The first waiter creates the job's Event.
+        many threads.
         """
         if self._job.state in TERMINAL:
             return True
         if timeout is not None and timeout < 0:
             raise ValueError(f"timeout must be >= 0 or None, got {timeout}")
-        event = self._dispatcher.registry.event_for(self._job)
-        if event is None:
-            return True
-        return event.wait(timeout)
+        return self._dispatcher.registry.wait_for(self._job, timeout)
 
     def result(self, timeout: float | None = None) -> Any:
         """The job's return value, waiting up to *timeout* seconds for it.
