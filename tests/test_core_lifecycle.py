@@ -876,3 +876,61 @@ def test_a_snapshot_taken_while_the_job_starts_is_consistent(clock, thread_basel
     schema = json.loads(resources.files("nbfrost").joinpath("schema/status.schema.json")
                         .read_text("utf-8"))
     jsonschema.validate(s.to_dict(), schema)
+
+
+def test_a_frame_built_while_a_job_starts_is_consistent(clock, thread_baseline):
+    """to_frame() reads the states first and the other columns after; a job
+    that starts in between must not show up as 'queued' with a worker."""
+    with nbfrost.Dispatcher(workers=1, clock=clock) as d:
+        gate = threading.Event()
+        blocker = d.queue(gate.wait, WAIT)
+        running(blocker)
+        fn = _PausingName()
+        t = d.queue(fn)
+        import pandas  # noqa: F401 - imported here, not while the reader is paused
+
+        got: list = []
+        reader = threading.Thread(target=lambda: got.append(d.to_frame()))
+        fn.armed_for = reader
+        reader.start()
+        try:
+            assert fn.paused.wait(WAIT)  # states read, name column being built
+            gate.set()
+            eventually(lambda: t.state is not JobState.QUEUED, what="the job to start")
+        finally:
+            fn.proceed.set()
+        reader.join(WAIT)
+        assert t.result(WAIT) == "ran"
+    row = got[0].loc[t.id]
+    assert row["state"] == "queued"
+    assert (pandas.isna(row["worker"]), row["attempts"]) == (True, 0)
+    assert pandas.isna(row["started_at"]) and pandas.isna(row["duration"])
+
+
+def test_a_frame_built_while_a_queued_job_is_cancelled_is_consistent(clock, thread_baseline):
+    """Same for a cancel landing between the states and the error column:
+    a row read as 'queued' carries no error."""
+    import pandas
+
+    with nbfrost.Dispatcher(workers=1, clock=clock) as d:
+        gate = threading.Event()
+        blocker = d.queue(gate.wait, WAIT)
+        running(blocker)
+        fn = _PausingName()
+        t = d.queue(fn)
+        got: list = []
+        reader = threading.Thread(target=lambda: got.append(d.to_frame()))
+        fn.armed_for = reader
+        reader.start()
+        try:
+            assert fn.paused.wait(WAIT)
+            assert t.cancel() and t.state is JobState.CANCELLED
+        finally:
+            fn.proceed.set()
+            gate.set()
+        reader.join(WAIT)
+    row = got[0].loc[t.id]
+    assert row["state"] == "queued"
+    assert pandas.isna(row["error"]) and pandas.isna(row["error_type"])
+    assert pandas.isna(row["traceback"])
+    assert got[0].loc[blocker.id, "state"] == "running"

@@ -28,9 +28,31 @@ def _noop() -> None:
     return None
 
 
+def _check_rows(frame) -> None:
+    """Each row is consistent in itself, although jobs start and end while
+    the frame is built."""
+    queued = frame[frame["state"] == "queued"]
+    bad = queued[queued["started_at"].notna() | queued["worker"].notna()
+                 | (queued["attempts"] != 0) | queued["error"].notna()]
+    assert bad.empty, f"queued rows with start fields:\n{bad.head()}"
+    done = frame[frame["state"].isin(["succeeded", "failed", "cancelled"])]
+    bad = done[done["finished_at"].isna() | done["success"].isna()]
+    assert bad.empty, f"finished rows without finish fields:\n{bad.head()}"
+    live = frame[frame["state"].isin(["queued", "running"])]
+    bad = live[live["finished_at"].notna() | live["success"].notna()]
+    assert bad.empty, f"live rows with finish fields:\n{bad.head()}"
+
+
 @pytest.mark.timeout(240)
 def test_producers_and_queriers_at_once(thread_baseline):
     d = nbfrost.Dispatcher(workers=4, expiry=None)
+    try:
+        _run(d)
+    finally:
+        d.shutdown(wait=True, cancel_pending=True, timeout=30)
+
+
+def _run(d: nbfrost.Dispatcher) -> None:
     start = threading.Barrier(PRODUCERS + 2)
     producing = threading.Event()
     errors: list[BaseException] = []
@@ -91,6 +113,7 @@ def test_producers_and_queriers_at_once(thread_baseline):
                 if time.monotonic() - last_full > 1.0:  # a full frame now and then
                     full = d.to_frame()
                     assert full.index.is_unique and full.index.is_monotonic_increasing
+                    _check_rows(full)
                     queries["full"] += 1
                     last_full = time.monotonic()
                 d.jobs(state="cancelled") if n % 500 == 0 else None
@@ -142,7 +165,7 @@ def test_producers_and_queriers_at_once(thread_baseline):
     frame = d.to_frame()
     assert len(frame) == TOTAL and frame.index.is_unique
     assert frame["state"].value_counts()["cancelled"] == len(cancelled)
-    d.shutdown()
+    _check_rows(frame)
     assert queries["newest"] >= 100 and queries["full"] >= 2 and queries["cancel"] >= 90
     print(f"\nstress: {TOTAL} jobs queued in {queued_s:.1f} s, all done in {total_s:.1f} s; "
           f"{dict(queries)}; {len(cancelled)} cancelled")
