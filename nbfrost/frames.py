@@ -62,7 +62,8 @@ def jobs_to_frame(jobs: Sequence["Job"], now: float) -> "pd.DataFrame":
     success = pd.array(
         [(st is JobState.SUCCEEDED) if t else None for st, t in zip(states, terminal)],
         dtype="boolean")
-    errors = [j.error for j in jobs]
+    # Likewise no error on a row read as queued (a cancel may land meanwhile).
+    errors = [j.error if r else None for j, r in zip(jobs, ran)]
     data = {
         "name": [j.display_name for j in jobs],
         "state": pd.Categorical([s.value for s in states], categories=STATE_ORDER),
@@ -77,9 +78,9 @@ def jobs_to_frame(jobs: Sequence["Job"], now: float) -> "pd.DataFrame":
                              dtype="float64"),
         "message": [j.message for j in jobs],
         "success": success,
-        "error": [j.error_text for j in jobs],
+        "error": [None if e is None else (str(e) or type(e).__name__) for e in errors],
         "error_type": [None if e is None else type(e).__name__ for e in errors],
-        "traceback": [j.traceback for j in jobs],
+        "traceback": [None if e is None else j.traceback for j, e in zip(jobs, errors)],
     }
     index = pd.Index(np.array([j.id for j in jobs], dtype="int64"), name="id")
     return pd.DataFrame(data, index=index, columns=list(COLUMNS))
