@@ -574,6 +574,8 @@ class DaskBackend:
             return
         live.future = future
         future.add_done_callback(self._on_done)
+        if job.state in TERMINAL:  # cancelled while it was being sent
+            self._inbox.put(("end", job))
 
     def _fail_unstarted(self, job: Job, error: BaseException, worker: str) -> None:
         registry = self._registry
@@ -663,16 +665,17 @@ class DaskBackend:
         elif what == "end" and job.state in TERMINAL:
             self._running.discard(job.id)
             future = live.future
-            if future is not None and not future.done():
+            if future is None:
+                return  # still being sent: _send looks at the state once it is
+            if not future.done():
                 if job.started_at is None:
                     # Not started: take it off the cluster (batched, see _loop).
                     self._to_cancel.append(live)
-                    return
                 else:
                     # Running on a worker, which cannot be stopped: keep the
                     # flag set until the task returns (see _finished).
                     live.ended = True
-                    return
+                return
             self._drop(live)
 
     def _release(self) -> None:
