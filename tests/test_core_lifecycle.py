@@ -157,6 +157,39 @@ def test_expiry_can_be_changed(small, clock):
     assert d.expiry == 5
 
 
+class _Payload:
+    """A result object whose lifetime the tests watch through a weakref."""
+
+
+@pytest.mark.parametrize("expiry", [None, 300.0])
+def test_clear_lets_go_of_finished_jobs(expiry, clock, thread_baseline):
+    """clear() is how a user frees memory now; the registry must not keep the
+    cleared records (and their results) alive elsewhere, e.g. in the
+    expiry queue, which with expiry=None is never swept."""
+    import gc
+    import weakref
+
+    with nbfrost.Dispatcher(workers=2, expiry=expiry, clock=clock) as d:
+        ts = [d.queue(_Payload) for _ in range(50)]
+        assert d.wait(ts, timeout=WAIT)
+        refs = [weakref.ref(t.result()) for t in ts]
+        kept = ts[0]  # a tracker the user still holds keeps its own job
+        del ts
+        assert d.clear() == 50 and len(d.registry) == 0
+        gc.collect()
+        alive = sum(r() is not None for r in refs)
+        # The kept one, plus at most the last job each worker ran (a local
+        # of its loop until it takes the next job).
+        assert alive <= 1 + d.workers, f"{alive - 1} cleared results are still referenced"
+        assert isinstance(kept.result(), _Payload)
+        # Jobs finishing after a clear still expire normally.
+        later = d.queue(int)
+        assert later.wait(WAIT)
+        if expiry is not None:
+            clock.advance(expiry + 1)
+            assert d.jobs() == []
+
+
 # ------------------------------------------------------------------ cancel
 def test_cancel_a_queued_job_at_once(small):
     d = small
