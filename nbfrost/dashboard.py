@@ -27,6 +27,7 @@ import html
 import itertools
 import json
 import logging
+import math
 import numbers
 import re
 import threading
@@ -363,13 +364,15 @@ def render_timeline(frame: "pd.DataFrame", now: float, workers: int, width: int 
         y = top + i * lane_h
         if i % 2 == 0:
             parts.append(f'<rect class="lane" x="{label_w}" y="{y}" width="{plot_w}" height="{lane_h}"/>')
-    ticks = 6
-    for k in range(ticks + 1):
-        x = label_w + plot_w * k / ticks
+    step = _nice_step(span / 6)
+    k = 0
+    while k * step <= span * 1.0001:
+        x = label_w + k * step / span * plot_w
         parts.append(f'<line class="grid" x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 6}"/>')
-        label = "0" if k == 0 else _fmt_duration(span * k / ticks).replace(" ", "\u202f")
-        anchor = "start" if k == 0 else ("end" if k == ticks else "middle")
+        label = "0" if k == 0 else _fmt_tick(k * step)
+        anchor = "start" if k == 0 else ("end" if x > label_w + plot_w - 24 else "middle")
         parts.append(f'<text class="axis" x="{x:.1f}" y="{top - 8}" text-anchor="{anchor}">+{label}</text>')
+        k += 1
     for jid, name, state, worker, start, end, dur in rows:
         busy[worker] += end - start
         y = top + lane_of[worker] * lane_h + 3
@@ -409,6 +412,27 @@ def render_timeline(frame: "pd.DataFrame", now: float, workers: int, width: int 
         caption += f" · {waiting} not started (not drawn)"
     return (f'<div class="nbf"><div class="nbf-legend"><span>{caption}</span>{legend}</div>'
             + "".join(parts) + "</div>")
+
+
+def _nice_step(raw: float) -> float:
+    """The round step (1, 2 or 5 times a power of ten, or minutes) nearest
+    above *raw* seconds, for the timeline's grid."""
+    if raw >= 60:
+        for minutes in (1, 2, 5, 10, 15, 30, 60, 120, 360, 720, 1440):
+            if minutes * 60 >= raw:
+                return minutes * 60.0
+        return raw
+    power = 10.0 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    for m in (1, 2, 5, 10):
+        if m * power >= raw:
+            return m * power
+    return 10 * power
+
+
+def _fmt_tick(seconds: float) -> str:
+    if seconds >= 60:
+        return f"{seconds / 60:g}\u202fmin"
+    return f"{seconds:g}\u202fs"
 
 
 # ----------------------------------------------------------------------- hub
@@ -516,13 +540,19 @@ class _Hub:
                 interval = max(_MIN_REFRESH, min(d._refresh for d in live))  # type: ignore[type-var]
                 if self.wake.wait(interval):
                     self.wake.clear()
-                self.tick(live)
+                try:
+                    self.tick(live)
+                except Exception:  # e.g. stats() failed: log it, keep refreshing
+                    log.exception("nbfrost: dashboard refresh pass failed")
         finally:
             # One last pass so a dispatcher that shut down shows its final state.
             if self.dispatcher.closed:
                 with _hubs_lock:
                     remaining = list(self.dashboards)
-                self.tick(remaining, force=True)
+                try:
+                    self.tick(remaining, force=True)
+                except Exception:
+                    log.exception("nbfrost: last dashboard refresh pass failed")
 
     def tick(self, dashboards: list["Dashboard"], force: bool = False) -> None:
         """Refresh each dashboard whose registry changed (or all, with *force*)."""

@@ -190,6 +190,17 @@ def test_dashboard_in_jupyterlab(lab, tmp_path):
             expect(details).to_contain_text('"state": "cancelled"', timeout=10_000)
             page.screenshot(path=str(tmp_path / "after-cancel.png"))
             shutil.copy(tmp_path / "after-cancel.png", out / "dashboard-after-cancel.png")
+
+            # The timeline tab: one lane per worker, bars with escaped tooltips.
+            dash.locator(".lm-TabBar-tab", has_text="Timeline").click()
+            svg = dash.locator(".nbf-timeline-widget svg")
+            expect(svg).to_be_visible(timeout=20_000)
+            expect(svg.locator("g.bar")).to_have_count(11)
+            titles = svg.locator("g.bar > title").all_text_contents()
+            assert any(XSS[0] in t for t in titles)  # shown as text in the tooltip
+            dash.screenshot(path=str(tmp_path / "timeline.png"))
+            shutil.copy(tmp_path / "timeline.png", out / "dashboard-timeline.png")
+            shutil.copy(tmp_path / "timeline.png", REPO / "docs" / "dashboard-timeline.png")
         finally:
             browser.close()
     assert dialogs == [], f"a job name or output ran as script: {dialogs}"
