@@ -967,3 +967,25 @@ def test_a_frame_built_while_a_queued_job_is_cancelled_is_consistent(clock, thre
     assert pandas.isna(row["error"]) and pandas.isna(row["error_type"])
     assert pandas.isna(row["traceback"])
     assert got[0].loc[blocker.id, "state"] == "running"
+
+
+def test_shutdown_timeout_does_not_hang_on_a_job_blocked_in_c(thread_baseline, caplog):
+    """shutdown(timeout=) interrupts what is still running; a thread stuck in
+    a C call cannot be interrupted, so after the grace period it is
+    abandoned (as during normal running) instead of joined forever."""
+    d = nbfrost.Dispatcher(workers=2, grace=0.2)
+    stuck = threading.Event()
+    t = d.queue(stuck.wait)  # Event.wait() without a timeout blocks in C
+    other = d.queue(_value, "other")
+    running(t)
+    try:
+        returned = threading.Event()
+        closer = threading.Thread(target=lambda: (d.shutdown(wait=True, timeout=0.1),
+                                                  returned.set()))
+        closer.start()
+        assert returned.wait(5.0), "shutdown(timeout=0.1) hung on a thread blocked in C"
+        assert t.state is JobState.CANCELLED and other.result(0) == "other"
+        assert any("abandoned" in r.getMessage() for r in caplog.records)
+    finally:
+        stuck.set()  # the abandoned thread returns and exits
+    closer.join(WAIT)
