@@ -198,7 +198,8 @@ class ThreadBackend:
                         "nbfrost: job %s did not stop after an interrupt (blocked in C "
                         "code?); its thread %s is abandoned and a new worker replaces it",
                         job.id, w.name)
-                    self._spawn()
+                    if not self._stopping:  # no replacement once stop() began
+                        self._spawn()
                     return
 
     # -------------------------------------------------------------- sizing
@@ -226,5 +227,8 @@ class ThreadBackend:
         if wait:
             current = threading.current_thread()
             for w in workers:
-                if w.thread is not None and w.thread is not current and not w.retired:
-                    w.thread.join()
+                if w.thread is not None and w.thread is not current:
+                    # Not join(): a worker stuck in C after an interrupt is
+                    # abandoned when its grace runs out, and then not waited for.
+                    while not w.retired and w.thread.is_alive():
+                        w.thread.join(0.05)
