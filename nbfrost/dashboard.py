@@ -71,6 +71,7 @@ STATE_FILTERS: dict[str, tuple[str, ...] | None] = {
 #: position, so keep these indices in step with `_TABLE_COLUMNS`.
 _TABLE_COLUMNS = ("id", "name", "tags", "state", "progress", "queued", "started",
                   "finished", "duration", "attempts", "error")
+_STR_FORMATTERS = dict.fromkeys(_TABLE_COLUMNS, str)
 _COL_STATE = _TABLE_COLUMNS.index("state") + 1     # CSS nth-child is 1-based
 _COL_PROGRESS = _TABLE_COLUMNS.index("progress") + 1
 
@@ -317,8 +318,11 @@ def render_page(dispatcher: "Dispatcher", states: tuple[str, ...] | None, text: 
     more = len(frame) > start + page_size or (total is not None and total > start + page_size)
     frame = frame.iloc[start:start + page_size]
     shown = _display_frame(frame)
+    # Every display value is already a str: formatting each with str skips
+    # pandas' generic cell formatter (a third of to_html's time) and gives
+    # the same HTML.  Escaping still happens (escape=True).
     table = shown.to_html(escape=True, index=False, border=0, justify="left",
-                          classes="nbf-table", na_rep="")
+                          classes="nbf-table", na_rep="", formatters=_STR_FORMATTERS)
     ids = tuple(frame.index.tolist())
     labels = tuple(f"#{i} · {n}" for i, n in zip(ids, shown["name"].tolist()))
     return _Page(f'<div class="nbf-scroll">{table}</div>', ids, labels, shown["state"].tolist(),
