@@ -36,7 +36,10 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'nbfrost' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    mod = importlib.import_module(module)
+    # `nbfrost.history` is the (callable) module itself, so that the name
+    # means the same whether or not the submodule was imported first.
+    value = mod if name == "history" else getattr(mod, name)
     globals()[name] = value
     return value
 

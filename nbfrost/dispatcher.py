@@ -120,7 +120,7 @@ class Dispatcher:
             # Opened (and checked) before anything starts, so a bad file
             # fails here and never inside a job.
             from .history import Journal
-            self._journal = Journal(history, clock=clock or time.time)
+            self._journal = Journal(history)
         self.registry = Registry(expiry=expiry, max_queue=max_queue, clock=clock or time.time)
         try:
             self._backend = self._make_backend(backend, workers, output_cap, backend_options)
@@ -129,7 +129,7 @@ class Dispatcher:
                 self._journal.close()
             raise
         if self._journal is not None:
-            self.registry.journal = self._journal.record
+            self._journal.attach(self.registry)
         self.grace = float(grace)
         self.max_queue = max_queue
         self._timers = Timers()
@@ -447,9 +447,7 @@ class Dispatcher:
         for job in self.registry.active_jobs():
             self.registry.cancel(job, interrupt=True, reason=f"job {job.id} was cancelled: the dispatcher shut down")
         if self._journal is not None:
-            with self.registry._lock:  # the registry reads .journal under it
-                self.registry.journal = None
-            self._journal.close()
+            self._journal.close()  # commits the last changes, then detaches
         capture.uninstall()
 
     @property

@@ -84,12 +84,13 @@ class Registry:
         # Hooks set by the dispatcher.
         self.on_ready: Callable[[Job], None] = lambda job: None
         self.on_start_timed: Callable[[Job], None] = lambda job: None
-        # Called as journal((event, job)) under the lock on every transition
-        # ("queued", "running", "retry", "succeeded", ...).  It must be a
-        # C-level callable such as deque.append: a Python function here
-        # lets the GIL switch threads while the lock is held (see above),
-        # which alone cost the pool about a third of its throughput.
-        self.journal: Callable[[tuple[str, Job]], None] | None = None
+        # The job history's inbox: on every transition, under the lock,
+        # ``journal[job] = event`` ("queued", "running", "retry",
+        # "succeeded", ...).  A dict store, not a call: any call here, even
+        # to C code, lets the GIL switch threads while the lock is held (see
+        # above), which cost the pool a third of its throughput.  The
+        # history writer takes the filled dict with `swap_journal`.
+        self.journal: dict[Job, str] | None = None
         # Replaced, never mutated, so completion can iterate without a lock.
         self.listeners: tuple[Callable[[Job], None], ...] = ()
 
@@ -133,7 +134,7 @@ class Registry:
             if deps:
                 pending, failed_dep = self._link(job, deps)
             if self.journal is not None:
-                self.journal(("queued", job))
+                self.journal[job] = "queued"
             exp = self._expiring
             if exp and self.expiry is not None and exp[0].finished_at <= now - self.expiry:
                 self._sweep(now)
@@ -183,7 +184,7 @@ class Registry:
             self._running += 1
             self._version += 1
             if self.journal is not None:
-                self.journal(("running", job))
+                self.journal[job] = "running"
         if self._space is not None:
             self._space.release()
         if job.timeout is not None:
@@ -199,7 +200,7 @@ class Registry:
             job.error = None
             self._version += 1
             if self.journal is not None:
-                self.journal(("retry", job))
+                self.journal[job] = "retry"
             return True
 
     def finish(self, job: Job, result: Any, error: BaseException | None) -> bool:
@@ -226,7 +227,7 @@ class Registry:
                 self._finished[SUCCEEDED] += 1
                 self._version += 1
                 if self.journal is not None:
-                    self.journal(("succeeded", job))
+                    self.journal[job] = "succeeded"
                 if self._idle_waiters and not (self._queued or self._running):
                     self._idle.notify_all()
             elif job.cancel_requested:
@@ -299,6 +300,16 @@ class Registry:
         self._after_complete(job)
         return True
 
+    def swap_journal(self, new: dict | None) -> dict | None:
+        """Install *new* as the journal dict and return the previous one.
+
+        Under the lock, so that no transition lands in a dict the history
+        writer has already taken.
+        """
+        with self._lock:
+            old, self.journal = self.journal, new
+        return old
+
     def clear_pending_interrupt(self, job: Job, clear: Callable[[], None]) -> None:
         """Run *clear* under the lock if an interrupt was sent to *job*.
 
@@ -330,7 +341,7 @@ class Registry:
         self._finished[new] += 1
         self._version += 1
         if self.journal is not None:
-            self.journal((new.value, job))
+            self.journal[job] = new.value
         if self._idle_waiters and not (self._queued or self._running):
             self._idle.notify_all()
 
