@@ -8,7 +8,7 @@ costs at most 1.2x submitting the same no-op with
 One real ``LocalCluster(processes=True)`` on 127.0.0.1 with two
 single-threaded workers serves both.  Each repeat times a batch of jobs,
 from the first submit until every result is back; the two sides alternate
-within each repeat so that machine noise hits both.  Figures are medians
+within each repeat (A-B-B-A) so that machine noise hits both.  Figures are medians
 over the repeats, per job.
 """
 
@@ -54,7 +54,8 @@ def run(quick: bool = False) -> list[dict]:
 
     # The workers cannot import this file as a module: ship noop by value.
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    jobs, repeats = (100, 5) if quick else (300, 9)
+    jobs, repeats = (100, 5) if quick else (300, 11)
+    half = jobs // 2
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                            host="127.0.0.1", dashboard_address="127.0.0.1:0",
                            worker_dashboard_address="127.0.0.1:0")
@@ -64,13 +65,14 @@ def run(quick: bool = False) -> list[dict]:
                 _batch_raw(client, 50)  # warm up both paths
                 _batch_nbfrost(d, 50)
                 raw, ours = [], []
-                for i in range(repeats):
-                    if i % 2:
-                        raw.append(_batch_raw(client, jobs))
-                        ours.append(_batch_nbfrost(d, jobs))
-                    else:
-                        ours.append(_batch_nbfrost(d, jobs))
-                        raw.append(_batch_raw(client, jobs))
+                for _ in range(repeats):
+                    # A-B-B-A halves: load that drifts during a repeat hits
+                    # both sides alike (the machine may be shared).
+                    r = _batch_raw(client, half)
+                    o = _batch_nbfrost(d, half) + _batch_nbfrost(d, half)
+                    r += _batch_raw(client, half)
+                    raw.append(r / 2)
+                    ours.append(o / 2)
     finally:
         cluster.close()
     anchor = statistics.median(raw) * 1000
