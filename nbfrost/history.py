@@ -72,6 +72,13 @@ APPLICATION_ID = 0x6E626672
 #: ``PRAGMA user_version``: bumped when the schema changes.
 SCHEMA_VERSION = 1
 
+#: Seconds a write waits for another connection's lock before it fails (and
+#: is tried again with the next batch).
+BUSY_TIMEOUT = 5.0
+#: Most jobs kept for another try while the file cannot be written; beyond
+#: that, changes are dropped (counted in `Journal.dropped`).
+MAX_UNWRITTEN = 100_000
+
 #: The state `history` gives a job whose process died (or whose session
 #: closed) before the job reached a terminal state.
 LOST = "lost"
@@ -188,6 +195,26 @@ def _open_error(path: str, exc: BaseException) -> Exception:
         "to it), or pass another path to Dispatcher(history=...)")
 
 
+def _check_identity(path: str, conn: sqlite3.Connection) -> bool:
+    """True if the database is empty (new), False if it is an nbfrost
+    history this version can write; else ValueError naming the fix."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    if app_id == 0 and not tables:
+        return True
+    if app_id != APPLICATION_ID:
+        raise ValueError(
+            f"{path!r} is an SQLite database but not an nbfrost job history "
+            f"(application_id {app_id}, tables {sorted(tables)}); pass another path to "
+            "Dispatcher(history=...) so that this file is not modified")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise ValueError(
+            f"the job history {path!r} was written by a newer nbfrost (schema {version}, "
+            f"this one reads {SCHEMA_VERSION}); upgrade nbfrost or pass another path")
+    return False
+
+
 def _connect(path: str) -> sqlite3.Connection:
     """Open *path* for writing, create or validate the schema; clear errors."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -202,38 +229,25 @@ def _connect(path: str) -> sqlite3.Connection:
     conn = None
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                               timeout=5.0)
-        # Read something first: a junk file fails here, before WAL is set.
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+                               timeout=BUSY_TIMEOUT)
+        # Look before changing anything: a junk file fails on the first
+        # read, and a foreign database is refused before WAL mode (which
+        # rewrites the file header) is switched on.
+        _check_identity(path, conn)
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"the file system refused WAL mode (got {mode!r})")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("BEGIN IMMEDIATE")  # one process creates the schema
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if app_id == 0 and not tables:
+        if _check_identity(path, conn):
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
             conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        elif app_id != APPLICATION_ID:
-            conn.execute("ROLLBACK")
-            raise ValueError(
-                f"{path!r} is an SQLite database but not an nbfrost job history "
-                f"(application_id {app_id}, tables {sorted(tables)}); pass another path to "
-                "Dispatcher(history=...) so that this file is not modified")
-        elif version > SCHEMA_VERSION:
-            conn.execute("ROLLBACK")
-            raise ValueError(
-                f"the job history {path!r} was written by a newer nbfrost (schema {version}, "
-                f"this one reads {SCHEMA_VERSION}); upgrade nbfrost or pass another path")
         else:
             problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
-                conn.execute("ROLLBACK")
                 raise sqlite3.DatabaseError(
                     "database disk image is malformed: " + "; ".join(problems[:3]))
         conn.execute("COMMIT")
@@ -282,7 +296,7 @@ class Journal:
         self._interval = float(interval)
         self._batch = int(batch)
         self.written = 0       # entries committed (writer thread only)
-        self.dropped = 0       # entries lost to write errors
+        self.dropped = 0       # entries given up after write errors (see MAX_UNWRITTEN)
         self.error: BaseException | None = None
         self._warned: set[str] = set()
         self._conn = _connect(self.path)
@@ -295,6 +309,7 @@ class Journal:
         self._dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False,
                                        separators=(",", ":")).encode
         self._registry: Any = None
+        self._unwritten: dict = {}  # jobs whose batch failed (writer thread only)
         self._requests: deque = deque()  # flush Events; None asks the writer to stop
         self._wake = threading.Event()
         self._close_lock = threading.Lock()  # guards _closed
@@ -339,6 +354,9 @@ class Journal:
                 changes = registry.swap_journal({})
             else:
                 changes = None
+            if self._unwritten:  # jobs of a failed batch: their state now, again
+                changes = {**self._unwritten, **(changes or {})}
+                self._unwritten = {}
             if changes:
                 self._write_all(list(changes))
                 delay = interval
@@ -365,8 +383,13 @@ class Journal:
             conn.execute("COMMIT")
             self.written += len(jobs)
         except Exception as exc:  # noqa: BLE001 - the journal must never stop the pool
-            self.dropped += len(jobs)
             self.error = exc
+            # Entries are snapshots, so trying these jobs again later
+            # writes their state as it is then; nothing is lost meanwhile.
+            room = MAX_UNWRITTEN - len(self._unwritten)
+            keep = jobs[:max(0, room)]
+            self._unwritten.update(dict.fromkeys(keep))
+            self.dropped += len(jobs) - len(keep)
             try:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -376,7 +399,7 @@ class Journal:
             if key not in self._warned:
                 self._warned.add(key)
                 log.warning("nbfrost: could not write %d job history entries to %r (%s); jobs "
-                            "keep running, and later batches are tried again",
+                            "keep running, and their entries are tried again with the next batch",
                             len(jobs), self.path, key)
 
     def _entries(self, jobs: list) -> list[tuple]:
@@ -402,17 +425,17 @@ class Journal:
             tags = job.tags or None
             # Times as integer microseconds: JSON writes an int about three
             # times faster than a float, and the writer is the GIL's guest.
-            queued = int(job.queued_at * 1e6)
+            queued = round(job.queued_at * 1e6)
             if state is QUEUED:
                 append((job.id, "queued", queued, name, tags))
                 continue
-            started = int(job.started_at * 1e6) if job.started_at is not None else None
+            started = round(job.started_at * 1e6) if job.started_at is not None else None
             if state is RUNNING:
                 append((job.id, "running", started, name, tags, job.worker, job.attempts,
                         started, queued))
                 continue
             error = job.error
-            end = int(job.finished_at * 1e6)
+            end = round(job.finished_at * 1e6)
             if error is None:
                 append((job.id, state.value, end, name, tags, job.worker, job.attempts,
                         started, queued))
