@@ -24,12 +24,15 @@ every rule.  How each transition reaches the registry:
 * **retries**: ``registry.finish`` says whether to run again; a new task is
   submitted and ``registry.restart`` counts the attempt (Dask's own
   ``retries=`` is not used, because it would hide the attempts).
-* **cancel**: a queued job's future is cancelled on the cluster.  A running
-  job is asked to stop through a `distributed.Event` per job that
-  ``nbfrost.cancelled()`` polls (at most every 0.1 s) on the worker.  Dask
-  cannot stop a running thread: ``cancel(interrupt=True)`` and timeouts
-  mark the job at once and set the flag, but a job that never checks
-  ``nbfrost.cancelled()`` keeps its worker thread busy until it returns.
+* **cancel**: a queued job's task is taken off the cluster: the workers are
+  told to skip it (``client.run``; a worker may already hold it in its
+  ready queue), then its future is cancelled.  A running job is asked to
+  stop through a `distributed.Event` per job that ``nbfrost.cancelled()``
+  polls on the worker (at most every 0.1 s); the Dispatcher calls
+  ``request_cancel`` for that.  Dask cannot stop a running thread:
+  ``cancel(interrupt=True)`` and timeouts mark the job at once and set the
+  flag, but a job that never checks ``nbfrost.cancelled()`` keeps its
+  worker thread busy until it returns (its result is then dropped).
 
 All registry calls happen on the backend thread (or the caller's thread for
 ``submit``), never on distributed's event-loop thread, so a slow user
