@@ -61,7 +61,6 @@ def run(quick: bool = False) -> list[dict]:
             else:
                 without.append(_jobs_per_second(n, None))
                 with_history.append(_jobs_per_second(n, path))
-        size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     on, off = statistics.median(with_history), statistics.median(without)
@@ -75,15 +74,6 @@ def run(quick: bool = False) -> list[dict]:
         "ratio": ratio,
         "target": ">= 0.5x",
         "ok": ratio >= 0.5,
-    }, {
-        "metric": "history file size per job",
-        "nbfrost": size / (n * repeats),
-        "anchor": float("nan"),
-        "anchor_name": "-",
-        "unit": "bytes",
-        "ratio": float("nan"),
-        "target": "(info)",
-        "ok": True,
     }]
 
 

@@ -54,7 +54,7 @@ import threading
 import time
 import types
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .job import QUEUED, RUNNING, describe_callable, format_job_traceback
 
