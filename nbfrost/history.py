@@ -53,6 +53,7 @@ import sys
 import threading
 import time
 import types
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -333,6 +334,7 @@ class Journal:
         registry.swap_journal({})
         self._thread = threading.Thread(target=self._run, name="nbfrost-history", daemon=True)
         self._thread.start()
+        _OPEN.add(self)
         # Commit what is pending if the interpreter exits without shutdown().
         atexit.register(self.close)
 
@@ -500,6 +502,23 @@ class Journal:
 
 
 _IDLE_POLL = 0.05  # seconds between polls of an idle journal: its commit delay after a lull
+#: The attached journals of this process, so that `history` can flush the
+#: ones writing the file it reads.
+_OPEN: "weakref.WeakSet[Journal]" = weakref.WeakSet()
+
+
+def _flush_writers_of(path: str, timeout: float = 5.0) -> None:
+    """Commit what this process's open journals on *path* still hold, so
+    that reading right after a job ended shows it ended."""
+    for journal in list(_OPEN):
+        if journal.closed:
+            continue
+        try:
+            same = os.path.samefile(journal.path, path)
+        except OSError:
+            continue
+        if same:
+            journal.flush(timeout)
 
 
 def _traceback_of(job: "Job", error: BaseException) -> str:
@@ -560,8 +579,9 @@ def history(path: str | os.PathLike) -> "pd.DataFrame":
     closed, has state ``"lost"`` and keeps its last known times
     (``queued_at``, and ``started_at`` if it had started).  The jobs of a
     process that is still running keep their state (``queued`` or
-    ``running``).  Only committed events are read (see the module's notes
-    on durability).
+    ``running``).  Journals of *this* process that write *path* are
+    flushed first; of other processes, what they committed is read (see
+    the module's notes on durability).
 
     Raises:
         FileNotFoundError: no such file.
@@ -575,6 +595,7 @@ def history(path: str | os.PathLike) -> "pd.DataFrame":
         raise FileNotFoundError(
             f"no job history file at {p!r}; start one with Dispatcher(history={p!r}) "
             "(or %config FrostMagics.history)")
+    _flush_writers_of(p)
     sessions, batches = _read(p)
     folded = _fold(batches)
     dead = {s: closed is not None or not _process_alive(pid, host, start)

@@ -140,6 +140,16 @@ def pd_nat():
     return pd.NaT
 
 
+def test_reading_in_the_same_process_sees_a_job_that_just_ended(tmp_path, thread_baseline):
+    path = tmp_path / "jobs.sqlite"
+    with nbfrost.Dispatcher(workers=2, history=path) as d:
+        for i in range(10):
+            t = d.queue(int, i)
+            assert t.wait(5)
+            # No flush_history(): history() flushes this process's writers of the file.
+            assert row(history(path), t.id)["state"] == "succeeded"
+
+
 def test_sessions_accumulate_and_ids_restart(tmp_path, thread_baseline):
     path = tmp_path / "jobs.sqlite"
     for n in (2, 3):
