@@ -279,9 +279,11 @@ class Journal:
         OSError: the file or its folder cannot be written.
 
     `attach` connects it to a registry and starts the writer.  After that
-    nothing here raises into a job: write errors are logged (once per
-    distinct message), counted in `dropped` and kept in `error`; later
-    batches are tried again.
+    nothing here raises into a job: a failed write is logged (once per
+    distinct message) and kept in `error`, and its jobs are written again
+    with the next batch, in their state at that time (`flush` waits for
+    that).  What still cannot be written when the journal closes is counted
+    in `dropped`.
 
     How it stays cheap: on each transition the registry only does
     ``journal[job] = event`` into a dict (no call under its lock).  Every
@@ -297,7 +299,7 @@ class Journal:
         self._interval = float(interval)
         self._batch = int(batch)
         self.written = 0       # entries committed (writer thread only)
-        self.dropped = 0       # entries given up after write errors (see MAX_UNWRITTEN)
+        self.dropped = 0       # entries given up after write errors
         self.error: BaseException | None = None
         self._warned: set[str] = set()
         self._conn = _connect(self.path)
@@ -364,10 +366,18 @@ class Journal:
                 delay = interval
             else:
                 delay = min(delay * 2, _IDLE_POLL)  # idle: wake up less often
-            for ask in asks:
-                if ask is not None:
-                    ask.set()
+            waiting = [ask for ask in asks if ask is not None]
+            if self._unwritten and not stop:
+                requests.extendleft(reversed(waiting))  # answered once written
+                continue
+            for ask in waiting:
+                ask.set()
             if stop:
+                if self._unwritten:
+                    self.dropped += len(self._unwritten)
+                    log.warning("nbfrost: %d job history entries could not be written to %r "
+                                "before it closed (%s)", len(self._unwritten), self.path,
+                                self.error)
                 self._close_session()
                 return
 

@@ -261,6 +261,7 @@ def test_a_locked_file_never_crashes_a_job(tmp_path, thread_baseline, monkeypatc
             trackers = [d.queue(pow, i, 2) for i in range(50)]
             assert [t.result(10) for t in trackers] == [i * i for i in range(50)]
             wait_until(lambda: d._journal.error is not None, what="a failed write")
+            assert not d.flush_history(0.3)  # nothing committed while the lock is held
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
@@ -396,3 +397,24 @@ def test_sigkill_of_a_kernel_mid_run(tmp_path):
         kc.stop_channels()
         km.shutdown_kernel(now=True)
     assert time.monotonic() - t0 < 60
+
+
+def test_shutdown_completes_even_if_the_file_stays_locked(tmp_path, thread_baseline,
+                                                          monkeypatch, caplog):
+    path = tmp_path / "jobs.sqlite"
+    monkeypatch.setattr(H, "BUSY_TIMEOUT", 0.05)
+    caplog.set_level(logging.WARNING, logger="nbfrost")
+    d = nbfrost.Dispatcher(workers=2, history=path)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        assert [d.queue(abs, -i).result(10) for i in range(5)] == list(range(5))
+        t0 = time.monotonic()
+        d.shutdown()
+        assert time.monotonic() - t0 < 10
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert d._journal.dropped == 5
+    assert "could not be written" in caplog.text
+    assert history(path).empty  # nothing was committed, and reading still works
