@@ -63,7 +63,7 @@ def _runner(fn: Any) -> Callable[..., Any]:
 
 def _tags(tags: Any) -> tuple[str, ...]:
     if isinstance(tags, str):
-        return (tags,)
+        tags = (tags,)
     try:
         out = tuple(tags)
     except TypeError:
@@ -71,6 +71,8 @@ def _tags(tags: Any) -> tuple[str, ...]:
     for t in out:
         if not isinstance(t, str):
             raise TypeError(f"every tag must be a str, got {type(t).__name__} {t!r}")
+        if not t:
+            raise ValueError("tags must be non-empty strings, got ''")
     return out
 
 
@@ -193,7 +195,7 @@ class Dispatcher:
         run = fn if callable(fn) else _runner(fn)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__} {name!r}")
-        tag_tuple = _tags(tags) if tags else ()
+        tag_tuple = () if tags == () else _tags(tags)
         if timeout is not None:
             _check_number("timeout", timeout, allow_none=True, positive=True)
             timeout = float(timeout)
@@ -408,7 +410,12 @@ class Dispatcher:
                 cancel them with an interrupt.
 
         Safe to call twice.  No job is left without a terminal state.
+        Called from inside one of this dispatcher's own jobs, it cannot wait
+        for itself, so it behaves as ``wait=False``.
         """
+        ctx = getattr(capture.CURRENT, "ctx", None)
+        if wait and ctx is not None and getattr(ctx, "registry", None) is self.registry:
+            wait = False
         with self._lock:
             if self._closed:
                 return

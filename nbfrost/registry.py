@@ -459,15 +459,20 @@ class Registry:
         raise self.not_found(job_id)
 
     def not_found(self, job_id: object) -> JobNotFound:
+        """The `JobNotFound` for an id that is not in the registry, saying why."""
+        if not isinstance(job_id, int) or isinstance(job_id, bool):
+            return JobNotFound(job_id, f"job ids are ints, got {type(job_id).__name__} {job_id!r}")
         with self._lock:
             next_id = self._next_id
-            finished = self._recent_purges.get(job_id)  # type: ignore[arg-type]
+            finished = self._recent_purges.get(job_id)
             now = self.clock()
-        if not isinstance(job_id, int) or isinstance(job_id, bool):
-            return JobNotFound(job_id, f"job ids are ints, got {job_id!r}")
         if job_id < 0 or job_id >= next_id:
             last = f"the newest is {next_id - 1}" if next_id else "none were queued yet"
             return JobNotFound(job_id, f"job {job_id} never existed ({last})")
+        if self.expiry is None:
+            return JobNotFound(job_id, (
+                f"job {job_id} finished and was cleared from the registry "
+                "(Dispatcher.clear() or the dashboard's 'Clear finished')"))
         expiry = f"expiry={self.expiry:g} s"
         hint = "; raise Dispatcher(expiry=...) to keep finished jobs longer"
         if finished is not None:
