@@ -549,75 +549,15 @@ def test_distributed_notebook_runs(tmp_path):
 
 
 # ------------------------------------------------------ %%frost in a kernel
-class _Kernel:
-    """A real kernel; every iopub message is collected on a thread."""
-
-    def __init__(self) -> None:
-        from jupyter_client import KernelManager
-
-        self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(cwd=str(ROOT))
-        self.kc = self.km.client()
-        self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=60)
-        self.messages: list[dict] = []
-        self._cond = threading.Condition()  # guards messages
-        self._stop = threading.Event()
-        self._pump = threading.Thread(target=self._collect, name="test-dask-iopub", daemon=True)
-        self._pump.start()
-
-    def _collect(self) -> None:
-        while not self._stop.is_set():
-            try:
-                msg = self.kc.get_iopub_msg(timeout=0.05)
-            except queue_mod.Empty:
-                continue
-            with self._cond:
-                self.messages.append(msg)
-                self._cond.notify_all()
-
-    def wait_for(self, predicate, timeout: float = WAIT) -> dict:
-        def find():
-            return next((m for m in self.messages if predicate(m)), None)
-
-        with self._cond:
-            assert self._cond.wait_for(find, timeout), "no matching iopub message"
-            return find()
-
-    def run(self, code: str) -> str:
-        """Execute *code*; return its msg_id once the kernel is idle again."""
-        msg_id = self.kc.execute(code)
-        deadline = time.monotonic() + 60
-        while True:
-            reply = self.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
-            if reply["parent_header"].get("msg_id") == msg_id:
-                break
-        assert reply["content"]["status"] == "ok", reply["content"]
-        self.wait_for(lambda m: m["parent_header"].get("msg_id") == msg_id
-                      and m["msg_type"] == "status"
-                      and m["content"]["execution_state"] == "idle")
-        return msg_id
-
-    def stdout(self, msg_id: str) -> str:
-        with self._cond:
-            return "".join(m["content"]["text"] for m in self.messages
-                           if m["parent_header"].get("msg_id") == msg_id
-                           and m["msg_type"] == "stream" and m["content"]["name"] == "stdout")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._pump.join()
-        self.kc.stop_channels()
-        self.km.shutdown_kernel(now=False)
-
-
 @pytest.mark.kernel
 def test_frost_magic_push_and_output_in_a_real_kernel(cluster):
     """``%%frost --push a,b -o total`` runs the body on a worker of the
     cluster at ``FrostMagics.dask_address`` and binds the result; a name
     that was not pushed fails with a ``--push`` hint."""
     pytest.importorskip("jupyter_client")
-    k = _Kernel()
+    from kernel_helpers import Kernel
+
+    k = Kernel()
     try:
         k.run("%load_ext nbfrost\n"
               "%config FrostMagics.backend = 'dask'\n"
