@@ -32,8 +32,9 @@ chromium:
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; \
 	fi
 
+# JupyterLab on loopback only; as root (containers, CI boxes) it needs --allow-root.
 demo: $(VENV)/.demo-installed
-	$(VENV)/bin/jupyter lab --ip 127.0.0.1 notebooks/quickstart.ipynb
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 $(if $(SUDO),,--allow-root) notebooks/quickstart.ipynb
 
 test: $(VENV)/.test-installed chromium
 	@mkdir -p $(ARTIFACTS)
