@@ -428,7 +428,7 @@ class Journal:
         last_name = ""
         for job in jobs:
             state = job.state
-            name = job.name
+            name = job.label
             if name is None:
                 fn = job.fn
                 if fn is not last_fn:  # many jobs share a callable

@@ -45,6 +45,8 @@ from .tracker import Tracker
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
+    from .job import Job
+
 __all__ = ["FrostMagics", "LiveTracker", "get_dispatcher", "load_ipython_extension",
            "unload_ipython_extension"]
 
@@ -128,7 +130,12 @@ class LiveTracker(Tracker):
     shown once as plain text.  Everything else is a plain `Tracker`.
     """
 
-    __slots__ = ()
+    # A wrapper around the record, which is itself a plain Tracker.
+    __slots__ = ("_job", "_dispatcher", "__weakref__")
+
+    def __init__(self, job: Job, dispatcher: Dispatcher) -> None:
+        self._job = job
+        self._dispatcher = dispatcher
 
     def _ipython_display_(self) -> None:
         from IPython.core.getipython import get_ipython
@@ -579,7 +586,7 @@ class FrostMagics(Magics):
         def bind(t: Tracker) -> None:
             try:
                 if t.state is SUCCEEDED:
-                    ns[var] = t._job.result
+                    ns[var] = t._job.value
             finally:
                 with self._lock:
                     self._binding.pop(t.id, None)
@@ -674,7 +681,7 @@ class FrostMagics(Magics):
             raise UsageError(f"--timeout must be >= 0, got {args.timeout:g}")
         d = self.get_dispatcher()
         trackers = ([d.tracker(i) for i in args.ids] if args.ids
-                    else [Tracker(j, d) for j in d.registry.active_jobs()])
+                    else d.registry.active_jobs())
         deadline = None if args.timeout is None else time.monotonic() + args.timeout
         if d.wait(trackers, timeout=args.timeout):
             with self._lock:

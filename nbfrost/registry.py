@@ -187,7 +187,8 @@ class Registry:
                 self.journal[job] = "running"
         if self._space is not None:
             self._space.release()
-        if job.timeout is not None:
+        x = job.x  # the timeout lives there (a slot read, not a property call)
+        if x is not None and x.timeout is not None:
             self.on_start_timed(job)
         return True
 
@@ -219,7 +220,7 @@ class Registry:
                 # _complete(): the critical section makes no call, so the
                 # GIL cannot switch threads while the lock is held and
                 # workers never queue up behind it (see the module doc).
-                job.result = result
+                job.value = result
                 job.finished_at = now
                 job.ctx = None
                 job.state = SUCCEEDED  # published last: see Job.snapshot

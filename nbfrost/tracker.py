@@ -1,8 +1,11 @@
 """`Tracker`: the handle a user holds for one job.
 
-A tracker keeps a reference to the job's record, so it keeps working after
-the registry has expired the job.  It holds no state of its own: every
-answer comes from the record, under the registry's rules.
+`Tracker` is the API; the object `Dispatcher.queue` returns is the job's
+record itself (`nbfrost.job.Job` subclasses Tracker), so a tracker keeps
+working after the registry has expired the job and costs nothing extra.
+It holds no state of its own: every answer comes from the record, under
+the registry's rules.  A subclass may also wrap a record (``_job``) of a
+dispatcher (``_dispatcher``) to change how it displays.
 """
 
 from __future__ import annotations
@@ -14,15 +17,15 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
 from .errors import JobCancelled, JobFailed
-from .job import CANCELLED, FAILED, SUCCEEDED, TERMINAL, JobState, JobStatus, state_badge_html
+from .states import CANCELLED, FAILED, SUCCEEDED, TERMINAL, JobState, state_badge_html
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
-    from .job import Job
+    from .job import Job, JobStatus
 
 __all__ = ["Tracker"]
 
-_future_lock = threading.Lock()  # guards creation of Job.future views
+_future_lock = threading.Lock()  # guards creation of a job's future view
 
 
 class _JobFuture(concurrent.futures.Future):
@@ -40,15 +43,14 @@ class _JobFuture(concurrent.futures.Future):
 class Tracker:
     """The handle to one queued job: status, waiting, result, cancel.
 
-    Returned by `Dispatcher.queue` and by ``%%frost``.  Cheap to create: it
-    is two references.
+    Returned by `Dispatcher.queue` and by ``%%frost``.  Not created by
+    users: the job's record is its own tracker, and a subclass provides
+    ``_job`` and ``_dispatcher``.
     """
 
-    __slots__ = ("_job", "_dispatcher", "__weakref__")
-
-    def __init__(self, job: "Job", dispatcher: "Dispatcher") -> None:
-        self._job = job
-        self._dispatcher = dispatcher
+    __slots__ = ()
+    _job: "Job"
+    _dispatcher: "Dispatcher"
 
     # ------------------------------------------------------------ identity
     @property
@@ -119,7 +121,7 @@ class Tracker:
         self._wait_or_raise(timeout)
         job = self._job
         if job.state is SUCCEEDED:
-            return job.result
+            return job.value
         if job.state is FAILED:
             raise JobFailed(
                 f"job {job.id} ({job.display_name}) failed: "
@@ -191,12 +193,12 @@ class Tracker:
         job's future holds the original exception; cancelling the future
         cancels the job.
         """
-        job = self._job
+        x = self._job.extra()
         with _future_lock:
-            fut = job.future
+            fut = x.future
             if fut is not None:
                 return fut
-            fut = job.future = _JobFuture(self)
+            fut = x.future = _JobFuture(self)
         self.add_done_callback(_settle_future)
         return fut
 
@@ -229,7 +231,7 @@ class Tracker:
 
 def _settle_future(tracker: Tracker) -> None:
     job = tracker._job
-    fut = job.future
+    fut = job.x.future  # the callback exists only once the future does
     if fut is None or fut.done():
         return
     if job.state is CANCELLED:
@@ -238,7 +240,7 @@ def _settle_future(tracker: Tracker) -> None:
         return
     if fut.set_running_or_notify_cancel():
         if job.state is SUCCEEDED:
-            fut.set_result(job.result)
+            fut.set_result(job.value)
         else:
             fut.set_exception(job.error)
 

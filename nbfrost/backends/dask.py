@@ -792,7 +792,10 @@ class DaskBackend:
         # The router passes it through (this thread runs no job); inside the
         # job's copied context ipykernel puts it under the queuing cell.
         if ctx is not None:
-            ctx.run(sys.stdout.write, output)
+            # A copy: the snapshot may be shared by several jobs (see
+            # Dispatcher._snapshot), and a Context is entered by one thread
+            # at a time.
+            ctx.copy().run(sys.stdout.write, output)
         else:
             sys.stdout.write(output)
 

@@ -128,6 +128,12 @@ class ThreadBackend:
                 w.job = job
                 try:
                     ctx = job.ctx
+                    if ctx is not None:
+                        # A copy: the snapshot may be shared by several jobs
+                        # (see Dispatcher._snapshot).  One per job, so that
+                        # its retries see the context its last attempt left,
+                        # as before.
+                        ctx = ctx.copy()
                     again = True
                     while again:
                         try:
