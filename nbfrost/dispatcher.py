@@ -309,9 +309,9 @@ class Dispatcher:
         existed or expired, and when.
         """
         job = self.registry.get(job_id)
-        x = job.x
-        if x is not None and x.snap is not None:  # finished: cached, immutable
-            return x.snap
+        snap = job.snap
+        if snap is not None:  # finished: cached, immutable
+            return snap
         return job.snapshot(self.registry.clock())
 
     def tracker(self, job_id: int) -> Tracker:

@@ -65,7 +65,7 @@ class _Extra:
     Most jobs never need any of this, so it costs them one ``None`` slot.
     """
 
-    __slots__ = ("waiters", "callbacks", "dependents", "pending_deps", "snap",
+    __slots__ = ("waiters", "callbacks", "dependents", "pending_deps",
                  "future", "meta", "out", "out_size", "quiet", "interrupted",
                  "traceback", "timeout", "retries", "progress", "message")
 
@@ -74,7 +74,6 @@ class _Extra:
         self.callbacks = None
         self.dependents = None
         self.pending_deps = 0
-        self.snap = None
         self.future = None
         self.meta = None
         self.out = None
@@ -126,6 +125,10 @@ class Job(Tracker):
         "id", "fn", "args", "kwargs", "label", "tags", "state",
         "queued_at", "started_at", "finished_at", "value", "error",
         "worker", "attempts", "ctx", "cancel_requested", "x", "_dispatcher",
+        # The cached JobStatus of a finished job.  A slot of the record, not
+        # of the extra part: a status(id) lookup then reads one object
+        # fewer, which on 100k records is one cache miss fewer.
+        "snap",
         "__weakref__",  # trackers could always be weakly referenced
     )
 
@@ -148,6 +151,7 @@ class Job(Tracker):
         self.attempts = 0
         self.ctx = ctx
         self.cancel_requested = False
+        self.snap = None
         self.x: _Extra | None = None
         if timeout is not None or retries:
             # Not shared with any thread yet: no need for extra()'s lock.
@@ -182,7 +186,6 @@ class Job(Tracker):
     callbacks = _extra_property("callbacks", "Done callbacks, f(job).")
     dependents = _extra_property("dependents", "Jobs waiting for this one.")
     pending_deps = _extra_property("pending_deps", "Dependencies not yet succeeded.")
-    snap = _extra_property("snap", "Cached terminal JobStatus.")
     meta = _extra_property("meta", "Free-form notes (e.g. retry_of).")
     out = _extra_property("out", "Captured output chunks.")
     interrupted = _extra_property("interrupted", "An async interrupt was sent.")
@@ -284,9 +287,9 @@ class Job(Tracker):
         *before* they publish the new state, so a terminal state read here
         implies its fields are complete.
         """
-        x = self.x
-        if x is not None and x.snap is not None:
-            return x.snap
+        snap = self.snap
+        if snap is not None:
+            return snap
         state = self.state
         # A queued job has not started: ignore what a concurrent start()
         # writes after `state` was read (it publishes the state last).
@@ -321,7 +324,7 @@ class Job(Tracker):
             attempts=0 if queued else self.attempts,
         )
         if complete:
-            self.extra().snap = status
+            self.snap = status
         return status
 
 
