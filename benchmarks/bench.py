@@ -323,7 +323,8 @@ CORE = {
     "lookup": bench_lookup,
     "frames": bench_frames,
 }
-AREAS = ("magics", "dashboard", "dask", "history")
+# Dask last: its client leaves event-loop threads behind in this process.
+AREAS = ("magics", "dashboard", "history", "dask")
 
 
 def fmt(x: float) -> str:
