@@ -37,3 +37,26 @@ def test_bad_tags_are_refused_before_queueing(tags):
         with pytest.raises((TypeError, ValueError)):
             d.queue(int, tags=tags)
         assert len(d.registry) == 0 and d.stats()["submitted"] == 0
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_worker_that_dies_outside_a_job_is_replaced(thread_baseline):
+    """A worker killed by an exception outside any job (here: injected while
+    it is idle) is replaced, and the pool keeps its size and keeps serving."""
+    import ctypes
+
+    d = nbfrost.Dispatcher(workers=2, expiry=None)
+    try:
+        backend = d.backend
+        victim = backend._workers[0]
+        before = {w.thread for w in backend._workers}
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(victim.ident),
+                                                   ctypes.py_object(SystemExit))
+        backend._queue.put(None)  # wake it: the exception lands as get() returns
+        victim.thread.join(10)
+        assert not victim.thread.is_alive()
+        threads = backend.threads()
+        assert len(threads) == 2 and set(threads) != before
+        assert [d.queue(pow, 2, i).result(timeout=10) for i in range(4)] == [1, 2, 4, 8]
+    finally:
+        d.shutdown()
