@@ -275,11 +275,9 @@ class Dispatcher:
             raise ValueError(f"job {job.id} is still {job.state.value}; only finished jobs can be retried")
         if job.fn is None:
             raise ValueError(f"job {job.id} has no callable to run again")
-        tracker = self.queue(job.fn, *job.args, name=job.label, tags=job.tags,
-                             timeout=job.timeout, retries=job.retries, quiet=not job.echo,
-                             **job.kwargs)
-        tracker._job.meta = {"retry_of": job.id}
-        return tracker
+        return self.queue(job.fn, *job.args, name=job.label, tags=job.tags,
+                          timeout=job.timeout, retries=job.retries, quiet=not job.echo,
+                          **job.kwargs)
 
     # --------------------------------------------------------------- timeouts
     def _arm_timeout(self, job: Job) -> None:

@@ -66,7 +66,7 @@ class _Extra:
     """
 
     __slots__ = ("waiters", "callbacks", "dependents", "pending_deps",
-                 "future", "meta", "out", "out_size", "quiet", "interrupted",
+                 "future", "out", "out_size", "quiet", "interrupted",
                  "traceback", "timeout", "retries", "progress", "message")
 
     def __init__(self) -> None:
@@ -75,7 +75,6 @@ class _Extra:
         self.dependents = None
         self.pending_deps = 0
         self.future = None
-        self.meta = None
         self.out = None
         self.out_size = 0
         self.quiet = False
@@ -186,7 +185,6 @@ class Job(Tracker):
     callbacks = _extra_property("callbacks", "Done callbacks, f(job).")
     dependents = _extra_property("dependents", "Jobs waiting for this one.")
     pending_deps = _extra_property("pending_deps", "Dependencies not yet succeeded.")
-    meta = _extra_property("meta", "Free-form notes (e.g. retry_of).")
     out = _extra_property("out", "Captured output chunks.")
     interrupted = _extra_property("interrupted", "An async interrupt was sent.")
     timeout = _extra_property("timeout", "Seconds the job may run, or None.")
@@ -198,11 +196,6 @@ class Job(Tracker):
         """How many more times a job that raised is run."""
         x = self.x
         return 0 if x is None else x.retries
-
-    @property
-    def pending(self) -> int:
-        x = self.x
-        return 0 if x is None else x.pending_deps
 
     @property
     def echo(self) -> bool:

@@ -80,6 +80,7 @@ class Registry:
         self._created = clock()
         # A slot per waiting job when max_queue > 0; released when the job
         # leaves the queued state, whichever way it leaves.
+        self._max_queue = max_queue
         self._space = threading.BoundedSemaphore(max_queue) if max_queue > 0 else None
         # Hooks set by the dispatcher.
         self.on_ready: Callable[[Job], None] = lambda job: None
@@ -95,11 +96,6 @@ class Registry:
         self.listeners: tuple[Callable[[Job], None], ...] = ()
 
     # ------------------------------------------------------------------ add
-    @property
-    def bounded(self) -> bool:
-        """True when ``max_queue`` limits how many jobs may wait."""
-        return self._space is not None
-
     def reserve(self, block: bool, timeout: float | None) -> None:
         """Take a queue slot (only with max_queue); raise `QueueFull` if none."""
         space = self._space
@@ -107,7 +103,7 @@ class Registry:
             return
         if not space.acquire(block, timeout if block else None):
             raise QueueFull(
-                f"the queue already holds max_queue={space._initial_value} waiting "  # type: ignore[attr-defined]
+                f"the queue already holds max_queue={self._max_queue} waiting "
                 "jobs; wait for some to start, pass block=True, or raise "
                 "Dispatcher(max_queue=...)")
 
