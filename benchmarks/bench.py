@@ -148,7 +148,7 @@ def _latencies(submit, wait_done, k: int) -> list[float]:
     for _ in range(k):
         box: list[float] = []
         t0 = time.perf_counter()
-        handle = submit(lambda: box.append(time.perf_counter()))
+        handle = submit(lambda box=box: box.append(time.perf_counter()))
         wait_done(handle)
         out.append((box[0] - t0) * 1e6)
     return out

@@ -33,7 +33,8 @@ import re
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 try:
     import ipywidgets as widgets
@@ -89,7 +90,8 @@ _CSS = """
 .nbf-title span{color:var(--jp-ui-font-color2,#6b7280);font-weight:400}
 .nbf-chips{display:flex;gap:6px;flex-wrap:wrap}
 .nbf-chip{display:inline-flex;align-items:center;gap:5px;padding:1px 9px 1px 7px;border-radius:11px;
- background:var(--jp-layout-color2,#f3f4f6);border:1px solid var(--jp-border-color2,#e5e7eb);white-space:nowrap}
+ background:var(--jp-layout-color2,#f3f4f6);border:1px solid var(--jp-border-color2,#e5e7eb);
+ white-space:nowrap}
 .nbf-chip b{font-size:13px;font-variant-numeric:tabular-nums}
 .nbf-dot{width:8px;height:8px;border-radius:50%;display:inline-block}
 .nbf-kpi{color:var(--jp-ui-font-color2,#4b5563);white-space:nowrap}
@@ -223,7 +225,7 @@ class _Page:
         self.more = more
 
 
-def _display_frame(frame: "pd.DataFrame") -> "pd.DataFrame":
+def _display_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame from `Dispatcher.to_frame` as display strings, one column
     per `_TABLE_COLUMNS` entry.  User strings stay raw: ``to_html`` escapes."""
     import pandas as pd
@@ -291,7 +293,7 @@ def _row_css(scope: str, states: list[str], progress: list[float]) -> str:
     return "<style>" + "".join(rules) + "".join(bars) + "</style>"
 
 
-def render_page(dispatcher: "Dispatcher", states: tuple[str, ...] | None, text: str,
+def render_page(dispatcher: Dispatcher, states: tuple[str, ...] | None, text: str,
                 page: int, page_size: int, counts: dict[str, int]) -> _Page:
     """Query and render one page of the table (newest first).
 
@@ -330,7 +332,7 @@ def render_page(dispatcher: "Dispatcher", states: tuple[str, ...] | None, text: 
 
 
 # ------------------------------------------------------------------ timeline
-def render_timeline(frame: "pd.DataFrame", now: float, workers: int, width: int = 960) -> str:
+def render_timeline(frame: pd.DataFrame, now: float, workers: int, width: int = 960) -> str:
     """A Gantt chart (SVG) of the jobs in *frame*: one lane per worker, one
     bar per started job, coloured by state.  User strings go into ``<title>``
     tooltips and labels escaped.  *now* (epoch seconds) ends running bars."""
@@ -364,7 +366,7 @@ def render_timeline(frame: "pd.DataFrame", now: float, workers: int, width: int 
              f'preserveAspectRatio="xMinYMin meet" role="img" '
              f'aria-label="timeline of the {len(rows)} most recent started jobs">']
     # Lanes and the time grid first, bars on top.
-    for i, w in enumerate(lanes):
+    for i in range(len(lanes)):
         y = top + i * lane_h
         if i % 2 == 0:
             parts.append(f'<rect class="lane" x="{label_w}" y="{y}" width="{plot_w}" height="{lane_h}"/>')
@@ -377,7 +379,7 @@ def render_timeline(frame: "pd.DataFrame", now: float, workers: int, width: int 
         anchor = "start" if k == 0 else ("end" if x > label_w + plot_w - 24 else "middle")
         parts.append(f'<text class="axis" x="{x:.1f}" y="{top - 8}" text-anchor="{anchor}">+{label}</text>')
         k += 1
-    for jid, name, state, worker, start, end, dur in rows:
+    for jid, name, state, worker, start, end, _dur in rows:
         busy[worker] += end - start
         y = top + lane_of[worker] * lane_h + 3
         x = label_w + (start - t0) / span * plot_w
@@ -441,7 +443,7 @@ def _fmt_tick(seconds: float) -> str:
 
 # ----------------------------------------------------------------------- hub
 _hubs_lock = threading.Lock()  # guards _hubs and every hub's dashboards/thread
-_hubs: dict[int, "_Hub"] = {}   # id(dispatcher) -> its hub, while it has dashboards
+_hubs: dict[int, _Hub] = {}   # id(dispatcher) -> its hub, while it has dashboards
 
 
 class _Hub:
@@ -454,12 +456,12 @@ class _Hub:
     how many more finished, from ``stats()["finished"]``.
     """
 
-    def __init__(self, dispatcher: "Dispatcher") -> None:
+    def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
         self.dashboards: list[Dashboard] = []
         self.thread: threading.Thread | None = None
         self.wake = threading.Event()
-        self.caught: deque[tuple[int, "Tracker"]] = deque(maxlen=16)
+        self.caught: deque[tuple[int, Tracker]] = deque(maxlen=16)
         self._seq = itertools.count(1)
         self._arm_lock = threading.Lock()  # guards _unsubscribe and _left
         self._unsubscribe: Callable[[], None] | None = None
@@ -480,7 +482,7 @@ class _Hub:
         if unsubscribe is not None:
             unsubscribe()
 
-    def _on_finish(self, tracker: "Tracker") -> None:
+    def _on_finish(self, tracker: Tracker) -> None:
         # Runs in the worker that finished the job.  deque.append and
         # next(count) are atomic under the GIL; two workers racing here
         # both append, which is harmless.
@@ -488,7 +490,7 @@ class _Hub:
         self.disarm()
 
     @classmethod
-    def join(cls, dash: "Dashboard") -> "_Hub":
+    def join(cls, dash: Dashboard) -> _Hub:
         with _hubs_lock:
             hub = _hubs.get(id(dash.dispatcher))
             if hub is None:
@@ -507,7 +509,7 @@ class _Hub:
         self.thread = threading.Thread(target=self._run, name="nbfrost-dashboard", daemon=True)
         self.thread.start()
 
-    def leave(self, dash: "Dashboard") -> None:
+    def leave(self, dash: Dashboard) -> None:
         thread = None
         last = False
         with _hubs_lock:
@@ -526,7 +528,7 @@ class _Hub:
         if thread is not None and thread is not threading.current_thread():
             thread.join(10)
 
-    def _live(self) -> list["Dashboard"] | None:
+    def _live(self) -> list[Dashboard] | None:
         """The dashboards to refresh now, or None if the thread should end."""
         with _hubs_lock:
             live = [d for d in self.dashboards if d._refresh is not None]
@@ -558,7 +560,7 @@ class _Hub:
                 except Exception:
                     log.exception("nbfrost: last dashboard refresh pass failed")
 
-    def tick(self, dashboards: list["Dashboard"], force: bool = False) -> None:
+    def tick(self, dashboards: list[Dashboard], force: bool = False) -> None:
         """Refresh each dashboard whose registry changed (or all, with *force*)."""
         shared: dict[Any, Any] = {"stats": self.dispatcher.stats()}
         for dash in dashboards:
@@ -605,7 +607,7 @@ class Dashboard(widgets.VBox):
     its dispatcher, or when the dispatcher shuts down.
     """
 
-    def __init__(self, dispatcher: "Dispatcher | None" = None, refresh: float | None = 0.5,
+    def __init__(self, dispatcher: Dispatcher | None = None, refresh: float | None = 0.5,
                  page_size: int = 50, *, timeline_jobs: int = 200) -> None:
         from .dispatcher import Dispatcher
 
@@ -796,7 +798,7 @@ class Dashboard(widgets.VBox):
         self.refresh_now()
         return ok
 
-    def retry_selected(self) -> "Tracker | None":
+    def retry_selected(self) -> Tracker | None:
         """Queue the chosen finished job again (`Dispatcher.retry`) and choose
         the new job.  Returns its tracker, or None if that was not possible."""
         job_id = self.selected
@@ -1072,7 +1074,7 @@ class Dashboard(widgets.VBox):
         return f"<nbfrost.Dashboard {state} {summary}>"
 
 
-def _details_key(tracker: "Tracker") -> tuple:
+def _details_key(tracker: Tracker) -> tuple:
     """What the details pane shows of a job: if this is unchanged, the pane
     need not be rebuilt.  Output only grows while the job runs, so a
     finished job's output is not measured again."""
@@ -1082,7 +1084,7 @@ def _details_key(tracker: "Tracker") -> tuple:
     return (tracker.id, state, size, status.attempts, status.progress, status.message)
 
 
-def _banner_html(tracker: "Tracker", more: int) -> str:
+def _banner_html(tracker: Tracker, more: int) -> str:
     """A one-line finish notice for *tracker*'s job (and *more* others)."""
     status = tracker.status()
     name = _esc(status.name)

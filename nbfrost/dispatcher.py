@@ -12,7 +12,8 @@ import numbers
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from . import capture
 from .errors import JobNotFound
@@ -327,7 +328,7 @@ class Dispatcher:
         return StatusList(j.snapshot(now) for j in self.registry.select(state, name, tag))
 
     def to_frame(self, state: Any = None, name: str | None = None,
-                 tag: str | None = None, newest: int | None = None) -> "pd.DataFrame":
+                 tag: str | None = None, newest: int | None = None) -> pd.DataFrame:
         """The registry as a pandas DataFrame, one row per job, indexed by id.
 
         With *newest*, only the newest that many matching jobs, newest first
@@ -483,7 +484,8 @@ class Dispatcher:
         self._timers.close()
         # Anything that slipped in during shutdown must still end somewhere.
         for job in self.registry.active_jobs():
-            self.registry.cancel(job, interrupt=True, reason=f"job {job.id} was cancelled: the dispatcher shut down")
+            self.registry.cancel(job, interrupt=True,
+                                 reason=f"job {job.id} was cancelled: the dispatcher shut down")
         if self._journal is not None:
             self._journal.close()  # commits the last changes, then detaches
         capture.uninstall()
@@ -503,7 +505,7 @@ class Dispatcher:
         """
         return True if self._journal is None else self._journal.flush(timeout)
 
-    def __enter__(self) -> "Dispatcher":
+    def __enter__(self) -> Dispatcher:
         return self
 
     def __exit__(self, *exc: Any) -> None:

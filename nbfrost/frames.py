@@ -8,7 +8,8 @@ dicts: that is what keeps ``to_frame()`` faster than
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .job import QUEUED, TERMINAL, JobState
 
@@ -35,7 +36,7 @@ def _times(values: list) -> Any:
     return pd.to_datetime(arr, unit="s", utc=True)
 
 
-def jobs_to_frame(jobs: Sequence["Job"], now: float) -> "pd.DataFrame":
+def jobs_to_frame(jobs: Sequence[Job], now: float) -> pd.DataFrame:
     """One row per job, indexed by ``id``.
 
     ``state`` is categorical (ordered by lifecycle), the three times are

@@ -18,7 +18,8 @@ The file holds:
   in that batch: ``[job, state, at, name, tags, worker, attempts,
   started_at, queued_at, error, error_type, traceback]`` (`ENTRY_FIELDS`;
   trailing nulls left out), where ``at`` is the time the job reached that
-  state; times are integer microseconds since the epoch.  Each entry carries every time the job has so far, so the
+  state; times are integer microseconds since the epoch.  Each entry carries
+  every time the job has so far, so the
   transitions of one job within one batch (a fast job is queued, started
   and finished within a few ms) fold into one entry without losing any of
   their times.  One ``INSERT`` of one JSON text per batch, instead of a
@@ -514,7 +515,7 @@ class Journal:
 _IDLE_POLL = 0.05  # seconds between polls of an idle journal: its commit delay after a lull
 #: The attached journals of this process, so that `history` can flush the
 #: ones writing the file it reads.
-_OPEN: "weakref.WeakSet[Journal]" = weakref.WeakSet()
+_OPEN: weakref.WeakSet[Journal] = weakref.WeakSet()
 
 
 def _flush_writers_of(path: str, timeout: float = 5.0) -> None:
@@ -531,7 +532,7 @@ def _flush_writers_of(path: str, timeout: float = 5.0) -> None:
             journal.flush(timeout)
 
 
-def _traceback_of(job: "Job", error: BaseException) -> str:
+def _traceback_of(job: Job, error: BaseException) -> str:
     """The job's traceback text, without writing to the job: the one a backend
     (or a reader) already cached for this error, else formatted here."""
     x = job.x
@@ -576,7 +577,7 @@ def _fold(batches: list) -> dict[tuple[int, int], list]:
     return jobs
 
 
-def history(path: str | os.PathLike) -> "pd.DataFrame":
+def history(path: str | os.PathLike) -> pd.DataFrame:
     """Every job journaled in the history file *path*, as a DataFrame.
 
     One row per job and session (a session is one dispatcher's lifetime),
@@ -667,7 +668,7 @@ class _CallableModule(types.ModuleType):
     module callable keeps ``nbfrost.history(path)`` working either way.
     """
 
-    def __call__(self, path: str | os.PathLike) -> "pd.DataFrame":
+    def __call__(self, path: str | os.PathLike) -> pd.DataFrame:
         return history(path)
 
 

@@ -13,15 +13,24 @@ import json
 import os
 import threading
 import traceback as _tb
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 # The states live in their own module (see there); they are re-exported here
 # because this is where the rest of nbfrost has always imported them from.
 from .states import (
-    _ALLOWED, CANCELLED, FAILED, QUEUED, RUNNING, STATE_COLOURS, SUCCEEDED, TERMINAL,
-    JobState, state_badge_html,
+    _ALLOWED,
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    STATE_COLOURS,
+    SUCCEEDED,
+    TERMINAL,
+    JobState,
+    state_badge_html,
 )
 from .tracker import Tracker
 
@@ -87,11 +96,11 @@ class _Extra:
 
 
 def _extra_property(name: str, doc: str) -> property:
-    def get(job: "Job") -> Any:
+    def get(job: Job) -> Any:
         x = job.x
         return None if x is None else getattr(x, name)
 
-    def set_(job: "Job", value: Any) -> None:
+    def set_(job: Job, value: Any) -> None:
         setattr(job.extra(), name, value)
 
     return property(get, set_, doc=doc)
@@ -133,7 +142,7 @@ class Job(Tracker):
 
     def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict,
                  label: str | None, tags: tuple[str, ...], timeout: float | None,
-                 retries: int, ctx: Any, queued_at: float, dispatcher: "Dispatcher") -> None:
+                 retries: int, ctx: Any, queued_at: float, dispatcher: Dispatcher) -> None:
         self.id = -1
         self.fn = fn
         self.args = args
@@ -160,7 +169,7 @@ class Job(Tracker):
         self._dispatcher = dispatcher
 
     @property
-    def _job(self) -> "Job":
+    def _job(self) -> Job:
         # Tracker's methods reach the record through ``_job``; here it is
         # the object itself (a property, not a slot: a slot holding self
         # would be a reference cycle in every job).
@@ -273,7 +282,7 @@ class Job(Tracker):
         return "".join(x.out) if x is not None and x.out else ""
 
     # -- snapshot ------------------------------------------------------------
-    def snapshot(self, now: float) -> "JobStatus":
+    def snapshot(self, now: float) -> JobStatus:
         """Build a `JobStatus`.  Terminal snapshots are cached: they never change.
 
         Safe without the registry lock: writers set the times and results

@@ -28,7 +28,8 @@ import keyword
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -416,7 +417,7 @@ class FrostMagics(Magics):
 
     _RECREATE = ("backend", "max_queue", "output_cap", "dask_address", "history")
 
-    def __init__(self, shell: "InteractiveShell | None" = None, **kwargs: Any) -> None:
+    def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._lock = threading.RLock()  # guards _dispatcher, _stale, _dashboards
         self._dispatcher: Dispatcher | None = None
@@ -705,7 +706,8 @@ class FrostMagics(Magics):
         nbfrost.cancelled() (or at once with --interrupt)."""
         tracker = self.get_dispatcher().tracker(args.id)
         if tracker.cancel(interrupt=args.interrupt):
-            how = "cancelled" if tracker.done() else "asked to stop (it ends when it checks nbfrost.cancelled())"
+            how = ("cancelled" if tracker.done()
+                   else "asked to stop (it ends when it checks nbfrost.cancelled())")
             print(f"job {tracker.id} {how}")
         else:
             print(f"job {tracker.id} had already {tracker.state.value}")

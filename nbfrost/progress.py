@@ -6,7 +6,8 @@ once and run both in the foreground and as a job.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 from .capture import CURRENT
 from .errors import JobCancelled

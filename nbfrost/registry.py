@@ -26,8 +26,9 @@ import threading
 import time
 from _thread import allocate_lock as _allocate_lock
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from .errors import JobCancelled, JobNotFound, JobTimeout, QueueFull
 from .job import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TERMINAL, Job, JobState
@@ -650,7 +651,9 @@ class Registry:
 
     def active_jobs(self) -> list[Job]:
         with self._lock:
-            return [j for j in self._jobs.values() if j.state not in TERMINAL] if (self._queued or self._running) else []
+            if not (self._queued or self._running):
+                return []
+            return [j for j in self._jobs.values() if j.state not in TERMINAL]
 
 
 def _normalize_states(state: Any) -> frozenset[JobState] | None:

@@ -14,7 +14,8 @@ import asyncio
 import concurrent.futures
 import html
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
 
 from .errors import JobCancelled, JobFailed
 from .states import CANCELLED, FAILED, SUCCEEDED, TERMINAL, JobState, state_badge_html
@@ -31,7 +32,7 @@ _future_lock = threading.Lock()  # guards creation of a job's future view
 class _JobFuture(concurrent.futures.Future):
     """A `Future` view of a job; cancelling it cancels the job."""
 
-    def __init__(self, tracker: "Tracker") -> None:
+    def __init__(self, tracker: Tracker) -> None:
         super().__init__()
         self._tracker = tracker
 
@@ -49,8 +50,8 @@ class Tracker:
     """
 
     __slots__ = ()
-    _job: "Job"
-    _dispatcher: "Dispatcher"
+    _job: Job
+    _dispatcher: Dispatcher
 
     # ------------------------------------------------------------ identity
     @property
@@ -73,7 +74,7 @@ class Tracker:
         return self._job.state
 
     @property
-    def dispatcher(self) -> "Dispatcher":
+    def dispatcher(self) -> Dispatcher:
         return self._dispatcher
 
     # -------------------------------------------------------------- status
@@ -163,7 +164,7 @@ class Tracker:
         return self._dispatcher._cancel_job(self._job, interrupt)
 
     # ----------------------------------------------------------- callbacks
-    def add_done_callback(self, fn: Callable[["Tracker"], Any]) -> None:
+    def add_done_callback(self, fn: Callable[[Tracker], Any]) -> None:
         """Call ``fn(tracker)`` when the job ends (at once if it has).
 
         Callbacks run in the thread that finished the job, after every lock
@@ -173,7 +174,7 @@ class Tracker:
             raise TypeError(f"callback must be callable, got {type(fn).__name__}")
         tracker = self
 
-        def call(_job: "Job") -> None:
+        def call(_job: Job) -> None:
             fn(tracker)
 
         call.__qualname__ = getattr(fn, "__qualname__", repr(fn))

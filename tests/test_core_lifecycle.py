@@ -12,10 +12,10 @@ import threading
 import time
 
 import pytest
-
-import nbfrost
 from conftest import live_threads, wait_for_threads
 from core_helpers import WAIT, concurrency_probe, eventually, running
+
+import nbfrost
 from nbfrost import JobCancelled, JobFailed, JobState, JobTimeout, QueueFull, Tracker
 
 

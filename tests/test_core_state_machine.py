@@ -22,13 +22,13 @@ import threading
 from dataclasses import dataclass, field
 
 import pytest
+from conftest import FakeClock
+from core_helpers import WAIT, eventually
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import nbfrost
-from conftest import FakeClock
-from core_helpers import WAIT, eventually
 from nbfrost import JobNotFound, JobState, Tracker
 
 WORKERS = 2

@@ -337,7 +337,7 @@ def test_retry_failed_job(d1):
 
 
 def test_clear_finished(d1):
-    for i in range(3):
+    for _ in range(3):
         d1.queue(lambda: None)
     d1.queue(boom)
     d1.wait(timeout=WAIT)

@@ -24,10 +24,10 @@ import pytest
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
+from conftest import live_threads, wait_for_threads  # noqa: E402
+
 import nbfrost  # noqa: E402
 from nbfrost import JobCancelled, JobFailed, JobNotFound, JobState, JobTimeout  # noqa: E402
-
-from conftest import live_threads, wait_for_threads  # noqa: E402
 
 # Jobs defined here run in the workers' processes, which cannot import this
 # test module: ship its functions by value.
@@ -220,10 +220,10 @@ def test_durations_are_the_time_on_the_worker(kit):
     long = d.queue(time.sleep, 0.3)
     for t in (short, long):
         t.result(WAIT)
-    s, l = short.status(), long.status()
+    s, lg = short.status(), long.status()
     assert 0.01 <= s.duration < 0.15, s.duration
-    assert 0.3 <= l.duration < 0.45, l.duration
-    assert s.queued_at <= s.started_at and l.queued_at <= l.started_at
+    assert 0.3 <= lg.duration < 0.45, lg.duration
+    assert s.queued_at <= s.started_at and lg.queued_at <= lg.started_at
 
 
 def test_identical_calls_are_not_deduplicated(kit):

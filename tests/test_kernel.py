@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import live_threads, wait_for_threads
 from kernel_helpers import Kernel, parent
 

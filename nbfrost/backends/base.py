@@ -18,7 +18,7 @@ class Backend(Protocol):
     #: Short name shown in config and the dashboard ("threads", "dask").
     name: str
 
-    def start(self, registry: "Registry") -> None:
+    def start(self, registry: Registry) -> None:
         """Start the workers; from now on `submit` may be called."""
 
     @property
@@ -28,13 +28,13 @@ class Backend(Protocol):
     def busy(self) -> int:
         """How many workers are running a job right now."""
 
-    def submit(self, job: "Job") -> None:
+    def submit(self, job: Job) -> None:
         """Run *job* when a worker is free (call ``registry.start`` first)."""
 
-    def interrupt(self, job: "Job", exc_type: type[BaseException]) -> None:
+    def interrupt(self, job: Job, exc_type: type[BaseException]) -> None:
         """Stop a running job now.  Called under the registry lock: be quick."""
 
-    def grace_expired(self, job: "Job") -> None:
+    def grace_expired(self, job: Job) -> None:
         """*job* was interrupted a while ago; if it still holds a worker, free one."""
 
     def resize(self, workers: int) -> None:

@@ -51,7 +51,8 @@ import threading
 import time
 import traceback
 import uuid
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..capture import CURRENT, DEFAULT_OUTPUT_CAP, JobContext, ensure_installed
 from ..job import QUEUED, RUNNING, TERMINAL, Job
@@ -248,10 +249,10 @@ class _StartReporter:
     """
 
     _lock = threading.Lock()  # guards _by_worker
-    _by_worker: dict[int, "_StartReporter"] = {}
+    _by_worker: dict[int, _StartReporter] = {}
 
     @classmethod
-    def of(cls, worker: Any) -> "_StartReporter":
+    def of(cls, worker: Any) -> _StartReporter:
         reporter = cls._by_worker.get(id(worker))
         if reporter is None or reporter.worker is not worker:
             with cls._lock:
@@ -491,12 +492,12 @@ class DaskBackend:
         self._running: set[int] = set()  # started on a worker (backend thread)
         self._to_cancel: list[_Live] = []  # never-started jobs to cancel (backend thread)
         self._marked = False  # the workers hold some of our ids in _CANCELLED
-        self._registry: "Registry | None" = None
+        self._registry: Registry | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
 
     # ------------------------------------------------------------------ life
-    def start(self, registry: "Registry") -> None:
+    def start(self, registry: Registry) -> None:
         """Connect (or start the owned LocalCluster), subscribe to this
         backend's worker events and start the backend thread."""
         from distributed import Client, LocalCluster

@@ -37,7 +37,7 @@ class _Worker(JobContext):
 
     __slots__ = ("name", "thread", "ident", "retired", "registry")
 
-    def __init__(self, name: str, registry: "Registry", cap: int) -> None:
+    def __init__(self, name: str, registry: Registry, cap: int) -> None:
         super().__init__(cap)
         self.name = name
         self.registry = registry
@@ -70,10 +70,10 @@ class ThreadBackend:
         self._retire = 0     # workers still to leave after a shrink
         self._stopping = False
         self._serial = 0
-        self._registry: "Registry | None" = None
+        self._registry: Registry | None = None
 
     # ---------------------------------------------------------------- life
-    def start(self, registry: "Registry") -> None:
+    def start(self, registry: Registry) -> None:
         self._registry = registry
         with self._lock:
             for _ in range(self._size):
@@ -105,7 +105,7 @@ class ThreadBackend:
             return [w.thread for w in self._workers if w.thread is not None]
 
     # ------------------------------------------------------------ running
-    def submit(self, job: "Job") -> None:
+    def submit(self, job: Job) -> None:
         self._queue.put(job)
 
     def _work(self, w: _Worker) -> None:
@@ -180,7 +180,7 @@ class ThreadBackend:
                 self._spawn()
 
     # ------------------------------------------------------- interruption
-    def interrupt(self, job: "Job", exc_type: type[BaseException]) -> None:
+    def interrupt(self, job: Job, exc_type: type[BaseException]) -> None:
         """Raise *exc_type* inside the thread running *job*.
 
         Called under the registry lock, which the worker also takes when it
@@ -194,7 +194,7 @@ class ThreadBackend:
                 _set_async_exc(w.ident, exc_type)
                 return
 
-    def grace_expired(self, job: "Job") -> None:
+    def grace_expired(self, job: Job) -> None:
         """Retire a worker still stuck in an interrupted job and start another."""
         with self._lock:
             for w in self._workers:
