@@ -19,12 +19,47 @@ import sys
 import threading
 from typing import Any, TextIO
 
-__all__ = ["CURRENT", "JobContext", "StreamRouter", "ensure_installed", "uninstall"]
+__all__ = ["CURRENT", "JobContext", "OutputBuffer", "StreamRouter", "ensure_installed",
+           "uninstall"]
 
 #: ``CURRENT.ctx`` is the `JobContext` of the job this thread runs, if any.
 CURRENT = threading.local()
 
 DEFAULT_OUTPUT_CAP = 1 << 20  # characters kept per job
+
+
+class OutputBuffer:
+    """One job's captured output: the text written, kept up to a cap.
+
+    The first write that crosses the cap is cut there and followed by a
+    visible marker; later writes are dropped.  The job record in this
+    process and the Dask worker's stand-in both keep their output here, so
+    the two truncate alike.
+    """
+
+    # Pieces are joined only when the output is read: a write stays one
+    # append, which matters for jobs that print in a tight loop.
+    __slots__ = ("parts", "size")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0  # characters kept so far, at most the cap
+
+    def write(self, text: str, cap: int) -> None:
+        """Keep *text*, or as much of it as fits under *cap* characters."""
+        size = self.size
+        if size < cap:
+            if size + len(text) > cap:
+                self.parts.append(text[: cap - size])
+                self.parts.append(f"\n[nbfrost: output truncated at {cap} characters]\n")
+                self.size = cap
+            else:
+                self.parts.append(text)
+                self.size = size + len(text)
+
+    def getvalue(self) -> str:
+        """Everything kept, marker included."""
+        return "".join(self.parts)
 
 
 class JobContext:

@@ -15,6 +15,7 @@ __all__ = [
     "JobCancelled",
     "JobTimeout",
     "QueueFull",
+    "RemoteJobError",
 ]
 
 
@@ -78,4 +79,10 @@ class QueueFull(NbfrostError):
     """``queue()`` could not add a job: ``max_queue`` jobs are already waiting.
 
     Raised with ``block=False``, or when ``queue_timeout`` runs out.
+    """
+
+
+class RemoteJobError(NbfrostError):
+    """Stands in for a job's exception that could not be pickled back from a
+    Dask worker; its message names the original type and repeats its text.
     """

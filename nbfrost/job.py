@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from .capture import OutputBuffer
+
 # The states live in their own module (see there); they are re-exported here
 # because this is where the rest of nbfrost has always imported them from.
 from .states import (
@@ -75,7 +77,7 @@ class _Extra:
     """
 
     __slots__ = ("waiters", "callbacks", "dependents", "pending_deps",
-                 "future", "out", "out_size", "quiet", "interrupted",
+                 "future", "out", "quiet", "interrupted",
                  "traceback", "timeout", "retries", "progress", "message")
 
     def __init__(self) -> None:
@@ -84,8 +86,7 @@ class _Extra:
         self.dependents = None
         self.pending_deps = 0
         self.future = None
-        self.out = None
-        self.out_size = 0
+        self.out: OutputBuffer | None = None
         self.quiet = False
         self.interrupted = False
         self.traceback = None
@@ -264,22 +265,14 @@ class Job(Tracker):
             x = self.extra()
         out = x.out
         if out is None:
-            out = x.out = []
-        size = x.out_size
-        if size < cap:
-            if size + len(text) > cap:
-                out.append(text[: cap - size])
-                out.append(f"\n[nbfrost: output truncated at {cap} characters]\n")
-                x.out_size = cap
-            else:
-                out.append(text)
-                x.out_size = size + len(text)
+            out = x.out = OutputBuffer()
+        out.write(text, cap)
         return not x.quiet
 
     @property
     def output(self) -> str:
         x = self.x
-        return "".join(x.out) if x is not None and x.out else ""
+        return x.out.getvalue() if x is not None and x.out is not None else ""
 
     # -- snapshot ------------------------------------------------------------
     def snapshot(self, now: float) -> JobStatus:

@@ -38,6 +38,7 @@ from traitlets import Bool, Enum, Float, Int, Unicode, observe
 
 from . import capture
 from .capture import CURRENT
+from .cells import compile_cell
 from .dispatcher import Dispatcher
 from .errors import JobCancelled, JobNotFound
 from .job import RUNNING, SUCCEEDED, TERMINAL, JobState, state_badge_html
@@ -214,12 +215,8 @@ def _compile_cell(shell: Any, line: str, cell: str) -> _Compiled:
                                    raw_code=f"%%frost {line}\n{cell}")
     tree = shell.compile.ast_parse(source, filename=filename)
     tree = shell.transform_ast(tree)
-    last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
     flags = shell.compile.flags | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-    body = compile(tree, filename, "exec", flags, dont_inherit=True)
-    tail = compile(last, filename, "eval", flags, dont_inherit=True) if last is not None else None
+    body, tail = compile_cell(tree, filename, flags, dont_inherit=True)
     return _Compiled(filename, source, body, tail)
 
 
