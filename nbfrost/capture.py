@@ -131,9 +131,9 @@ def ensure_installed() -> None:
         return
     with _install_lock:
         if not isinstance(sys.stdout, StreamRouter):
-            sys.stdout = StreamRouter(sys.stdout, "stdout")  # type: ignore[assignment]
+            sys.stdout = StreamRouter(sys.stdout, "stdout")
         if not isinstance(sys.stderr, StreamRouter):
-            sys.stderr = StreamRouter(sys.stderr, "stderr")  # type: ignore[assignment]
+            sys.stderr = StreamRouter(sys.stderr, "stderr")
 
 
 def acquire() -> None:

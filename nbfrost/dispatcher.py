@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import capture
+from .backends import Backend, make_backend
 from .errors import JobNotFound
 from .job import QUEUED, RUNNING, TERMINAL, Job, JobState, JobStatus, StatusList
 from .registry import Registry
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Dispatcher"]
 
-_BACKENDS = ("threads", "dask")
 _NO_KWARGS: dict[str, Any] = {}
 
 
@@ -87,7 +87,8 @@ class Dispatcher:
             forever).  Queued and running jobs never expire.
         max_queue: how many jobs may wait at once; 0 means unbounded.  When
             full, `queue` blocks (or raises `QueueFull`, see there).
-        backend: ``"threads"`` (default) or ``"dask"``.
+        backend: ``"threads"`` (default), ``"dask"``, or an object that has
+            what `nbfrost.backends.Backend` lists.
         output_cap: characters of stdout/stderr kept per job.
         grace: seconds an interrupted or timed-out job gets to stop before
             its worker thread is abandoned and replaced.
@@ -107,7 +108,7 @@ class Dispatcher:
     """
 
     def __init__(self, workers: int = 4, expiry: float | None = 300.0, max_queue: int = 0, *,
-                 backend: str | Any = "threads", output_cap: int = capture.DEFAULT_OUTPUT_CAP,
+                 backend: str | Backend = "threads", output_cap: int = capture.DEFAULT_OUTPUT_CAP,
                  grace: float = 2.0, clock: Callable[[], float] | None = None,
                  history: str | os.PathLike | None = None,
                  **backend_options: Any) -> None:
@@ -126,7 +127,7 @@ class Dispatcher:
             self._journal = Journal(history)
         self.registry = Registry(expiry=expiry, max_queue=max_queue, clock=clock or time.time)
         try:
-            self._backend = self._make_backend(backend, workers, output_cap, backend_options)
+            self._backend: Backend = make_backend(backend, workers, output_cap, backend_options)
         except BaseException:
             if self._journal is not None:
                 self._journal.close()
@@ -144,22 +145,6 @@ class Dispatcher:
         self.registry.on_start_timed = self._arm_timeout
         capture.acquire()
         self._backend.start(self.registry)
-
-    @staticmethod
-    def _make_backend(backend: Any, workers: int, output_cap: int, options: dict) -> Any:
-        if not isinstance(backend, str):
-            if options:
-                raise TypeError(f"unexpected arguments {sorted(options)} for a backend object")
-            return backend
-        if backend == "threads":
-            if options:
-                raise TypeError(f"unexpected arguments for the thread backend: {sorted(options)}")
-            from .backends.threads import ThreadBackend
-            return ThreadBackend(workers, output_cap=output_cap)
-        if backend == "dask":
-            from .backends import dask as dask_backend
-            return dask_backend.DaskBackend(workers, output_cap=output_cap, **options)
-        raise ValueError(f"backend must be one of {', '.join(_BACKENDS)}, got {backend!r}")
 
     # ------------------------------------------------------------- queueing
     def queue(self, fn: Any, /, *args: Any, name: str | None = None,
@@ -295,9 +280,7 @@ class Dispatcher:
         elif ok and job.state is RUNNING:
             # A backend whose jobs cannot read job.cancel_requested (Dask
             # workers) is told, so that nbfrost.cancelled() turns true there.
-            notify = getattr(self._backend, "request_cancel", None)
-            if notify is not None:
-                notify(job)
+            self._backend.request_cancel(job)
         return ok
 
     # ---------------------------------------------------------------- queries
@@ -421,7 +404,7 @@ class Dispatcher:
         self.registry.expiry = value
 
     @property
-    def backend(self) -> Any:
+    def backend(self) -> Backend:
         return self._backend
 
     @property

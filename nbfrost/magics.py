@@ -540,12 +540,12 @@ class FrostMagics(Magics):
             return None
         d = self.get_dispatcher()
         name = args.name if args.name is not None else f"In[{_cell_number(shell)}]"
-        if d.backend.name == "dask":
+        if not d.backend.shares_namespace:
             missing = [n for n in push if n not in shell.user_ns]
             if missing:
                 raise UsageError(f"--push: no variable named {missing[0]!r} in the namespace; "
                                  "define it first or drop it from --push")
-            runner: Any = d.backend.make_cell_job(
+            runner: Callable[[], Any] = d.backend.make_cell_job(
                 code.source, code.filename, {n: shell.user_ns[n] for n in push})
         else:
             runner = _CellRunner(shell, code, args.output, self.route_output)

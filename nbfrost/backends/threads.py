@@ -11,13 +11,16 @@ import ctypes
 import logging
 import queue
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..capture import CURRENT, DEFAULT_OUTPUT_CAP, JobContext
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..job import Job
     from ..registry import Registry
+    from .base import Backend
 
 __all__ = ["ThreadBackend"]
 
@@ -58,6 +61,7 @@ class ThreadBackend:
     """Run jobs on *workers* daemon threads named ``nbfrost-<prefix>-<n>``."""
 
     name = "threads"
+    shares_namespace = True  # jobs run in this process
 
     def __init__(self, workers: int = 4, *, output_cap: int = DEFAULT_OUTPUT_CAP,
                  prefix: str = "worker") -> None:
@@ -180,6 +184,9 @@ class ThreadBackend:
                 self._spawn()
 
     # ------------------------------------------------------- interruption
+    def request_cancel(self, job: Job) -> None:
+        """Nothing to do: the job's thread reads ``job.cancel_requested``."""
+
     def interrupt(self, job: Job, exc_type: type[BaseException]) -> None:
         """Raise *exc_type* inside the thread running *job*.
 
@@ -207,6 +214,18 @@ class ThreadBackend:
                     if not self._stopping:  # no replacement once stop() began
                         self._spawn()
                     return
+
+    # ---------------------------------------------------------------- cells
+    def make_cell_job(self, source: str, filename: str,
+                      push: dict[str, Any]) -> Callable[[], Any]:
+        """Not needed here: cells run in the notebook's namespace (see
+        `shares_namespace`).
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError("the thread backend runs %%frost cells in the notebook's "
+                                  "namespace; queue the cell's code directly")
 
     # -------------------------------------------------------------- sizing
     def resize(self, workers: int) -> None:
@@ -238,3 +257,8 @@ class ThreadBackend:
                     # abandoned when its grace runs out, and then not waited for.
                     while not w.retired and w.thread.is_alive():
                         w.thread.join(0.05)
+
+
+if TYPE_CHECKING:
+    # mypy checks that ThreadBackend has everything the dispatcher uses.
+    _: type[Backend] = ThreadBackend
