@@ -9,7 +9,7 @@ every rule.  How each transition reaches the registry:
 
 * **submit**: ``client.submit(run_job, ..., pure=False)``, one Dask task per
   attempt, so identical calls are never deduplicated.
-* **started**: once an attempt has run for `START_REPORT_DELAY` (20 ms) on
+* **started**: once an attempt has run for `START_REPORT_DELAY` on
   a worker, or at its first progress report, the worker-side wrapper logs
   a `Started` event (``Worker.log_event``) on a topic private to this
   backend; the scheduler forwards it to this client (``Client.subscribe_topic``).  So a
@@ -32,7 +32,7 @@ every rule.  How each transition reaches the registry:
   told to skip it (``client.run``; a worker may already hold it in its
   ready queue), then its future is cancelled.  A running job is asked to
   stop through a `distributed.Event` per job that ``nbfrost.cancelled()``
-  polls on the worker (at most every 0.1 s); the Dispatcher calls
+  polls on the worker (at most every `POLL_INTERVAL`); the Dispatcher calls
   ``request_cancel`` for that.  Dask cannot stop a running thread:
   ``cancel(interrupt=True)`` and timeouts mark the job at once and set the
   flag, but a job that never checks ``nbfrost.cancelled()`` keeps its
