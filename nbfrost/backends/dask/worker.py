@@ -157,22 +157,22 @@ class _WorkerContext(JobContext):
         self.lock = threading.Lock()  # guards start_msg, last_sent, flush_due, active
         _StartReporter.of(worker).watch(self)
 
-    def _take_start(self) -> Started | None:
-        """The start message if it is still to be sent (it is sent once)."""
+    def _take_start(self, unless_finished: bool = False) -> Started | None:
+        """The start message if it is still to be sent; it is taken once.
+        With *unless_finished*, None once the attempt has finished (its
+        result then reports the start)."""
         with self.lock:
             start, self.start_msg = self.start_msg, None
+            if unless_finished and not self.active:
+                return None
         if start is None:
             return None
         return Started(*start, seconds=time.monotonic() - self.started)
 
     def _report_start(self) -> None:
-        with self.lock:
-            start, self.start_msg = self.start_msg, None
-            if not self.active:
-                return  # finished already: its result reports the start
+        start = self._take_start(unless_finished=True)
         if start is not None:
-            msg = Started(*start, seconds=time.monotonic() - self.started)
-            self.worker.log_event(self.topic, _event(msg))
+            self.worker.log_event(self.topic, _event(start))
 
     def cancelled(self) -> bool:
         job = self.job
