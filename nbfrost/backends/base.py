@@ -69,7 +69,7 @@ class Backend(Protocol):
 
         Raises:
             SyntaxError: *source* does not compile.
-            NotImplementedError: the backend runs cells in the notebook's
+            RuntimeError: the backend runs cells in the notebook's
                 namespace instead.
         """
 

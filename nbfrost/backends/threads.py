@@ -222,10 +222,10 @@ class ThreadBackend:
         `shares_namespace`).
 
         Raises:
-            NotImplementedError: always.
+            RuntimeError: always; check `shares_namespace` first.
         """
-        raise NotImplementedError("the thread backend runs %%frost cells in the notebook's "
-                                  "namespace; queue the cell's code directly")
+        raise RuntimeError("the thread backend runs %%frost cells in the notebook's "
+                           "namespace; queue the cell's code directly")
 
     # -------------------------------------------------------------- sizing
     def resize(self, workers: int) -> None:
