@@ -15,7 +15,7 @@ def test_thread_backend_is_a_backend():
     backend = ThreadBackend(1)
     assert isinstance(backend, Backend)
     assert backend.shares_namespace
-    with pytest.raises(NotImplementedError, match="notebook's namespace"):
+    with pytest.raises(RuntimeError, match="notebook's namespace"):
         backend.make_cell_job("1", "<cell>", {})
 
 
