@@ -7,18 +7,20 @@ to the backend, which runs it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextvars
 import numbers
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import capture
+from . import executor as _executor
 from .backends import Backend, make_backend
 from .errors import JobNotFound
-from .job import QUEUED, RUNNING, TERMINAL, Job, JobState, JobStatus, StatusList
+from .job import QUEUED, RUNNING, TERMINAL, Job, JobState, JobStatus, StatusList, describe_callable
 from .registry import Registry
 from .timeouts import Timers
 from .tracker import Tracker
@@ -77,8 +79,12 @@ def _tags(tags: Any) -> tuple[str, ...]:
     return out
 
 
-class Dispatcher:
+class Dispatcher(concurrent.futures.Executor):
     """A bounded pool that runs jobs in the background and remembers them.
+
+    It is a `concurrent.futures.Executor` too: `submit`, `map` and
+    ``shutdown(wait, cancel_futures=...)`` work as they do for
+    `ThreadPoolExecutor`, and each call is a job like any other.
 
     Args:
         workers: how many jobs run at once (an int >= 1).  The workers start
@@ -205,6 +211,76 @@ class Dispatcher:
         if registry.add(job, deps):
             self._backend.submit(job)
         return job  # the record is its own Tracker: no second object per job
+
+    # ------------------------------------------- concurrent.futures.Executor
+    def submit(self, fn: Callable[..., Any], /, *args: Any,
+               **kwargs: Any) -> concurrent.futures.Future:
+        """Run ``fn(*args, **kwargs)`` as a job; return its `concurrent.futures.Future`.
+
+        `Executor.submit`: every keyword argument goes to *fn* (use
+        `queue` for names, tags, timeouts).  The future turns running when
+        the job starts; ``result()`` returns its value or raises the job's
+        own exception (not `JobFailed`); ``cancel()`` cancels the job while
+        it is queued.  ``d.status(future.job_id)`` is the job's status, and
+        ``d.tracker(future.job_id).future is future``.
+
+        Raises:
+            RuntimeError: the dispatcher was shut down.
+            QueueFull: never; with ``max_queue`` it blocks until there is room.
+        """
+        job = self._executor_job(fn, args, kwargs, None)
+        x = job.extra()  # not shared with any thread yet
+        fut = x.future = _executor.ExecutorFuture(job)
+        x.callbacks = [_executor.settle]
+        self._enqueue(job)
+        return fut
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any],
+            timeout: float | None = None, chunksize: int = 1) -> Iterator[Any]:
+        """`Executor.map`: ``fn(*items)`` for the items of *iterables*, as jobs.
+
+        Every call is queued now (one job each, with its own id and
+        status); the returned iterator yields their results in order, as
+        they are ready.  The first exception a job raised is raised at its
+        position, a `TimeoutError` once *timeout* seconds (from this call)
+        have passed.  Closing the iterator early cancels the jobs still
+        queued.  A yielded result is handed over: the registry keeps the
+        job's status but not its result.  *chunksize* (an int >= 1) is
+        accepted for compatibility; every item is still its own job.
+
+        Raises:
+            RuntimeError: the dispatcher was shut down.
+            TypeError, ValueError: a bad *timeout* or *chunksize*.
+        """
+        _check_number("timeout", timeout, allow_none=True, positive=False)
+        _check_count("chunksize", chunksize, minimum=1)
+        label = describe_callable(fn)
+        jobs = [self._executor_job(fn, args, _NO_KWARGS, label) for args in zip(*iterables)]
+        try:
+            for job in jobs:
+                self._enqueue(job)
+        except BaseException:
+            for job in jobs:
+                if job.id >= 0:
+                    self.registry.cancel(job, queued_only=True)
+            raise
+        return _executor.map_results(jobs, self.registry, timeout)
+
+    def _executor_job(self, fn: Any, args: tuple, kwargs: dict, label: str | None) -> Job:
+        if self._closed:
+            raise RuntimeError("cannot schedule new futures after shutdown; "
+                               "create a new nbfrost.Dispatcher()")
+        run = fn if callable(fn) else _runner(fn)
+        # The name is fixed now: a succeeded job forgets its callable.
+        return Job(run, args, kwargs or _NO_KWARGS, label or describe_callable(fn), (),
+                   None, 0, self._snapshot(), 0.0, self)
+
+    def _enqueue(self, job: Job) -> None:
+        if self.max_queue:
+            self.registry.reserve(True, None)
+        capture.ensure_installed()
+        if self.registry.add(job):
+            self._backend.submit(job)
 
     def _snapshot(self) -> contextvars.Context:
         """The queuing thread's context, for the job to run in (a copy of it).
@@ -413,7 +489,7 @@ class Dispatcher:
 
     # -------------------------------------------------------------- shutdown
     def shutdown(self, wait: bool = True, cancel_pending: bool = False,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, *, cancel_futures: bool = False) -> None:
         """Stop accepting jobs, then stop the workers.
 
         Args:
@@ -423,6 +499,7 @@ class Dispatcher:
                 instead of running them.
             timeout: with *wait*, give running jobs this many seconds, then
                 cancel them with an interrupt.
+            cancel_futures: `Executor.shutdown`'s name for *cancel_pending*.
 
         Safe to call twice.  No job is left without a terminal state.
         Called from inside one of this dispatcher's own jobs, it cannot wait
@@ -436,7 +513,7 @@ class Dispatcher:
                 return
             self._closed = True
         registry = self.registry
-        if cancel_pending:
+        if cancel_pending or cancel_futures:
             for job in registry.active_jobs():
                 if job.state is QUEUED:
                     registry.cancel(job, reason=f"job {job.id} was cancelled by shutdown()")

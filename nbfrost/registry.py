@@ -185,8 +185,11 @@ class Registry:
         if self._space is not None:
             self._space.release()
         x = job.x  # the timeout lives there (a slot read, not a property call)
-        if x is not None and x.timeout is not None:
-            self.on_start_timed(job)
+        if x is not None:
+            if x.timeout is not None:
+                self.on_start_timed(job)
+            if x.future is not None:
+                x.future._job_started()  # a submit() future turns running
         return True
 
     def restart(self, job: Job) -> bool:
@@ -247,18 +250,21 @@ class Registry:
     # ------------------------------------------------------------- cancel
     def cancel(self, job: Job, *, interrupt: bool = False,
                reason: str | None = None,
-               on_running: Callable[[Job, type[BaseException]], None] | None = None) -> bool:
+               on_running: Callable[[Job, type[BaseException]], None] | None = None,
+               queued_only: bool = False) -> bool:
         """Cancel *job*.  Return True if it is, or will end, cancelled.
 
         Queued: cancelled at once.  Running: ``cancel_requested`` is set (the
         job sees it through ``nbfrost.cancelled()``); with *interrupt* it is
         marked cancelled at once and *on_running* is called, under the lock,
-        to raise `JobCancelled` in its thread.  Finished: False.
+        to raise `JobCancelled` in its thread.  Finished: False.  With
+        *queued_only* (``Future.cancel``'s rule) a running job is left alone
+        and False returned.
         """
         released = False
         with self._lock:
             state = job.state
-            if state in TERMINAL:
+            if state in TERMINAL or (queued_only and state is not QUEUED):
                 return False
             if state is QUEUED:
                 job.error = JobCancelled(reason or f"job {job.id} was cancelled before it started")
@@ -278,6 +284,27 @@ class Registry:
             self.unreserve()
         self._after_complete(job)
         return True
+
+    def release(self, job: Job, *, value: bool) -> Any:
+        """Forget what a *succeeded* job no longer needs: its callable and
+        arguments, and with *value* its result too, which is returned.
+
+        For jobs of ``submit()`` and ``map()``: their caller holds the
+        result, so the registry keeps only the status.  A job in any other
+        state is left as it is (a failed one can still be retried).
+        """
+        with self._lock:
+            if job.state is not SUCCEEDED:
+                return None
+            if job.label is None and job.fn is not None:
+                job.label = job.display_name  # the name outlives the callable
+            job.fn = None
+            job.args = ()
+            job.kwargs = {}
+            result = job.value
+            if value:
+                job.value = None
+            return result
 
     def time_out(self, job: Job,
                  on_running: Callable[[Job, type[BaseException]], None] | None = None) -> bool:

@@ -40,6 +40,10 @@ class _JobFuture(concurrent.futures.Future):
         self._tracker.cancel()
         return super().cancel() if self._tracker._job.state is CANCELLED else False
 
+    def _job_started(self) -> None:
+        """Called by the registry when the job starts; a view settles only
+        when the job ends."""
+
 
 class Tracker:
     """The handle to one queued job: status, waiting, result, cancel.

@@ -149,6 +149,9 @@ class ThreadBackend:
                         except BaseException as exc:  # a job never kills a worker
                             result, error = None, exc
                         again = finish(job, result, error) and restart(job)
+                    # Not kept until the next job: the result belongs to
+                    # whoever asked for it (a map() hands it over).
+                    result = error = None
                 except BaseException:
                     # Only an interrupt aimed at this job can land here, and it
                     # is sent only after the job was already given its final

@@ -1,0 +1,151 @@
+"""`concurrent.futures` for a dispatcher: the futures `submit` returns and
+the result iterator of `map`.
+
+`Dispatcher` subclasses `concurrent.futures.Executor` and keeps the
+protocol's pieces here, so that the pool (`dispatcher`), the lifecycle
+(`registry`) and the protocol stay apart, as in CPython's
+``concurrent.futures``.  A job made by ``submit`` or ``map`` is an ordinary
+job: it has an id, a status, shows in the dashboard and the history.  What
+the protocol adds:
+
+* ``submit`` returns an `ExecutorFuture`: it turns *running* when the job
+  starts (``set_running_or_notify_cancel`` is called then, by the registry),
+  and *finished* when it ends, with the job's result or its **original**
+  exception, as `ThreadPoolExecutor`'s futures do.  ``future.cancel()``
+  cancels a job only while it is queued, and returns False once it runs.
+* ``map`` submits every call at once, then yields results in order,
+  lazily.  Each result is handed over: once yielded, neither the iterator
+  nor the registry keeps it (the job keeps its status; its ``result()``
+  is then None).
+* Once an executor job has succeeded, its callable and arguments are
+  dropped (nothing can ``retry()`` it), so that nothing is kept alive by a
+  future the caller already discarded.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .states import CANCELLED, FAILED, SUCCEEDED
+
+if TYPE_CHECKING:
+    from .job import Job
+    from .registry import Registry
+
+__all__ = ["ExecutorFuture", "map_results"]
+
+_PENDING = "PENDING"  # concurrent.futures._base's state names (plain strings)
+_RUNNING = "RUNNING"
+
+
+class ExecutorFuture(concurrent.futures.Future):
+    """The `concurrent.futures.Future` of a job made by `Dispatcher.submit`.
+
+    Its state follows the job's: pending while queued, running while it
+    runs, then done.  It is also the job's ``tracker.future``.
+    """
+
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self._job = job
+
+    @property
+    def job_id(self) -> int:
+        """The id of the job behind this future (for ``d.status(...)``)."""
+        return self._job.id
+
+    def cancel(self) -> bool:
+        """Cancel the job if it is still queued.
+
+        Returns True if the future is cancelled, False if the job already
+        runs or has finished (as `concurrent.futures.Future.cancel`).
+        """
+        with self._condition:
+            if self._state in (_RUNNING, "FINISHED"):
+                return False
+            if self._state in ("CANCELLED", "CANCELLED_AND_NOTIFIED"):
+                return True
+        job = self._job
+        if job._dispatcher.registry.cancel(job, queued_only=True):
+            return True  # the job's done callback has cancelled this future
+        return self.cancelled()
+
+    def _job_started(self) -> None:
+        """The registry started the job: pending → running."""
+        with self._condition:
+            if self._state == _PENDING:
+                self._state = _RUNNING
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace(" at ", f" job {self._job.id} at ", 1)
+
+
+def settle(job: Job) -> None:
+    """The done callback of an executor job: finish its future, then drop
+    what a succeeded job no longer needs."""
+    fut = job.x.future if job.x is not None else None
+    if isinstance(fut, ExecutorFuture) and not fut.done():
+        state = job.state
+        if state is SUCCEEDED:
+            fut.set_result(job.value)
+        elif state is FAILED:
+            fut.set_exception(job.error)
+        elif state is CANCELLED:
+            if fut.running():
+                # Cancelled while it ran (cancel(interrupt=True), shutdown's
+                # timeout): a running future cannot be cancelled, so it ends
+                # with the `JobCancelled` (a `CancelledError`) instead.
+                fut.set_exception(job.error)
+            else:
+                concurrent.futures.Future.cancel(fut)
+                fut.set_running_or_notify_cancel()
+    job._dispatcher.registry.release(job, value=False)
+
+
+def _take(job: Job, registry: Registry, deadline: float | None) -> Any:
+    """Wait for *job*, hand its result over (the registry forgets it) and
+    return it, or raise its exception; cancel it if it is not done in time."""
+    try:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not registry.wait_for(job, timeout):
+            raise concurrent.futures.TimeoutError(
+                f"map(): job {job.id} ({job.display_name}) did not finish within the "
+                "timeout; pass a larger timeout=, or none")
+        state = job.state
+        if state is SUCCEEDED:
+            return registry.release(job, value=True)
+        error = job.error
+        assert error is not None
+        if state is CANCELLED and not isinstance(error, concurrent.futures.CancelledError):
+            raise concurrent.futures.CancelledError(str(error)) from error
+        try:
+            raise error
+        finally:
+            error = None  # no cycle through the traceback's frame
+    finally:
+        registry.cancel(job, queued_only=True)
+
+
+def map_results(jobs: list[Job], registry: Registry, timeout: float | None) -> Iterator[Any]:
+    """Yield the results of *jobs* in order, as `Executor.map` does.
+
+    The first exception is raised at its position; `TimeoutError` once
+    *timeout* seconds (from now) have passed.  Closing the iterator early,
+    or an exception, cancels the jobs still queued.  The iterator keeps no
+    reference to a result it has yielded, and neither does the registry.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    return _results(jobs, registry, deadline)
+
+
+def _results(jobs: list[Job], registry: Registry, deadline: float | None) -> Iterator[Any]:
+    jobs.reverse()  # pop() from the end: each job is dropped as it is yielded
+    try:
+        while jobs:
+            yield _take(jobs.pop(), registry, deadline)
+    finally:
+        for job in jobs:
+            registry.cancel(job, queued_only=True)
