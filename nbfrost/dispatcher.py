@@ -514,6 +514,7 @@ class Dispatcher(concurrent.futures.Executor):
             self._closed = True
         registry = self.registry
         if cancel_pending or cancel_futures:
+            self._let_free_workers_start()
             for job in registry.active_jobs():
                 if job.state is QUEUED:
                     registry.cancel(job, reason=f"job {job.id} was cancelled by shutdown()")
@@ -524,6 +525,21 @@ class Dispatcher(concurrent.futures.Executor):
             for job in registry.active_jobs():
                 self._cancel_job(job, interrupt=True)
         self._finish_shutdown(wait=True)
+
+    def _let_free_workers_start(self, limit: float = 0.1) -> None:
+        """Before queued jobs are cancelled, let free workers take theirs.
+
+        A job handed to a free worker is as good as started (CPython's pool
+        runs what its threads took before ``cancel_futures`` drains the
+        queue), but the workers may not have been scheduled yet when
+        ``shutdown`` follows a burst of ``submit`` calls at once.  Bounded
+        by *limit* seconds (jobs waiting on dependencies never start).
+        """
+        deadline = time.monotonic() + limit
+        backend, registry = self._backend, self.registry
+        while (registry.counts()["queued"] and backend.busy() < backend.workers
+               and time.monotonic() < deadline):
+            time.sleep(0.001)
 
     def _stop_when_idle(self) -> None:
         def listener(job: Job) -> None:
