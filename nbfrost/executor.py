@@ -86,6 +86,8 @@ class ExecutorFuture(concurrent.futures.Future):
 def settle(job: Job) -> None:
     """The done callback of an executor job: finish its future, then drop
     what a succeeded job no longer needs."""
+    # Released first, so that whoever the future wakes finds it done.
+    job._dispatcher.registry.release(job, value=False)
     fut = job.x.future if job.x is not None else None
     if isinstance(fut, ExecutorFuture) and not fut.done():
         state = job.state
@@ -102,7 +104,6 @@ def settle(job: Job) -> None:
             else:
                 concurrent.futures.Future.cancel(fut)
                 fut.set_running_or_notify_cancel()
-    job._dispatcher.registry.release(job, value=False)
 
 
 def _take(job: Job, registry: Registry, deadline: float | None) -> Any:
@@ -138,12 +139,15 @@ def map_results(jobs: list[Job], registry: Registry, timeout: float | None) -> I
     reference to a result it has yielded, and neither does the registry.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    return _results(jobs, registry, deadline)
+    results = _results(jobs, registry, deadline)
+    next(results)  # into the try: closing it before the first result cancels too
+    return results
 
 
 def _results(jobs: list[Job], registry: Registry, deadline: float | None) -> Iterator[Any]:
     jobs.reverse()  # pop() from the end: each job is dropped as it is yielded
     try:
+        yield None  # taken by map_results
         while jobs:
             yield _take(jobs.pop(), registry, deadline)
     finally:
