@@ -229,9 +229,7 @@ class Dispatcher(concurrent.futures.Executor):
             QueueFull: never; with ``max_queue`` it blocks until there is room.
         """
         job = self._executor_job(fn, args, kwargs, None)
-        x = job.extra()  # not shared with any thread yet
-        fut = x.future = _executor.ExecutorFuture(job)
-        x.callbacks = [_executor.settle]
+        fut = _executor.attach_future(job)
         self._enqueue(job)
         return fut
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .job import Job
     from .registry import Registry
 
-__all__ = ["ExecutorFuture", "map_results"]
+__all__ = ["ExecutorFuture", "attach_future", "map_results"]
 
 _PENDING = "PENDING"  # concurrent.futures._base's state names (plain strings)
 _RUNNING = "RUNNING"
@@ -83,7 +83,16 @@ class ExecutorFuture(concurrent.futures.Future):
         return super().__repr__().replace(" at ", f" job {self._job.id} at ", 1)
 
 
-def settle(job: Job) -> None:
+def attach_future(job: Job) -> ExecutorFuture:
+    """Give a job that is not queued yet its `ExecutorFuture`."""
+    fut = ExecutorFuture(job)
+    x: Any = job.extra()  # not shared with any thread yet: no lock needed
+    x.future = fut
+    x.callbacks = [_settle]
+    return fut
+
+
+def _settle(job: Job) -> None:
     """The done callback of an executor job: finish its future, then drop
     what a succeeded job no longer needs."""
     # Released first, so that whoever the future wakes finds it done.

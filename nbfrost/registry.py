@@ -298,7 +298,8 @@ class Registry:
                 return None
             if job.label is None and job.fn is not None:
                 job.label = job.display_name  # the name outlives the callable
-            job.fn = None
+            record: Any = job  # ``fn`` is typed as set: only here does it go
+            record.fn = None
             job.args = ()
             job.kwargs = {}
             result = job.value

@@ -613,3 +613,54 @@ def test_cancel_right_after_queueing_leaves_no_worker_busy(client, thread_baseli
             assert all(q.get(timeout=WAIT) == "saw cancel" for _ in range(q.qsize()))
         finally:
             gate.set()
+
+
+# ------------------------------------------- concurrent.futures.Executor
+def test_executor_submit_map_and_shutdown(kit):
+    """``submit``, ``map`` and ``shutdown(cancel_futures=True)`` on both
+    backends: every call is a tracked job, the future raises the job's own
+    exception, map() yields in order and hands each result over."""
+    d = kit.dispatcher(workers=2)
+    fut = d.submit(add, 2, b=3)
+    assert fut.result(WAIT) == 5
+    assert d.status(fut.job_id).state is JobState.SUCCEEDED
+    assert d.tracker(fut.job_id).future is fut
+    bad = d.submit(fails, 7)
+    with pytest.raises(ValueError, match="boom 7"):
+        bad.result(WAIT)
+    assert d.status(bad.job_id).state is JobState.FAILED
+
+    assert list(d.map(add, range(6), range(6), timeout=WAIT)) == [2 * i for i in range(6)]
+    ids = [s.id for s in d.jobs(name="add")][-6:]
+    assert [d.status(i).state for i in ids] == [JobState.SUCCEEDED] * 6
+    assert d.tracker(ids[0]).result() is None  # handed over to the iterator
+    it = d.map(fails, [1, 2])
+    with pytest.raises(ValueError, match="boom 1"):
+        next(it)
+
+    gate, q = kit.event(), kit.queue()
+    held = [d.submit(hold, gate, q) for _ in range(2)]
+    for f in held:
+        eventually(f.running, what="held job running")
+        assert not f.cancel()
+    waiting = [d.submit(add, i, 1) for i in range(3)]
+    assert waiting[0].cancel() and waiting[0].cancelled()
+    threading.Timer(0.2, gate.set).start()
+    d.shutdown(wait=True, cancel_futures=True, timeout=WAIT)
+    assert [f.result(0) for f in held] == ["held", "held"]
+    assert all(f.cancelled() for f in waiting)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        d.submit(add, 1, 1)
+
+
+def test_executor_run_in_executor(kit):
+    import asyncio
+
+    d = kit.dispatcher(workers=2)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        return await asyncio.gather(*(loop.run_in_executor(d, add, i, i) for i in range(3)))
+
+    assert asyncio.run(main()) == [0, 2, 4]
+    assert [s.state for s in d.jobs(name="add")] == [JobState.SUCCEEDED] * 3
