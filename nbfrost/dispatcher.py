@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from . import capture
 from . import executor as _executor
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Dispatcher"]
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 _NO_KWARGS: dict[str, Any] = {}
 
 
@@ -213,8 +215,8 @@ class Dispatcher(concurrent.futures.Executor):
         return job  # the record is its own Tracker: no second object per job
 
     # ------------------------------------------- concurrent.futures.Executor
-    def submit(self, fn: Callable[..., Any], /, *args: Any,
-               **kwargs: Any) -> concurrent.futures.Future:
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args,
+               **kwargs: _P.kwargs) -> concurrent.futures.Future[_T]:
         """Run ``fn(*args, **kwargs)`` as a job; return its `concurrent.futures.Future`.
 
         `Executor.submit`: every keyword argument goes to *fn* (use
@@ -233,8 +235,8 @@ class Dispatcher(concurrent.futures.Executor):
         self._enqueue(job)
         return fut
 
-    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any],
-            timeout: float | None = None, chunksize: int = 1) -> Iterator[Any]:
+    def map(self, fn: Callable[..., _T], *iterables: Iterable[Any],
+            timeout: float | None = None, chunksize: int = 1) -> Iterator[_T]:
         """`Executor.map`: ``fn(*items)`` for the items of *iterables*, as jobs.
 
         Every call is queued now (one job each, with its own id and
@@ -497,7 +499,9 @@ class Dispatcher(concurrent.futures.Executor):
                 instead of running them.
             timeout: with *wait*, give running jobs this many seconds, then
                 cancel them with an interrupt.
-            cancel_futures: `Executor.shutdown`'s name for *cancel_pending*.
+            cancel_futures: `Executor.shutdown`'s *cancel_pending*, except
+                that workers that are free take the jobs they can start
+                first (briefly; CPython's pool runs what its threads took).
 
         Safe to call twice.  No job is left without a terminal state.
         Called from inside one of this dispatcher's own jobs, it cannot wait
@@ -511,8 +515,9 @@ class Dispatcher(concurrent.futures.Executor):
                 return
             self._closed = True
         registry = self.registry
-        if cancel_pending or cancel_futures:
+        if cancel_futures:
             self._let_free_workers_start()
+        if cancel_pending or cancel_futures:
             for job in registry.active_jobs():
                 if job.state is QUEUED:
                     registry.cancel(job, reason=f"job {job.id} was cancelled by shutdown()")

@@ -42,6 +42,7 @@ log = logging.getLogger("nbfrost")
 #: stays flat under any load.
 _RECENT_PURGES = 4096
 _THROUGHPUT_WINDOW = 60  # seconds
+_NO_KWARGS: dict[str, Any] = {}  # shared by released jobs; never mutated
 
 
 def _fmt_seconds(s: float) -> str:
@@ -301,7 +302,7 @@ class Registry:
             record: Any = job  # ``fn`` is typed as set: only here does it go
             record.fn = None
             job.args = ()
-            job.kwargs = {}
+            job.kwargs = _NO_KWARGS
             result = job.value
             if value:
                 job.value = None

@@ -31,6 +31,7 @@ from __future__ import annotations
 import threading
 import time
 import unittest
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ FRESH_INTERPRETER = ("starts a fresh interpreter that imports the executor class
 THREAD_GRACE = 10.0  # seconds a stopped worker gets to exit
 
 
-def make_dispatcher(max_workers: int | None = None, **kwargs: object) -> nbfrost.Dispatcher:
+def make_dispatcher(max_workers: int | None = None, **kwargs: Any) -> nbfrost.Dispatcher:
     """The executor factory the mixins call as ``executor_type(max_workers=n)``."""
     return nbfrost.Dispatcher(workers=5 if max_workers is None else max_workers, **kwargs)
 
