@@ -23,9 +23,9 @@ __version__ = "0.1.0"
 # Lazily imported names: module that defines each.  Keeps `import nbfrost`
 # free of IPython, ipywidgets, pandas and distributed.
 _LAZY = {
-    "Dashboard": "nbfrost.dashboard",
+    "Dashboard": "nbfrost.dashboard.widget",
     "FrostMagics": "nbfrost.magics",
-    "get_dispatcher": "nbfrost.magics",
+    "get_dispatcher": "nbfrost.shell",
     "history": "nbfrost.history",
 }
 

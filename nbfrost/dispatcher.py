@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from . import capture
 from . import executor as _executor
 from .backends import Backend, make_backend
+from .checks import check_count as _check_count  # shared with the dashboard
+from .checks import check_number as _check_number
 from .errors import JobNotFound
 from .job import QUEUED, RUNNING, TERMINAL, Job, JobState, JobStatus, StatusList, describe_callable
 from .registry import Registry
@@ -33,25 +35,6 @@ __all__ = ["Dispatcher"]
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _NO_KWARGS: dict[str, Any] = {}
-
-
-def _check_number(name: str, value: Any, *, allow_none: bool, positive: bool) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number of seconds{' or None' if allow_none else ''}, "
-                        f"got {type(value).__name__} {value!r}")
-    if value != value or (value <= 0 if positive else value < 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be {bound}{' or None' if allow_none else ''}, got {value!r}")
-
-
-def _check_count(name: str, value: Any, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _runner(fn: Any) -> Callable[..., Any]:

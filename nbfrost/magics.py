@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -41,7 +41,9 @@ from .capture import CURRENT
 from .cells import compile_cell
 from .dispatcher import Dispatcher
 from .errors import JobCancelled, JobNotFound
-from .job import RUNNING, SUCCEEDED, TERMINAL, JobState, state_badge_html
+from .formatting import duration, job_summary
+from .shell import MAGICS_NAME, find_magics, get_dispatcher
+from .states import RUNNING, SUCCEEDED, TERMINAL, JobState, state_badge_html
 from .tracker import Tracker
 
 if TYPE_CHECKING:
@@ -54,6 +56,26 @@ __all__ = ["FrostMagics", "LiveTracker", "get_dispatcher", "load_ipython_extensi
 
 _STATES = [s.value for s in JobState]
 _CO_COROUTINE = inspect.CO_COROUTINE
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _cell_magic(name: str) -> Callable[[_F], _F]:
+    # IPython types cell_magic(arg) as "the function, or a decorator" for
+    # both spellings; with a name it is always the decorator.
+    return cast("Callable[[_F], _F]", cell_magic(name))
+
+
+def _line_magic(name: str) -> Callable[[_F], _F]:
+    return cast("Callable[[_F], _F]", line_magic(name))
+
+
+class _Subcommand(Protocol):
+    """A ``%frost`` subcommand: a method that `magic_arguments` gave a parser."""
+
+    parser: Any          # IPython's MagicArgumentParser
+    argcmd_name: str
+
+    def __call__(self, magics: FrostMagics, args: Any) -> Any: ...
 
 
 # ------------------------------------------------------------------ helpers
@@ -70,26 +92,18 @@ def _raw_stream(name: str) -> Any:
     return stream
 
 
-def _fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    return f"{seconds:.1f} s" if seconds < 100 else f"{seconds:.0f} s"
-
-
 def _badge_bundle(job: Any) -> dict[str, str]:
     """The live badge of a job: HTML (id, name, state, duration) and plain text."""
     status = job.snapshot(time.time())
     state = status.state
-    dur = _fmt_duration(status.duration) if status.complete else ""
-    text = f"job {status.id} {status.name!r} {state.value}" + (f" in {dur}" if dur else "")
+    dur = duration(status.duration) if status.complete else ""
     err = ""
     if status.error and state is not SUCCEEDED:
-        text += f": {status.error_type}: {status.error}"
         err = (f' <span style="color:#dc2626">{html.escape(str(status.error_type))}: '
                f'{html.escape(status.error)}</span>')
     markup = (f'<span class="nbfrost-badge">job {status.id} <b>{html.escape(status.name)}</b> '
               f'{state_badge_html(state)}{" · " + dur if dur else ""}{err}</span>')
-    return {"text/plain": text, "text/html": markup}
+    return {"text/plain": job_summary(status, notice=False), "text/html": markup}
 
 
 def _in_kernel(shell: Any) -> bool:
@@ -422,6 +436,14 @@ class FrostMagics(Magics):
         self._dashboards: list[Any] = []
         self._binding: dict[int, threading.Event] = {}  # job id -> -o bound (Dask)
 
+    @property
+    def _ip(self) -> InteractiveShell:
+        """The shell these magics are registered on."""
+        shell = self.shell
+        if shell is None:
+            raise RuntimeError("FrostMagics is not attached to an IPython shell")
+        return shell
+
     # ------------------------------------------------------------ dispatcher
     def get_dispatcher(self) -> Dispatcher:
         """The shell's default dispatcher, made from the traits on first use.
@@ -514,7 +536,7 @@ class FrostMagics(Magics):
     @argument("--push", action="append", default=None, metavar="a,b",
               help="Dask backend: notebook variables to send with the job.  Ignored on "
                    "the thread backend, where the namespace is shared.")
-    @cell_magic("frost")
+    @_cell_magic("frost")
     def frost_cell(self, line: str, cell: str) -> LiveTracker | None:
         """Run this cell in the background and return its tracker.
 
@@ -532,7 +554,7 @@ class FrostMagics(Magics):
         if args.retries < 0:
             raise UsageError(f"--retries must be >= 0, got {args.retries}")
         push = _push_names(args.push)
-        shell = self.shell
+        shell = self._ip
         try:
             code = _compile_cell(shell, line, cell)
         except (SyntaxError, OverflowError, ValueError, TypeError) as exc:
@@ -563,7 +585,7 @@ class FrostMagics(Magics):
     def _show_compile_error(self, exc: BaseException) -> None:
         """Show a compile error like IPython does for a normal cell, and
         make the cell count as failed (so "Run All" stops here)."""
-        shell = self.shell
+        shell = self._ip
         filename = getattr(exc, "filename", None)
         shell.showsyntaxerror(filename=filename)
         result = getattr(shell.displayhook, "exec_result", None)
@@ -576,7 +598,7 @@ class FrostMagics(Magics):
         # process only when they end; bind it from the done callback.  Done
         # callbacks run just after waiters wake, so %frost wait also waits
         # for the pending binding (see _cmd_wait).
-        ns = self.shell.user_ns
+        ns = self._ip.user_ns
         bound = threading.Event()
         with self._lock:
             self._binding[tracker.id] = bound
@@ -602,7 +624,7 @@ class FrostMagics(Magics):
         tracker.add_done_callback(notice)
 
     # -------------------------------------------------------------- %frost
-    @line_magic("frost")
+    @_line_magic("frost")
     def frost_line(self, line: str = "") -> Any:
         # The docstring is assembled below from the subcommands' parsers.
         words = line.split(None, 1)
@@ -635,7 +657,7 @@ class FrostMagics(Magics):
     def _show_dashboard(self) -> Any:
         d = self.get_dispatcher()
         try:
-            from .dashboard import Dashboard
+            from .dashboard.widget import Dashboard
         except ImportError as exc:
             print(f"nbfrost: the dashboard is unavailable ({exc}); showing the jobs table",
                   file=sys.stderr)
@@ -786,19 +808,12 @@ class _JsonText(str):
 
 
 def _print_notice(tracker: Tracker) -> None:
-    status = tracker.status()
-    if status.state is SUCCEEDED:
-        line = f"✔ job {status.id} {status.name!r} finished in {_fmt_duration(status.duration)}"
-    elif status.state is JobState.FAILED:
-        line = f"✘ job {status.id} {status.name!r} failed: {status.error_type}: {status.error}"
-    else:
-        line = f"✘ job {status.id} {status.name!r} cancelled"
     out = _raw_stream("stdout")
-    out.write(line + "\n")
+    out.write(job_summary(tracker.status()) + "\n")
     out.flush()
 
 
-_SUBCOMMANDS: dict[str, Callable[..., Any]] = {
+_SUBCOMMANDS: dict[str, _Subcommand] = {
     fn.argcmd_name.split()[1]: fn for fn in (
         FrostMagics._cmd_dashboard, FrostMagics._cmd_jobs, FrostMagics._cmd_status,
         FrostMagics._cmd_wait, FrostMagics._cmd_cancel, FrostMagics._cmd_output,
@@ -860,41 +875,9 @@ FrostMagics.frost_cell.__doc__ = (FrostMagics.frost_cell.__doc__ or "") + _EXAMP
 
 
 # ------------------------------------------------------------ module API
-def _find_magics(shell: Any) -> FrostMagics | None:
-    magics = shell.magics_manager.registry.get(FrostMagics.__name__)
-    return magics if isinstance(magics, FrostMagics) else None
-
-
-def get_dispatcher(shell: Any = None) -> Dispatcher:
-    """The default `Dispatcher` of the running IPython shell (made on first use).
-
-    Loads the extension if it is not loaded yet, so that ``%frost`` sees the
-    same jobs.
-
-    Raises:
-        RuntimeError: not running inside IPython (create a
-            ``nbfrost.Dispatcher()`` yourself there).
-    """
-    if shell is None:
-        from IPython.core.getipython import get_ipython
-        shell = get_ipython()
-        if shell is None:
-            raise RuntimeError("nbfrost.get_dispatcher() needs a running IPython shell; "
-                               "outside IPython create nbfrost.Dispatcher() yourself")
-    magics = _find_magics(shell)
-    if magics is None:
-        shell.extension_manager.load_extension("nbfrost")
-        magics = _find_magics(shell)
-        if magics is None:  # nbfrost was marked loaded, then its magics were removed
-            load_ipython_extension(shell)
-            magics = _find_magics(shell)
-    assert magics is not None
-    return magics.get_dispatcher()
-
-
 def load_ipython_extension(ipython: Any) -> None:
     """Register `FrostMagics` on *ipython* (once; a second call does nothing)."""
-    if _find_magics(ipython) is not None:
+    if find_magics(ipython) is not None:
         return
     ipython.register_magics(FrostMagics(shell=ipython))
 
@@ -903,7 +886,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     """Undo `load_ipython_extension`: shut the dispatcher down (queued jobs
     cancelled, running jobs given ``grace`` seconds), close dashboards, and
     remove the magics and the configurable."""
-    magics = _find_magics(ipython)
+    magics = find_magics(ipython)
     if magics is None:
         return
     try:
@@ -915,8 +898,8 @@ def unload_ipython_extension(ipython: Any) -> None:
             for name, fn in list(table.items()):
                 if getattr(fn, "__self__", None) is magics:
                     del table[name]
-        if manager.registry.get(FrostMagics.__name__) is magics:
-            del manager.registry[FrostMagics.__name__]
+        if manager.registry.get(MAGICS_NAME) is magics:
+            del manager.registry[MAGICS_NAME]
         configurables = getattr(ipython, "configurables", None)
         if configurables is not None and magics in configurables:
             configurables.remove(magics)

@@ -15,8 +15,7 @@ import pytest
 
 import nbfrost
 from nbfrost import JobState
-from nbfrost import dashboard as dashmod
-from nbfrost.dashboard import Dashboard
+from nbfrost.dashboard import Dashboard, hub, render, widget
 
 XSS = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
 WAIT = 10.0
@@ -111,7 +110,7 @@ def test_bad_arguments_raise_before_anything_starts(d1):
     with pytest.raises(TypeError, match="Dispatcher"):
         Dashboard("not a dispatcher")
     assert not any(t.name == "nbfrost-dashboard" for t in threading.enumerate())
-    assert id(d1) not in dashmod._hubs
+    assert id(d1) not in hub._hubs
 
 
 def test_default_dispatcher_is_the_magics_one(thread_baseline):
@@ -161,11 +160,11 @@ def test_state_and_text_filters(d1):
 
 
 def test_parse_filter():
-    assert dashmod.parse_filter("") == (None, None)
-    assert dashmod.parse_filter("load") == ("*load*", None)
-    assert dashmod.parse_filter("lo?d*") == ("lo?d*", None)
-    assert dashmod.parse_filter("tag:etl") == (None, "etl")
-    assert dashmod.parse_filter("big job tag:x") == ("*big job*", "x")
+    assert render.parse_filter("") == (None, None)
+    assert render.parse_filter("load") == ("*load*", None)
+    assert render.parse_filter("lo?d*") == ("lo?d*", None)
+    assert render.parse_filter("tag:etl") == (None, "etl")
+    assert render.parse_filter("big job tag:x") == ("*big job*", "x")
 
 
 def test_paging_newest_first(d1):
@@ -426,8 +425,8 @@ def test_one_thread_per_dispatcher_and_shared_rendering(dispatcher, monkeypatch)
         assert len(threads) == 1 and a._hub is b._hub
         # Two dashboards showing the same page render it once per pass.
         calls = []
-        real = dashmod.render_page
-        monkeypatch.setattr(dashmod, "render_page", lambda *args: calls.append(args) or real(*args))
+        real = widget.render_page
+        monkeypatch.setattr(widget, "render_page", lambda *args: calls.append(args) or real(*args))
         dispatcher.queue(lambda: None).wait(WAIT)
         a.pause_button.value = b.pause_button.value = True  # no live renders now
         calls.clear()
@@ -446,7 +445,7 @@ def test_one_thread_per_dispatcher_and_shared_rendering(dispatcher, monkeypatch)
         b.close()
     threads[0].join(WAIT)
     assert not threads[0].is_alive()
-    assert id(dispatcher) not in dashmod._hubs
+    assert id(dispatcher) not in hub._hubs
     assert not dispatcher.registry.listeners  # the on_finish hook is gone too
 
 
@@ -486,10 +485,10 @@ def test_finish_banner(d1):
         # counts the rest: one callback per pass, not one per job.
         assert len(d1.registry.listeners) == 0
         dash.refresh_now()
-        assert "✘ job 1 'b1' failed: ValueError bad input" in dash.banner.value
+        assert "✘ job 1 'b1' failed: ValueError: bad input" in dash.banner.value
         assert "and 1 more finished" in dash.banner.value
         assert len(d1.registry.listeners) == 1  # armed again
-        dash._update_banner(dashmod.time.monotonic() + dashmod._BANNER_SECONDS + 1, d1.stats())
+        dash._update_banner(widget.time.monotonic() + widget._BANNER_SECONDS + 1, d1.stats())
         assert dash.banner.value == ""
     finally:
         dash.close()
