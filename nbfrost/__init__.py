@@ -12,13 +12,12 @@ a feature needs them, so ``import nbfrost`` stays fast.
 
 from __future__ import annotations
 
+from ._version import __version__ as __version__
 from .dispatcher import Dispatcher
 from .errors import JobCancelled, JobFailed, JobNotFound, JobTimeout, NbfrostError, QueueFull
 from .job import TERMINAL, JobState, JobStatus
 from .progress import cancelled, progress, report
 from .tracker import Tracker
-
-__version__ = "0.1.0"
 
 # Lazily imported names: module that defines each.  Keeps `import nbfrost`
 # free of IPython, ipywidgets, pandas and distributed.

@@ -321,7 +321,7 @@ class Journal:
         self._thread: threading.Thread | None = None
 
     def _open_session(self) -> int:
-        from . import __version__
+        from ._version import __version__
 
         pid = os.getpid()
         cur = self._conn.execute(
