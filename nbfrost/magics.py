@@ -18,12 +18,8 @@ and the ``notify`` line use a context copied the same way.
 
 from __future__ import annotations
 
-import ast
-import asyncio
 import contextvars
 import difflib
-import html
-import inspect
 import keyword
 import sys
 import threading
@@ -37,25 +33,21 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Enum, Float, Int, Unicode, observe
 
 from . import capture
-from .capture import CURRENT
-from .cells import compile_cell
+from .badge import LiveTracker, live, print_notice
+from .cell_runner import CellRunner, cell_number, compile_shell_cell
 from .dispatcher import Dispatcher
-from .errors import JobCancelled, JobNotFound
-from .formatting import duration, job_summary
+from .errors import JobNotFound
 from .shell import MAGICS_NAME, find_magics, get_dispatcher
-from .states import RUNNING, SUCCEEDED, TERMINAL, JobState, state_badge_html
+from .states import SUCCEEDED, JobState
 from .tracker import Tracker
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from .job import Job
-
 __all__ = ["FrostMagics", "LiveTracker", "get_dispatcher", "load_ipython_extension",
            "unload_ipython_extension"]
 
 _STATES = [s.value for s in JobState]
-_CO_COROUTINE = inspect.CO_COROUTINE
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -76,267 +68,6 @@ class _Subcommand(Protocol):
     argcmd_name: str
 
     def __call__(self, magics: FrostMagics, args: Any) -> Any: ...
-
-
-# ------------------------------------------------------------------ helpers
-def _raw_stream(name: str) -> Any:
-    """``sys.stdout``/``sys.stderr`` without nbfrost's capture router.
-
-    Notices about a job (``notify``) are printed from a done callback, which
-    may run on the job's own worker thread: through the router they would
-    land in the job's captured output, or vanish for a quiet job.
-    """
-    stream = getattr(sys, name)
-    while isinstance(stream, capture.StreamRouter):
-        stream = stream._target
-    return stream
-
-
-def _badge_bundle(job: Any) -> dict[str, str]:
-    """The live badge of a job: HTML (id, name, state, duration) and plain text."""
-    status = job.snapshot(time.time())
-    state = status.state
-    dur = duration(status.duration) if status.complete else ""
-    err = ""
-    if status.error and state is not SUCCEEDED:
-        err = (f' <span style="color:#dc2626">{html.escape(str(status.error_type))}: '
-               f'{html.escape(status.error)}</span>')
-    markup = (f'<span class="nbfrost-badge">job {status.id} <b>{html.escape(status.name)}</b> '
-              f'{state_badge_html(state)}{" · " + dur if dur else ""}{err}</span>')
-    return {"text/plain": job_summary(status, notice=False), "text/html": markup}
-
-
-def _in_kernel(shell: Any) -> bool:
-    """True when the front end can update a display in place (a Jupyter kernel).
-
-    A terminal would print every update again, from a background thread.
-    """
-    return getattr(shell, "kernel", None) is not None
-
-
-class _Badge:
-    """One displayed badge: its DisplayHandle and the context it was shown in."""
-
-    __slots__ = ("handle", "ctx", "_lock", "_closed")
-
-    def __init__(self, handle: Any, ctx: contextvars.Context) -> None:
-        self.handle = handle
-        self.ctx = ctx
-        # Orders the updates: the worker's "running" update and the final one
-        # (which a cancel or timeout can post from another thread) must not
-        # overtake each other, or the badge would stay at "running".
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def update(self, job: Any, final: bool = False) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = final
-            # A copy: a Context can be entered by one thread at a time.
-            self.ctx.copy().run(self.handle.update, _badge_bundle(job), raw=True)
-
-
-class LiveTracker(Tracker):
-    """A `Tracker` whose notebook display is a live status badge.
-
-    ``%%frost`` and ``%frost retry`` return one.  In a Jupyter kernel the
-    badge is displayed with a display id and updated in place when the job
-    starts and when it ends (id, name, state, duration); elsewhere it is
-    shown once as plain text.  Everything else is a plain `Tracker`.
-    """
-
-    # A wrapper around the record, which is itself a plain Tracker.
-    __slots__ = ("_job", "_dispatcher", "__weakref__")
-
-    def __init__(self, job: Job, dispatcher: Dispatcher) -> None:
-        self._job = job
-        self._dispatcher = dispatcher
-
-    def _ipython_display_(self) -> None:
-        from IPython.core.getipython import get_ipython
-        from IPython.display import display
-
-        job = self._job
-        if job.state in TERMINAL or not _in_kernel(get_ipython()):
-            display(_badge_bundle(job), raw=True)
-            return
-        shown = job.state
-        handle = display(_badge_bundle(job), raw=True, display_id=True)
-        badge = _Badge(handle, contextvars.copy_context())
-        runner = job.fn
-        if isinstance(runner, _CellRunner):
-            runner.watch(job.id, badge)
-            # The job may have started between the display and watch(),
-            # after the runner looked for badges to update.
-            if shown is not RUNNING and job.state is RUNNING:
-                badge.update(job)
-        holder = [badge]
-
-        def final(tracker: Tracker) -> None:
-            b = holder.pop() if holder else None  # drop the context once used
-            if b is not None:
-                if isinstance(runner, _CellRunner):
-                    runner.unwatch(job.id)
-                b.update(tracker._job, final=True)
-
-        self.add_done_callback(final)
-
-
-def _live(tracker: Tracker) -> LiveTracker:
-    return LiveTracker(tracker._job, tracker._dispatcher)
-
-
-# ------------------------------------------------------------- cell bodies
-class _Compiled:
-    """A ``%%frost`` body compiled like IPython compiles a cell."""
-
-    __slots__ = ("filename", "source", "body", "last")
-
-    def __init__(self, filename: str, source: str, body: Any, last: Any) -> None:
-        self.filename = filename
-        self.source = source   # transformed Python, line 1 blank (the %%frost line)
-        self.body = body       # code object of everything but a trailing expression
-        self.last = last       # code object of the trailing expression, or None
-
-
-def _cell_number(shell: Any) -> int:
-    result = getattr(shell.displayhook, "exec_result", None)
-    count = getattr(result, "execution_count", None)
-    return count if isinstance(count, int) else shell.execution_count
-
-
-def _compile_cell(shell: Any, line: str, cell: str) -> _Compiled:
-    """Transform and compile *cell* as line 2 onwards of an ``In[N]`` cell.
-
-    The source is cached in linecache under an ``<ipython-input-N-…>`` name,
-    so tracebacks read ``Cell In[N], line L`` with the cell's own line
-    numbers (line 1 is the ``%%frost`` line).  Top-level ``await`` is
-    allowed, as in a normal cell.
-
-    Raises:
-        SyntaxError: with ``filename`` and ``lineno`` pointing into the cell.
-    """
-    number = _cell_number(shell)
-    try:
-        transformed = shell.transform_cell(cell)
-    except SyntaxError as exc:
-        if exc.lineno:
-            exc.lineno += 1
-        raise
-    source = "\n" + transformed
-    filename = shell.compile.cache(f"%%frost {line}\n{transformed}", number,
-                                   raw_code=f"%%frost {line}\n{cell}")
-    tree = shell.compile.ast_parse(source, filename=filename)
-    tree = shell.transform_ast(tree)
-    flags = shell.compile.flags | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-    body, tail = compile_cell(tree, filename, flags, dont_inherit=True)
-    return _Compiled(filename, source, body, tail)
-
-
-class _CellRunner:
-    """The callable a thread-backend ``%%frost`` job runs.
-
-    It executes the compiled body in the shell's user namespace and
-    returns the value of the trailing expression.  On success it binds
-    ``-o VAR`` *before* the job is marked succeeded, so code that waited
-    for the job sees the variable.  A failure is printed as an
-    IPython-formatted traceback on stderr (captured with the job's output,
-    and shown under the queuing cell unless the job is quiet).
-    """
-
-    __slots__ = ("shell", "code", "out_var", "route", "_badges", "_lock")
-
-    def __init__(self, shell: Any, code: _Compiled, out_var: str | None, route: bool) -> None:
-        self.shell = shell
-        self.code = code
-        self.out_var = out_var
-        self.route = route
-        self._badges: dict[int, list[_Badge]] = {}
-        self._lock = threading.Lock()  # guards _badges
-
-    def watch(self, job_id: int, badge: _Badge) -> None:
-        with self._lock:
-            self._badges.setdefault(job_id, []).append(badge)
-
-    def unwatch(self, job_id: int) -> None:
-        with self._lock:
-            self._badges.pop(job_id, None)
-
-    def __call__(self) -> Any:
-        ctx = getattr(CURRENT, "ctx", None)
-        job = None if ctx is None else ctx.job
-        if job is not None and self._badges:
-            with self._lock:
-                badges = list(self._badges.get(job.id, ()))
-            for badge in badges:
-                badge.update(job)
-        if self.route:
-            return self._run(job)
-        # Routing off: an empty context has no parent header, so ipykernel
-        # falls back to the most recent request, like any plain thread.
-        return contextvars.Context().run(self._run, job)
-
-    def _run(self, job: Any) -> Any:
-        shell = self.shell
-        try:
-            value = self._execute(shell.user_global_ns, shell.user_ns)
-        except BaseException as exc:
-            self._report(exc, job)
-            raise
-        if self.out_var is not None and (
-                job is None or (job.state is RUNNING and not job.cancel_requested)):
-            shell.user_ns[self.out_var] = value
-        return value
-
-    def _execute(self, globals_: dict, locals_: dict) -> Any:
-        code = self.code
-        body, last = code.body, code.last
-        if not (body.co_flags & _CO_COROUTINE or (last is not None and last.co_flags & _CO_COROUTINE)):
-            exec(body, globals_, locals_)
-            return None if last is None else eval(last, globals_, locals_)
-        # Top-level await: one event loop for the whole body, on this worker.
-        loop = asyncio.new_event_loop()
-        try:
-            ran = eval(body, globals_, locals_)
-            if inspect.iscoroutine(ran):
-                loop.run_until_complete(ran)
-            value = None if last is None else eval(last, globals_, locals_)
-            if inspect.iscoroutine(value) and last is not None and last.co_flags & _CO_COROUTINE:
-                value = loop.run_until_complete(value)
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            return value
-        finally:
-            loop.close()
-
-    def _report(self, exc: BaseException, job: Any) -> None:
-        """Print the failure on stderr (so it is captured, and routed)."""
-        if isinstance(exc, JobCancelled):
-            return  # the badge and the job's state say it; a traceback is noise
-        err = sys.stderr
-        if job is not None and job.attempts <= job.retries and job.state is RUNNING:
-            err.write(f"nbfrost: job {job.id} attempt {job.attempts} failed "
-                      f"({type(exc).__name__}: {exc}); retrying\n")
-            return
-        try:
-            err.write(self._format(exc) + "\n")
-        except Exception:  # formatting must never hide the real error
-            import traceback
-            err.write("".join(traceback.format_exception(exc)))
-
-    def _format(self, exc: BaseException) -> str:
-        from IPython.core import ultratb
-
-        tb = exc.__traceback__
-        first = tb
-        while first is not None and first.tb_frame.f_code.co_filename != self.code.filename:
-            first = first.tb_next
-        shell = self.shell
-        # A private formatter: the shell's InteractiveTB keeps the last
-        # traceback for %debug and is not meant to be shared across threads.
-        fmt = ultratb.AutoFormattedTB(mode=shell.xmode, theme_name=shell.colors, tb_offset=0)
-        stb = fmt.structured_traceback(type(exc), exc, first if first is not None else tb)
-        return fmt.stb2text(stb)
 
 
 # ----------------------------------------------------------------- argument checks
@@ -556,12 +287,12 @@ class FrostMagics(Magics):
         push = _push_names(args.push)
         shell = self._ip
         try:
-            code = _compile_cell(shell, line, cell)
+            code = compile_shell_cell(shell, line, cell)
         except (SyntaxError, OverflowError, ValueError, TypeError) as exc:
             self._show_compile_error(exc)
             return None
         d = self.get_dispatcher()
-        name = args.name if args.name is not None else f"In[{_cell_number(shell)}]"
+        name = args.name if args.name is not None else f"In[{cell_number(shell)}]"
         if not d.backend.shares_namespace:
             missing = [n for n in push if n not in shell.user_ns]
             if missing:
@@ -570,17 +301,17 @@ class FrostMagics(Magics):
             runner: Callable[[], Any] = d.backend.make_cell_job(
                 code.source, code.filename, {n: shell.user_ns[n] for n in push})
         else:
-            runner = _CellRunner(shell, code, args.output, self.route_output)
+            runner = CellRunner(shell, code, args.output, self.route_output)
         try:
             tracker = d.queue(runner, name=name, tags=args.tag, timeout=args.timeout,
                               retries=args.retries, after=args.after, quiet=args.quiet)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"%%frost: {exc}") from None
-        if not isinstance(runner, _CellRunner) and args.output is not None:
+        if not isinstance(runner, CellRunner) and args.output is not None:
             self._bind_later(tracker, args.output)
         if self.notify:
             self._notify_later(tracker)
-        return _live(tracker)
+        return live(tracker)
 
     def _show_compile_error(self, exc: BaseException) -> None:
         """Show a compile error like IPython does for a normal cell, and
@@ -594,7 +325,7 @@ class FrostMagics(Magics):
         result.error_in_exec = exc
 
     def _bind_later(self, tracker: Tracker, var: str) -> None:
-        # Jobs not run by _CellRunner (Dask) return their value to this
+        # Jobs not run by CellRunner (Dask) return their value to this
         # process only when they end; bind it from the done callback.  Done
         # callbacks run just after waiters wake, so %frost wait also waits
         # for the pending binding (see _cmd_wait).
@@ -619,7 +350,7 @@ class FrostMagics(Magics):
 
         def notice(t: Tracker) -> None:
             ctx = holder.pop()
-            ctx.run(_print_notice, t)
+            ctx.run(print_notice, t)
 
         tracker.add_done_callback(notice)
 
@@ -760,7 +491,7 @@ class FrostMagics(Magics):
             tracker = self.get_dispatcher().retry(args.id)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"%frost retry: {exc}") from None
-        return _live(tracker)
+        return live(tracker)
 
     @magic_arguments(name="frost clear")
     def _cmd_clear(self, args: Any) -> None:
@@ -805,12 +536,6 @@ class _JsonText(str):
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(str(self))
-
-
-def _print_notice(tracker: Tracker) -> None:
-    out = _raw_stream("stdout")
-    out.write(job_summary(tracker.status()) + "\n")
-    out.flush()
 
 
 _SUBCOMMANDS: dict[str, _Subcommand] = {

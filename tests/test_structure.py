@@ -25,13 +25,14 @@ PACKAGE_DIR = Path(nbfrost.__file__).parent
 #: be added here: where it sits is a design decision worth making explicitly.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("leaves", ("nbfrost._version", "nbfrost.errors", "nbfrost.states", "nbfrost.checks",
-                "nbfrost.formatting", "nbfrost.timeouts", "nbfrost.capture", "nbfrost.progress")),
+                "nbfrost.formatting", "nbfrost.timeouts", "nbfrost.capture", "nbfrost.progress",
+                "nbfrost.cells")),
     ("model", ("nbfrost.job", "nbfrost.tracker")),
     ("state", ("nbfrost.registry", "nbfrost.frames", "nbfrost.history")),
     ("running", ("nbfrost.backends",)),
     ("facade", ("nbfrost.dispatcher",)),
     ("shell", ("nbfrost.shell",)),
-    ("surface", ("nbfrost.magics", "nbfrost.dashboard")),
+    ("surface", ("nbfrost.magics", "nbfrost.badge", "nbfrost.cell_runner", "nbfrost.dashboard")),
     # The package __init__ re-exports the public names, so it is above all
     # (this entry covers the __init__ only, not the modules inside).
     ("package", ("nbfrost",)),
