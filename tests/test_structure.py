@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("nbfrost.job", "nbfrost.tracker")),
     ("state", ("nbfrost.registry", "nbfrost.frames", "nbfrost.history")),
     ("running", ("nbfrost.backends",)),
-    ("facade", ("nbfrost.dispatcher",)),
+    ("facade", ("nbfrost.dispatcher", "nbfrost.executor")),
     ("shell", ("nbfrost.shell",)),
     ("surface", ("nbfrost.magics", "nbfrost.badge", "nbfrost.cell_runner", "nbfrost.dashboard")),
     # The package __init__ re-exports the public names, so it is above all
