@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from core_helpers import WAIT, concurrency_probe, running
+from helpers import WAIT, concurrency_probe, running
 
 import nbfrost
 from nbfrost import JobCancelled, JobFailed, JobNotFound, JobState, JobStatus, Tracker

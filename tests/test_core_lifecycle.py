@@ -12,8 +12,7 @@ import threading
 import time
 
 import pytest
-from conftest import live_threads, wait_for_threads
-from core_helpers import WAIT, concurrency_probe, eventually, running
+from helpers import WAIT, concurrency_probe, eventually, live_threads, running, wait_for_threads
 
 import nbfrost
 from nbfrost import JobCancelled, JobFailed, JobState, JobTimeout, QueueFull, Tracker

@@ -22,8 +22,7 @@ import threading
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import FakeClock
-from core_helpers import WAIT, eventually
+from helpers import WAIT, FakeClock, eventually
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule

@@ -11,6 +11,7 @@ an owned cluster does (loopback-only sockets, closing, threads).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import queue as queue_mod
 import sys
@@ -24,7 +25,8 @@ import pytest
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
-from conftest import live_threads, wait_for_threads  # noqa: E402
+import helpers  # noqa: E402
+from helpers import assert_no_leaked_threads, live_threads, wait_for_threads  # noqa: E402
 
 import nbfrost  # noqa: E402
 from nbfrost import JobCancelled, JobFailed, JobNotFound, JobState, JobTimeout  # noqa: E402
@@ -72,12 +74,8 @@ def _warm_up() -> int:
     return len(distributed.get_client().scheduler_info()["workers"])
 
 
-def eventually(predicate, timeout: float = WAIT, what: str = "") -> None:
-    """Poll *predicate*: a remote state change has no local event to wait on."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or predicate}"
-        time.sleep(0.002)
+# Poll: a remote state change has no local event to wait on.
+eventually = functools.partial(helpers.eventually, timeout=WAIT)
 
 
 class Kit:
@@ -126,8 +124,7 @@ def kit(request):
     k = Kit(request.param, client)
     yield k
     k.close()
-    leaked = wait_for_threads(baseline)
-    assert not leaked, f"leaked threads: {sorted(t.name for t in leaked)}"
+    assert_no_leaked_threads(baseline)
 
 
 # ------------------------------------------------------------------ jobs
@@ -555,7 +552,7 @@ def test_frost_magic_push_and_output_in_a_real_kernel(cluster):
     cluster at ``FrostMagics.dask_address`` and binds the result; a name
     that was not pushed fails with a ``--push`` hint."""
     pytest.importorskip("jupyter_client")
-    from kernel_helpers import Kernel
+    from helpers import Kernel
 
     k = Kernel()
     try:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import live_threads, wait_for_threads
-from kernel_helpers import Kernel, parent
+from helpers import Kernel, assert_no_leaked_threads, live_threads, parent
 
 pytestmark = [pytest.mark.slow, pytest.mark.kernel, pytest.mark.timeout(180)]
 
@@ -27,8 +26,7 @@ def kernel():
     k.run("%load_ext nbfrost\nimport threading, os, time")
     yield k
     k.close()
-    leaked = wait_for_threads(baseline)
-    assert not leaked, f"leaked threads: {sorted(t.name for t in leaked)}"
+    assert_no_leaked_threads(baseline)
 
 
 def release(path: Path) -> None:
