@@ -875,34 +875,37 @@ class _PausingName:
         return "pausing"
 
 
-def test_a_snapshot_taken_while_the_job_starts_is_consistent(clock, thread_baseline):
-    """status() reads the state first; fields that a concurrent start()
-    writes later must not leak into a 'queued' snapshot (worker, attempts,
-    started_at), or the snapshot contradicts itself and the JSON Schema."""
+def _status(d: nbfrost.Dispatcher, t: Tracker) -> nbfrost.JobStatus:
+    return t.status()
+
+
+def _frame(d: nbfrost.Dispatcher, t: Tracker):
+    return d.to_frame()
+
+
+def _start_it(t: Tracker, gate: threading.Event) -> None:
+    gate.set()
+    eventually(lambda: t.state is not JobState.QUEUED, what="the job to start")
+
+
+def _cancel_it(t: Tracker, gate: threading.Event) -> None:
+    assert t.cancel() and t.state is JobState.CANCELLED
+
+
+def _ran(t: Tracker) -> bool:
+    return t.result(WAIT) == "ran"
+
+
+def _was_cancelled(t: Tracker) -> bool:
+    return t.state is JobState.CANCELLED
+
+
+def _queued_snapshot_without_start_fields(s: nbfrost.JobStatus, t: Tracker, blocker: Tracker) -> None:
     import json
     from importlib import resources
 
     import jsonschema
 
-    with nbfrost.Dispatcher(workers=1, clock=clock) as d:
-        gate = threading.Event()
-        blocker = d.queue(gate.wait, WAIT)
-        running(blocker)
-        fn = _PausingName()
-        t = d.queue(fn)
-        got: list[nbfrost.JobStatus] = []
-        reader = threading.Thread(target=lambda: got.append(t.status()))
-        fn.armed_for = reader
-        reader.start()
-        try:
-            assert fn.paused.wait(WAIT)  # state read as queued, name not yet
-            gate.set()
-            eventually(lambda: t.state is not JobState.QUEUED, what="the job to start")
-        finally:
-            fn.proceed.set()
-        reader.join(WAIT)
-        assert t.result(WAIT) == "ran"
-    s = got[0]
     assert s.state is JobState.QUEUED
     assert (s.started_at, s.worker, s.attempts, s.duration) == (None, None, 0, None)
     schema = json.loads(resources.files("nbfrost").joinpath("schema/status.schema.json")
@@ -910,39 +913,47 @@ def test_a_snapshot_taken_while_the_job_starts_is_consistent(clock, thread_basel
     jsonschema.validate(s.to_dict(), schema)
 
 
-def test_a_frame_built_while_a_job_starts_is_consistent(clock, thread_baseline):
-    """to_frame() reads the states first and the other columns after; a job
-    that starts in between must not show up as 'queued' with a worker."""
-    with nbfrost.Dispatcher(workers=1, clock=clock) as d:
-        gate = threading.Event()
-        blocker = d.queue(gate.wait, WAIT)
-        running(blocker)
-        fn = _PausingName()
-        t = d.queue(fn)
-        import pandas  # noqa: F401 - imported here, not while the reader is paused
+def _queued_row_without_start_fields(frame, t: Tracker, blocker: Tracker) -> None:
+    import pandas
 
-        got: list = []
-        reader = threading.Thread(target=lambda: got.append(d.to_frame()))
-        fn.armed_for = reader
-        reader.start()
-        try:
-            assert fn.paused.wait(WAIT)  # states read, name column being built
-            gate.set()
-            eventually(lambda: t.state is not JobState.QUEUED, what="the job to start")
-        finally:
-            fn.proceed.set()
-        reader.join(WAIT)
-        assert t.result(WAIT) == "ran"
-    row = got[0].loc[t.id]
+    row = frame.loc[t.id]
     assert row["state"] == "queued"
     assert (pandas.isna(row["worker"]), row["attempts"]) == (True, 0)
     assert pandas.isna(row["started_at"]) and pandas.isna(row["duration"])
 
 
-def test_a_frame_built_while_a_queued_job_is_cancelled_is_consistent(clock, thread_baseline):
-    """Same for a cancel landing between the states and the error column:
-    a row read as 'queued' carries no error."""
+def _queued_row_without_error(frame, t: Tracker, blocker: Tracker) -> None:
     import pandas
+
+    row = frame.loc[t.id]
+    assert row["state"] == "queued"
+    assert pandas.isna(row["error"]) and pandas.isna(row["error_type"])
+    assert pandas.isna(row["traceback"])
+    assert frame.loc[blocker.id, "state"] == "running"
+
+
+@pytest.mark.parametrize(("read", "race", "outcome", "check"), [
+    # status() reads the state first; fields that a concurrent start() writes
+    # later must not leak into a 'queued' snapshot (worker, attempts,
+    # started_at), or the snapshot contradicts itself and the JSON Schema.
+    pytest.param(_status, _start_it, _ran, _queued_snapshot_without_start_fields,
+                 id="status-while-the-job-starts"),
+    # to_frame() reads the states first and the other columns after; a job
+    # that starts in between must not show up as 'queued' with a worker.
+    pytest.param(_frame, _start_it, _ran, _queued_row_without_start_fields,
+                 id="frame-while-the-job-starts"),
+    # Same for a cancel landing between the states and the error column: a
+    # row read as 'queued' carries no error.
+    pytest.param(_frame, _cancel_it, _was_cancelled, _queued_row_without_error,
+                 id="frame-while-the-queued-job-is-cancelled"),
+])
+def test_a_view_read_while_the_job_changes_state_is_consistent(read, race, outcome, check,
+                                                               clock, thread_baseline):
+    """A snapshot or frame is read while the job changes state between the
+    reader's read of the state and of the later fields (the reader is held
+    there by the job's ``__name__``): what it returns must agree with the
+    state it read."""
+    import pandas  # noqa: F401 - imported here, not while the reader is paused
 
     with nbfrost.Dispatcher(workers=1, clock=clock) as d:
         gate = threading.Event()
@@ -951,21 +962,18 @@ def test_a_frame_built_while_a_queued_job_is_cancelled_is_consistent(clock, thre
         fn = _PausingName()
         t = d.queue(fn)
         got: list = []
-        reader = threading.Thread(target=lambda: got.append(d.to_frame()))
+        reader = threading.Thread(target=lambda: got.append(read(d, t)))
         fn.armed_for = reader
         reader.start()
         try:
-            assert fn.paused.wait(WAIT)
-            assert t.cancel() and t.state is JobState.CANCELLED
+            assert fn.paused.wait(WAIT)  # state read as queued, the name not yet
+            race(t, gate)
         finally:
             fn.proceed.set()
             gate.set()
         reader.join(WAIT)
-    row = got[0].loc[t.id]
-    assert row["state"] == "queued"
-    assert pandas.isna(row["error"]) and pandas.isna(row["error_type"])
-    assert pandas.isna(row["traceback"])
-    assert got[0].loc[blocker.id, "state"] == "running"
+        assert outcome(t)
+    check(got[0], t, blocker)
 
 
 def test_shutdown_timeout_does_not_hang_on_a_job_blocked_in_c(thread_baseline, caplog):
