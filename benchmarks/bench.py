@@ -18,37 +18,26 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import queue
 import random
-import statistics
 import sys
 import threading
 import time
 import tracemalloc
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import date
+from statistics import median
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+
+from common import interleaved, machine_line, medians, print_table, row  # noqa: E402
 
 import nbfrost  # noqa: E402
 
 
 def noop() -> None:
     return None
-
-
-def median(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
-def row(metric: str, nbf: float, anchor: float, anchor_name: str, unit: str,
-        target: str, ok: bool, ratio: float | None = None) -> dict:
-    return {"metric": metric, "nbfrost": nbf, "anchor": anchor, "anchor_name": anchor_name,
-            "unit": unit, "ratio": nbf / anchor if ratio is None else ratio,
-            "target": target, "ok": ok}
 
 
 # --------------------------------------------------------------- throughput
@@ -115,20 +104,23 @@ def tput_bgjobs(n: int) -> float:
 def bench_throughput(quick: bool) -> list[dict]:
     n = 20_000 if quick else 200_000
     repeats = 3 if quick else 5
-    res: dict[str, list[float]] = {"nbfrost": [], "tpe": [], "floor": [], "bg": []}
     bg_error = None
-    for _ in range(repeats):  # interleaved: every contender sees the same noise
-        res["tpe"].append(tput_tpe(n))
-        res["nbfrost"].append(tput_nbfrost(n))
-        res["floor"].append(tput_floor(n))
-        if bg_error is None:
-            try:
-                res["bg"].append(tput_bgjobs(min(n, 2_000)))
-            except Exception as exc:  # IPython 9 broke it: see the row
-                bg_error = f"{type(exc).__name__}: {exc}"
-        gc.collect()
-    nbf, tpe, floor = (median(res[k]) for k in ("nbfrost", "tpe", "floor"))
-    bg = median(res["bg"]) if res["bg"] else float("nan")
+
+    def bg() -> float | None:
+        nonlocal bg_error
+        if bg_error is not None:
+            return None
+        try:
+            return tput_bgjobs(min(n, 2_000))
+        except Exception as exc:  # IPython 9 broke it: see the row
+            bg_error = f"{type(exc).__name__}: {exc}"
+            return None
+
+    # Interleaved: every contender sees the same noise.
+    res = medians(interleaved({"tpe": lambda: tput_tpe(n), "nbfrost": lambda: tput_nbfrost(n),
+                               "floor": lambda: tput_floor(n), "bg": bg},
+                              repeats, between=gc.collect))
+    nbf, tpe, floor, bg = (res[k] for k in ("nbfrost", "tpe", "floor", "bg"))
     speedup = tpe / nbf
     return [
         row(f"throughput, 4 workers, {n:,} no-op jobs tracked", nbf, tpe,
@@ -245,12 +237,9 @@ def bench_lookup(quick: bool) -> list[dict]:
         return (time.perf_counter() - t0) / len(ids) * 1e9
 
     first = status_lookup()  # builds (and caches) each finished job's snapshot
-    base, warm = [], []
-    for _ in range(5):
-        base.append(locked_lookup())
-        warm.append(status_lookup())
+    res = medians(interleaved({"base": locked_lookup, "warm": status_lookup}, 5))
     d.shutdown()
-    b, w = median(base), median(warm)
+    b, w = res["base"], res["warm"]
     return [
         row("status(id) of a finished job, repeat lookup", w, b, "locked dict lookup", "ns",
             "<= 2x", w / b <= 2),
@@ -284,27 +273,21 @@ def bench_frames(quick: bool) -> list[dict]:
         pd.DataFrame(dicts)
         return (time.perf_counter() - t0) * 1e3
 
-    full, base = [], []
-    for _ in range(5):
-        full.append(t_frame())
-        base.append(t_dicts())
-    newest_big = []
-    for _ in range(20):
+    def t_newest(dispatcher: nbfrost.Dispatcher) -> float:
         t0 = time.perf_counter()
-        d.to_frame(newest=50)
-        newest_big.append((time.perf_counter() - t0) * 1e3)
+        dispatcher.to_frame(newest=50)
+        return (time.perf_counter() - t0) * 1e3
+
+    res = medians(interleaved({"full": t_frame, "base": t_dicts}, 5))
+    nb = medians(interleaved({"big": lambda: t_newest(d)}, 20))["big"]
     d.shutdown()
     small = nbfrost.Dispatcher(workers=4, expiry=None)
     for _ in range(n // 10):
         small.queue(noop)
     small.wait()
-    newest_small = []
-    for _ in range(20):
-        t0 = time.perf_counter()
-        small.to_frame(newest=50)
-        newest_small.append((time.perf_counter() - t0) * 1e3)
+    ns = medians(interleaved({"small": lambda: t_newest(small)}, 20))["small"]
     small.shutdown()
-    f, b, nb, ns = median(full), median(base), median(newest_big), median(newest_small)
+    f, b = res["full"], res["base"]
     return [
         row(f"to_frame() over {n:,} jobs", f, b, "DataFrame(list of dicts)", "ms", "<= 1.2x",
             f / b <= 1.2),
@@ -327,26 +310,13 @@ CORE = {
 AREAS = ("magics", "dashboard", "history", "dask")
 
 
-def fmt(x: float) -> str:
-    return f"{x:,.3f}" if abs(x) < 100 else f"{x:,.0f}"
-
-
-def print_table(rows: list[dict]) -> None:
-    print(f"\n{'metric':58} {'nbfrost':>10} {'anchor':>10} {'unit':>7} {'ratio':>7}  "
-          f"{'ok':3} target")
-    for r in rows:
-        print(f"{r['metric'][:58]:58} {fmt(r['nbfrost']):>10} {fmt(r['anchor']):>10} "
-              f"{r['unit']:>7} {r['ratio']:7.2f}  {'yes' if r['ok'] else 'NO':3} {r['target']}")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
     p.add_argument("--only", default="", help="comma-separated: " + ",".join([*CORE, *AREAS]))
     args = p.parse_args(argv)
     only = {x.strip() for x in args.only.split(",") if x.strip()}
-    print(f"nbfrost benchmark, {date.today().isoformat()}, Python {platform.python_version()}, "
-          f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
+    print(machine_line())
     rows: list[dict] = []
     for name, fn in CORE.items():
         if not only or name in only:

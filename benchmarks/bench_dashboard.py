@@ -16,13 +16,16 @@ the dropdown and the details pane.  Outside a kernel widgets have no front
 end, so the cost of sending the changed values over the comm is not in
 these numbers (ipykernel's send is on its IOPub thread).
 
-Run as a script to print a table.
+    python benchmarks/bench_dashboard.py [--quick]
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import time
+
+from common import main, row
 
 
 def _median_ms(fn, repeats: int, clock=time.thread_time) -> float:
@@ -128,43 +131,18 @@ def run(quick: bool = False) -> list[dict]:
     hub_cpu, cpu = sorted(shares, key=lambda s: s[0] / s[1])[len(shares) // 2]
 
     return [
-        {
-            "metric": "dashboard refresh, 100k jobs in the registry",
-            "nbfrost": t100k, "anchor": 5.0, "anchor_name": "budget: 5 ms",
-            "unit": "ms", "ratio": t100k / 5.0, "target": "<= 1.0x (<= 5 ms)",
-            "ok": t100k <= 5.0,
-        },
-        {
-            "metric": "dashboard refresh growth, 10k -> 100k jobs",
-            "nbfrost": t100k, "anchor": t10k, "anchor_name": "refresh with 10k jobs",
-            "unit": "ms", "ratio": t100k / t10k, "target": "<= 1.5x (flat)",
-            "ok": t100k / t10k <= 1.5,
-        },
-        {
-            "metric": "pool throughput with a dashboard refreshing at 2 Hz",
-            "nbfrost": dashed, "anchor": base, "anchor_name": "same pool, no dashboard",
-            "unit": "jobs/s", "ratio": dashed / base, "target": ">= 0.95x (<= 5% cost)",
-            "ok": dashed / base >= 0.95,
-        },
-        {
-            # The same cost measured directly, immune to other processes on
-            # the machine: the refresh thread's CPU time over the process's.
-            "metric": "refresh thread CPU share of the pool's run at 2 Hz",
-            "nbfrost": hub_cpu, "anchor": cpu, "anchor_name": "process CPU time of the run",
-            "unit": "s", "ratio": hub_cpu / cpu, "target": "<= 0.05x",
-            "ok": hub_cpu / cpu <= 0.05,
-        },
+        row("dashboard refresh, 100k jobs in the registry", t100k, 5.0, "budget: 5 ms", "ms",
+            "<= 1.0x (<= 5 ms)", t100k <= 5.0),
+        row("dashboard refresh growth, 10k -> 100k jobs", t100k, t10k, "refresh with 10k jobs",
+            "ms", "<= 1.5x (flat)", t100k / t10k <= 1.5),
+        row("pool throughput with a dashboard refreshing at 2 Hz", dashed, base,
+            "same pool, no dashboard", "jobs/s", ">= 0.95x (<= 5% cost)", dashed / base >= 0.95),
+        # The same cost measured directly, immune to other processes on the
+        # machine: the refresh thread's CPU time over the process's.
+        row("refresh thread CPU share of the pool's run at 2 Hz", hub_cpu, cpu,
+            "process CPU time of the run", "s", "<= 0.05x", hub_cpu / cpu <= 0.05),
     ]
 
 
-def _print(rows: list[dict]) -> None:
-    print(f"{'metric':52} {'nbfrost':>12} {'anchor':>12} {'unit':>7} {'ratio':>7}  {'target':22} ok")
-    for r in rows:
-        print(f"{r['metric']:52} {r['nbfrost']:12.3f} {r['anchor']:12.3f} {r['unit']:>7} "
-              f"{r['ratio']:7.3f}  {r['target']:22} {'yes' if r['ok'] else 'NO'}")
-
-
 if __name__ == "__main__":
-    import sys
-
-    _print(run(quick="--quick" in sys.argv))
+    sys.exit(main(run))

@@ -10,6 +10,8 @@ single-threaded workers serves both.  Each repeat times a batch of jobs,
 from the first submit until every result is back; the two sides alternate
 within each repeat (A-B-B-A) so that machine noise hits both.  Figures are medians
 over the repeats, per job.
+
+    python benchmarks/bench_dask.py [--quick]
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+
+from common import main, row
 
 #: Per-job figures, in milliseconds.
 UNIT = "ms/job"
@@ -78,27 +82,9 @@ def run(quick: bool = False) -> list[dict]:
     anchor = statistics.median(raw) * 1000
     value = statistics.median(ours) * 1000
     ratio = value / anchor
-    return [{
-        "metric": f"dask per-job cost ({jobs} no-op jobs, 2 workers)",
-        "nbfrost": value,
-        "anchor": anchor,
-        "anchor_name": "client.submit(pure=False) + gather",
-        "unit": UNIT,
-        "ratio": ratio,
-        "target": "<= 1.2x",
-        "ok": ratio <= 1.2,
-    }]
-
-
-def main() -> None:
-    quick = "--quick" in sys.argv
-    rows = run(quick=quick)
-    print(f"{'metric':<48} {'nbfrost':>9} {'anchor':>9} {'ratio':>7}  target   ok")
-    for r in rows:
-        print(f"{r['metric']:<48} {r['nbfrost']:>9.3f} {r['anchor']:>9.3f} "
-              f"{r['ratio']:>6.2f}x  {r['target']:<8} {'yes' if r['ok'] else 'NO'}")
-        print(f"  ({r['unit']}; anchor: {r['anchor_name']})")
+    return [row(f"dask per-job cost ({jobs} no-op jobs, 2 workers)", value, anchor,
+                "client.submit(pure=False) + gather", UNIT, "<= 1.2x", ratio <= 1.2, ratio=ratio)]
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(run))

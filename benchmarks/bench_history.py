@@ -15,12 +15,14 @@ load from other processes; each figure is the median of the repeats.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
+
+from common import interleaved, main, medians, row
 
 
 def _noop() -> None:
@@ -45,48 +47,23 @@ def _jobs_per_second(n: int, path: str | None) -> float:
 
 
 def run(quick: bool = False) -> list[dict]:
-    """Measure; return the rows for the benchmark table (see COMMON notes)."""
+    """Measure; return the rows for the benchmark table."""
     n, repeats = (5_000, 3) if quick else (50_000, 7)
     folder = tempfile.mkdtemp(prefix="nbfrost-bench-history-")
-    with_history: list[float] = []
-    without: list[float] = []
+    files = (os.path.join(folder, f"jobs-{i}.sqlite") for i in itertools.count())
     try:
         _jobs_per_second(min(n, 5_000), None)  # warm up imports and caches
-        for i in range(repeats):
-            path = os.path.join(folder, f"jobs-{i}.sqlite")
-            # Alternate which runs first, so neither always gets the quieter slot.
-            if i % 2:
-                with_history.append(_jobs_per_second(n, path))
-                without.append(_jobs_per_second(n, None))
-            else:
-                without.append(_jobs_per_second(n, None))
-                with_history.append(_jobs_per_second(n, path))
+        # Alternate which runs first, so neither always gets the quieter slot.
+        res = medians(interleaved({"without": lambda: _jobs_per_second(n, None),
+                                   "with": lambda: _jobs_per_second(n, next(files))},
+                                  repeats, alternate=True))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    on, off = statistics.median(with_history), statistics.median(without)
+    on, off = res["with"], res["without"]
     ratio = on / off
-    return [{
-        "metric": f"throughput with history on ({n} no-op jobs, 4 workers)",
-        "nbfrost": on,
-        "anchor": off,
-        "anchor_name": "same pool, history off",
-        "unit": "jobs/s",
-        "ratio": ratio,
-        "target": ">= 0.5x",
-        "ok": ratio >= 0.5,
-    }]
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    rows = run(quick="--quick" in argv)
-    print(f"{'metric':58} {'nbfrost':>12} {'anchor':>12} {'ratio':>7} {'target':>9}  ok")
-    for r in rows:
-        print(f"{r['metric']:58} {r['nbfrost']:12.1f} {r['anchor']:12.1f} "
-              f"{r['ratio']:7.2f} {r['target']:>9}  {'yes' if r['ok'] else 'NO'}")
-    return 0 if all(r["ok"] for r in rows) else 1
+    return [row(f"throughput with history on ({n} no-op jobs, 4 workers)", on, off,
+                "same pool, history off", "jobs/s", ">= 0.5x", ratio >= 0.5, ratio=ratio)]
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    raise SystemExit(main())
+    sys.exit(main(run, fail_on_miss=True))

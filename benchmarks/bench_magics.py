@@ -10,15 +10,18 @@ each figure is the median over several repeats of a batch of calls.  The
 ``%%frost`` and ``queue()`` figures include running the jobs: each batch
 queues, then waits until its jobs have ended (the pool runs them meanwhile
 on other threads, sharing the GIL with the queuing thread).
+
+    python benchmarks/bench_magics.py [--quick]
 """
 
 from __future__ import annotations
 
 import io
-import statistics
 import sys
 import time
 from contextlib import redirect_stdout
+
+from common import interleaved, main, medians, row
 
 
 def _per_call(fn, calls: int, drain=None) -> float:
@@ -72,19 +75,15 @@ def run(quick: bool = False) -> list[dict]:
                 return None
 
             cases = {
-                "cell": (lambda: shell.run_cell(cell), None),
-                "floor": (lambda: shell.run_cell(noop_magic), None),
-                "frost": (lambda: shell.run_cell(frost), drain),
-                "job": (lambda: d.queue(noop), drain),
+                "cell": lambda: _per_call(lambda: shell.run_cell(cell), calls),
+                "floor": lambda: _per_call(lambda: shell.run_cell(noop_magic), calls),
+                "frost": lambda: _per_call(lambda: shell.run_cell(frost), calls, drain),
+                "job": lambda: _per_call(lambda: d.queue(noop), calls, drain),
             }
             # Interleaved rounds, so that load from other processes on a
             # shared machine hits every case alike; medians over the rounds.
-            samples: dict[str, list[float]] = {k: [] for k in cases}
-            for _ in range(repeats):
-                for key, (fn, after) in cases.items():
-                    samples[key].append(_per_call(fn, calls, after))
-            t_cell, t_floor, t_frost, t_queue = (
-                statistics.median(samples[k]) for k in ("cell", "floor", "frost", "job"))
+            res = medians(interleaved(cases, repeats))
+            t_cell, t_floor, t_frost, t_queue = (res[k] for k in ("cell", "floor", "frost", "job"))
     finally:
         shell.magics_manager.magics["cell"].pop("bench_noop", None)
         nbfrost.unload_ipython_extension(shell)
@@ -94,58 +93,22 @@ def run(quick: bool = False) -> list[dict]:
     ratio = (t_frost - t_queue) / t_cell
     own = (t_frost - t_floor - t_queue) / t_cell
     us = 1e6
+    per_cell = "us per cell"
+    run_cell = "InteractiveShell.run_cell('pass')"
+    budget = 1.5 * t_cell + t_queue
     return [
-        {
-            "metric": "%%frost empty cell minus the core per-job cost, vs run_cell",
-            "nbfrost": (t_frost - t_queue) * us,
-            "anchor": t_cell * us,
-            "anchor_name": "InteractiveShell.run_cell('pass')",
-            "unit": "us per cell",
-            "ratio": ratio,
-            "target": "<= 1.5x",
-            "ok": ratio <= 1.5,
-        },
-        {
-            "metric": "%%frost's own work (minus IPython's cell-magic floor and the core)",
-            "nbfrost": (t_frost - t_floor - t_queue) * us,
-            "anchor": t_cell * us,
-            "anchor_name": "InteractiveShell.run_cell('pass')",
-            "unit": "us per cell",
-            "ratio": own,
-            "target": "<= 1.0x",
-            "ok": own <= 1.0,
-        },
-        {
-            "metric": "IPython floor: a do-nothing cell magic",
-            "nbfrost": t_floor * us,
-            "anchor": t_cell * us,
-            "anchor_name": "InteractiveShell.run_cell('pass')",
-            "unit": "us per cell",
-            "ratio": t_floor / t_cell,
-            "target": "info",
-            "ok": True,
-        },
-        {
-            "metric": "%%frost empty cell, total (for reference)",
-            "nbfrost": t_frost * us,
-            "anchor": (1.5 * t_cell + t_queue) * us,
-            "anchor_name": "1.5 x run_cell('pass') + Dispatcher.queue(noop)",
-            "unit": "us per cell",
-            "ratio": t_frost / (1.5 * t_cell + t_queue),
-            "target": "<= 1.0x",
-            "ok": t_frost <= 1.5 * t_cell + t_queue,
-        },
+        row("%%frost empty cell minus the core per-job cost, vs run_cell", (t_frost - t_queue) * us,
+            t_cell * us, run_cell, per_cell, "<= 1.5x", ratio <= 1.5, ratio=ratio),
+        row("%%frost's own work (minus IPython's cell-magic floor and the core)",
+            (t_frost - t_floor - t_queue) * us, t_cell * us, run_cell, per_cell, "<= 1.0x",
+            own <= 1.0, ratio=own),
+        row("IPython floor: a do-nothing cell magic", t_floor * us, t_cell * us, run_cell,
+            per_cell, "info", True, ratio=t_floor / t_cell),
+        row("%%frost empty cell, total (for reference)", t_frost * us, budget * us,
+            "1.5 x run_cell('pass') + Dispatcher.queue(noop)", per_cell, "<= 1.0x",
+            t_frost <= budget, ratio=t_frost / budget),
     ]
 
 
-def main() -> None:
-    quick = "--quick" in sys.argv
-    rows = run(quick=quick)
-    print(f"{'metric':64} {'nbfrost':>10} {'anchor':>10} {'ratio':>7} {'target':>8}  ok")
-    for r in rows:
-        print(f"{r['metric']:64} {r['nbfrost']:10.1f} {r['anchor']:10.1f} {r['ratio']:7.2f} "
-              f"{r['target']:>8}  {'yes' if r['ok'] else 'NO'}   ({r['unit']}; anchor: {r['anchor_name']})")
-
-
 if __name__ == "__main__":
-    main()
+    sys.exit(main(run))
