@@ -1,5 +1,7 @@
-# The two commands in the README: `make demo` and `make test`.
-# Both create .venv when it is missing and install what they need into it.
+# The commands in the README: `make demo`, `make test` and `make screenshots`.
+# They create .venv when it is missing and install what they need into it.
+# Whatever a run writes (reports, caches, screenshots, tmp dirs) goes under
+# $(ARTIFACTS), so `make test` leaves `git status` clean.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -7,8 +9,10 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARTIFACTS ?= test-artifacts
 PYTEST_ARGS ?=
+# No .pytest_cache in the tree; tests that write artifacts read $ARTIFACTS.
+PYTEST := ARTIFACTS=$(ARTIFACTS) $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: demo test test-fast test-cpython bench soak chromium clean
+.PHONY: demo lint test test-fast test-cpython screenshots bench soak chromium clean
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -36,15 +40,29 @@ chromium:
 demo: $(VENV)/.demo-installed
 	$(VENV)/bin/jupyter lab --ip 127.0.0.1 $(if $(SUDO),,--allow-root) notebooks/quickstart.ipynb
 
-test: $(VENV)/.test-installed chromium
+# Lint and import order (ruff), then types (mypy, configured in pyproject.toml).
+lint: $(VENV)/.test-installed
+	$(PY) -m ruff check --cache-dir $(ARTIFACTS)/ruff-cache nbfrost tests benchmarks
+	$(PY) -m mypy --cache-dir $(ARTIFACTS)/mypy-cache
+
+# lint first: any ruff or mypy error fails the run before pytest starts.
+test: lint chromium
 	@mkdir -p $(ARTIFACTS)
-	$(PY) -m pytest -ra --durations=15 --junitxml=$(ARTIFACTS)/junit.xml \
+	$(PYTEST) -ra --durations=15 --junitxml=$(ARTIFACTS)/junit.xml \
 	  --basetemp=$(ARTIFACTS)/tmp $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-cpython
 
 # Everything but the real kernel, browser and cluster tests.
 test-fast: $(VENV)/.test-installed
-	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -ra -m "not slow" $(PYTEST_ARGS)
+
+# Refresh the README's screenshots: the browser test takes them (under
+# $(ARTIFACTS)); this copies them into docs/ on purpose.
+screenshots: $(VENV)/.test-installed chromium
+	@mkdir -p $(ARTIFACTS)
+	$(PYTEST) -ra --basetemp=$(ARTIFACTS)/tmp-screenshots tests/test_browser.py
+	cp $(ARTIFACTS)/dashboard.png docs/dashboard.png
+	cp $(ARTIFACTS)/dashboard-timeline.png docs/dashboard-timeline.png
 
 # CPython's own concurrent.futures executor tests against Dispatcher
 # (tests/test_executor_cpython.py).  They need a CPython >= 3.12 that ships
@@ -72,4 +90,4 @@ soak: $(VENV)/.test-installed
 	$(PY) benchmarks/soak.py
 
 clean:
-	rm -rf $(VENV) $(ARTIFACTS) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
