@@ -4,6 +4,7 @@ fixtures (the fixtures in ``conftest.py`` are built from these).
 * a clock that moves only when told to (``FakeClock``);
 * threads: ``live_threads``, ``wait_for_threads``, ``assert_no_leaked_threads``;
 * waiting for what nothing signals: ``eventually``, ``running``;
+* ``fill_pool``: keep *n* workers busy until a gate opens;
 * ``concurrency_probe``: how many jobs a dispatcher really runs at once;
 * ``Kernel``: a real Jupyter kernel with every iopub message collected.
 """
@@ -73,6 +74,16 @@ def eventually(predicate: Callable[[], bool], timeout: float = WAIT, what: str =
 def running(tracker: Tracker, timeout: float = WAIT) -> None:
     """Block until *tracker*'s job has left the queued state."""
     eventually(lambda: tracker.state is not JobState.QUEUED, timeout, f"job {tracker.id} to start")
+
+
+def fill_pool(d: nbfrost.Dispatcher, n: int) -> tuple[threading.Event, list[Tracker]]:
+    """Queue *n* jobs that hold a worker each until the returned gate is set,
+    and wait until all of them run: (gate, their trackers)."""
+    gate = threading.Event()
+    blockers = [d.queue(gate.wait, WAIT) for _ in range(n)]
+    for b in blockers:
+        running(b)
+    return gate, blockers
 
 
 def concurrency_probe(d: nbfrost.Dispatcher, n_jobs: int, expect: int) -> int:

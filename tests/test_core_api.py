@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from helpers import WAIT, concurrency_probe, running
+from helpers import WAIT, concurrency_probe, fill_pool, running
 
 import nbfrost
 from nbfrost import JobCancelled, JobFailed, JobNotFound, JobState, JobStatus, Tracker
@@ -154,16 +154,14 @@ STATUS_FIELDS = {"id", "name", "state", "complete", "success", "error", "traceba
 
 def test_status_fields_through_the_lifecycle(dispatcher, clock):
     d = dispatcher
-    started, gate, release = threading.Event(), threading.Event(), threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def job() -> int:
         started.set()
         assert release.wait(WAIT)
         return 7
 
-    blockers = [d.queue(gate.wait, WAIT) for _ in range(4)]  # fill the pool
-    for b in blockers:
-        running(b)
+    gate, _ = fill_pool(d, 4)
     t = d.queue(job, name="j", tags=("x",))
     q = t.status()
     assert isinstance(q, JobStatus)
@@ -535,10 +533,7 @@ def test_dispatcher_wait(dispatcher):
 
 def test_stats_counts_add_up(dispatcher, clock):
     d = dispatcher
-    gate = threading.Event()
-    blockers = [d.queue(gate.wait, WAIT) for _ in range(4)]
-    for b in blockers:
-        running(b)
+    gate, _ = fill_pool(d, 4)
     q = [d.queue(int) for _ in range(3)]
     q[0].cancel()
     bad = d.queue(_raise, ValueError())

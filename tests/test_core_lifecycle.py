@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from helpers import WAIT, concurrency_probe, eventually, live_threads, running, wait_for_threads
+from helpers import WAIT, concurrency_probe, eventually, fill_pool, live_threads, running, wait_for_threads
 
 import nbfrost
 from nbfrost import JobCancelled, JobFailed, JobState, JobTimeout, QueueFull, Tracker
@@ -98,13 +98,9 @@ def test_max_queue_blocks_or_raises_queue_full(clock, thread_baseline):
 # ------------------------------------------------------------------ expiry
 def test_only_finished_jobs_expire(small, clock):
     d = small
-    gate = threading.Event()
     done = d.queue(int)
     assert done.wait(WAIT)
-    run1 = d.queue(gate.wait, WAIT)
-    run2 = d.queue(gate.wait, WAIT)
-    running(run1)
-    running(run2)
+    gate, (run1, run2) = fill_pool(d, 2)
     waiting = d.queue(int)
     clock.advance(1e9)  # far beyond any expiry
     assert d.sweep() == 1
@@ -764,10 +760,7 @@ def test_shutdown_wait_finishes_every_queued_job(thread_baseline):
 
 def test_shutdown_cancel_pending_marks_queued_jobs_cancelled(thread_baseline):
     d = nbfrost.Dispatcher(workers=2)
-    gate = threading.Event()
-    blockers = [d.queue(gate.wait, WAIT) for _ in range(2)]
-    for b in blockers:
-        running(b)
+    gate, blockers = fill_pool(d, 2)
     queued = [d.queue(int) for _ in range(10)]
     waiting_on = d.queue(int, after=blockers[0])
     releaser = threading.Timer(0.05, gate.set)
