@@ -9,8 +9,9 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARTIFACTS ?= test-artifacts
 PYTEST_ARGS ?=
-# No .pytest_cache in the tree; tests that write artifacts read $ARTIFACTS.
-PYTEST := ARTIFACTS=$(ARTIFACTS) $(PY) -m pytest -p no:cacheprovider
+# No .pytest_cache or .hypothesis in the tree; tests that write artifacts read $ARTIFACTS.
+PYTEST := ARTIFACTS=$(ARTIFACTS) HYPOTHESIS_STORAGE_DIRECTORY=$(ARTIFACTS)/hypothesis \
+  $(PY) -m pytest -p no:cacheprovider
 
 .PHONY: demo lint test test-fast test-cpython screenshots bench soak chromium clean
 
@@ -90,4 +91,4 @@ soak: $(VENV)/.test-installed
 	$(PY) benchmarks/soak.py
 
 clean:
-	rm -rf $(VENV) $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(ARTIFACTS) .pytest_cache .hypothesis .mypy_cache .ruff_cache build *.egg-info
