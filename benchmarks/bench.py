@@ -10,7 +10,9 @@ IPython's ``BackgroundJobManager`` and a bare 4-thread ``SimpleQueue`` pool
 several repeats, and the repeats of nbfrost and its anchor are interleaved
 so that both see the same noise.  Ratios are nbfrost / anchor unless the
 row says otherwise.  The other areas (magics, dashboard, Dask, history)
-live in ``bench_<area>.py`` beside this file and are collected here.
+live in ``bench_<area>.py`` beside this file and are collected here; each
+also runs on its own.  Rows, the table and interleaved repeats come from
+``common.py``.
 """
 
 from __future__ import annotations
