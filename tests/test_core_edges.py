@@ -4,6 +4,7 @@ expiry=None, empty tags."""
 from __future__ import annotations
 
 import pytest
+from helpers import eventually
 
 import nbfrost
 
@@ -50,10 +51,16 @@ def test_a_worker_that_dies_outside_a_job_is_replaced(thread_baseline):
         backend = d.backend
         victim = backend._workers[0]
         before = {w.thread for w in backend._workers}
+        eventually(lambda: victim.ident != 0, what="the victim to reach its loop")
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(victim.ident),
                                                    ctypes.py_object(SystemExit))
-        backend._queue.put(None)  # wake it: the exception lands as get() returns
-        victim.thread.join(10)
+        # The exception lands only when the victim's get() returns, and any
+        # idle worker may take a wake-up: wake them until the victim has one.
+        for _ in range(1000):
+            backend._queue.put(None)
+            victim.thread.join(0.01)
+            if not victim.thread.is_alive():
+                break
         assert not victim.thread.is_alive()
         threads = backend.threads()
         assert len(threads) == 2 and set(threads) != before
