@@ -25,7 +25,7 @@ _LAZY = {
     "Dashboard": "nbfrost.dashboard.widget",
     "FrostMagics": "nbfrost.magics",
     "get_dispatcher": "nbfrost.shell",
-    "history": "nbfrost.history",
+    "history": "nbfrost.journal",
 }
 
 
@@ -35,10 +35,7 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'nbfrost' has no attribute {name!r}")
     import importlib
 
-    mod = importlib.import_module(module)
-    # `nbfrost.history` is the (callable) module itself, so that the name
-    # means the same whether or not the submodule was imported first.
-    value = mod if name == "history" else getattr(mod, name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

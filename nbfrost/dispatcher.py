@@ -114,7 +114,7 @@ class Dispatcher(concurrent.futures.Executor):
         if history is not None:
             # Opened (and checked) before anything starts, so a bad file
             # fails here and never inside a job.
-            from .history import Journal
+            from .journal import Journal
             self._journal = Journal(history)
         self.registry = Registry(expiry=expiry, max_queue=max_queue, clock=clock or time.time)
         try:

@@ -521,7 +521,7 @@ class FrostMagics(Magics):
             raise UsageError("%frost history: history is off; turn it on with "
                              "%config FrostMagics.history = 'nbfrost-history.sqlite' "
                              "(it applies to the next dispatcher)")
-        from .history import history
+        from .journal import history
 
         return history(self.history)
 

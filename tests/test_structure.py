@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                 "nbfrost.formatting", "nbfrost.timeouts", "nbfrost.capture", "nbfrost.progress",
                 "nbfrost.cells")),
     ("model", ("nbfrost.job", "nbfrost.tracker")),
-    ("state", ("nbfrost.registry", "nbfrost.frames", "nbfrost.history")),
+    ("state", ("nbfrost.registry", "nbfrost.frames", "nbfrost.journal")),
     ("running", ("nbfrost.backends",)),
     ("facade", ("nbfrost.dispatcher", "nbfrost.executor")),
     ("shell", ("nbfrost.shell",)),

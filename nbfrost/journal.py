@@ -50,10 +50,8 @@ import logging
 import os
 import socket
 import sqlite3
-import sys
 import threading
 import time
-import types
 import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -508,7 +506,7 @@ class Journal:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return (f"<nbfrost.history.Journal {state} path={self.path!r} session={self.session} "
+        return (f"<nbfrost.journal.Journal {state} path={self.path!r} session={self.session} "
                 f"written={self.written} dropped={self.dropped}>")
 
 
@@ -658,18 +656,3 @@ def history(path: str | os.PathLike) -> pd.DataFrame:
         "traceback": [r[11] for r in recs],
     }
     return pd.DataFrame(data, columns=list(HISTORY_COLUMNS))
-
-
-class _CallableModule(types.ModuleType):
-    """This module's type: calling the module calls `history`.
-
-    Importing ``nbfrost.history`` binds the *module* to the name ``history``
-    on the package, replacing the lazily exported function; making the
-    module callable keeps ``nbfrost.history(path)`` working either way.
-    """
-
-    def __call__(self, path: str | os.PathLike) -> pd.DataFrame:
-        return history(path)
-
-
-sys.modules[__name__].__class__ = _CallableModule
