@@ -12,12 +12,22 @@ a feature needs them, so ``import nbfrost`` stays fast.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__ as __version__
 from .dispatcher import Dispatcher
 from .errors import JobCancelled, JobFailed, JobNotFound, JobTimeout, NbfrostError, QueueFull
 from .job import TERMINAL, JobState, JobStatus
 from .progress import cancelled, progress, report
 from .tracker import Tracker
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .dashboard.widget import Dashboard
+    from .journal import history
+    from .magics import FrostMagics
+    from .shell import get_dispatcher
 
 # Lazily imported names: module that defines each.  Keeps `import nbfrost`
 # free of IPython, ipywidgets, pandas and distributed.
@@ -29,7 +39,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'nbfrost' has no attribute {name!r}")
@@ -44,14 +54,14 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's API
+def load_ipython_extension(ipython: InteractiveShell) -> None:
     """``%load_ext nbfrost``: register the ``%%frost``/``%frost`` magics."""
     from .magics import load_ipython_extension as load
 
     load(ipython)
 
 
-def unload_ipython_extension(ipython) -> None:  # noqa: ANN001
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """``%unload_ext nbfrost``: remove the magics and shut the pool down."""
     from .magics import unload_ipython_extension as unload
 

@@ -24,6 +24,7 @@ from .checks import check_number as _check_number
 from .errors import JobNotFound
 from .job import QUEUED, RUNNING, TERMINAL, Job, JobState, JobStatus, StatusList, describe_callable
 from .registry import Registry
+from .states import StateFilter
 from .timeouts import Timers
 from .tracker import Tracker
 
@@ -326,7 +327,9 @@ class Dispatcher(concurrent.futures.Executor):
 
     # --------------------------------------------------------------- timeouts
     def _arm_timeout(self, job: Job) -> None:
-        self._timers.call_later(job.timeout, lambda: self._deadline(job))  # type: ignore[arg-type]
+        timeout = job.timeout
+        if timeout is not None:  # always: the registry calls this only for timed jobs
+            self._timers.call_later(timeout, lambda: self._deadline(job))
 
     def _deadline(self, job: Job) -> None:
         if self.registry.time_out(job, self._backend.interrupt):
@@ -350,7 +353,7 @@ class Dispatcher(concurrent.futures.Executor):
         existed or expired, and when.
         """
         job = self.registry.get(job_id)
-        snap = job.snap
+        snap = job.final_status
         if snap is not None:  # finished: cached, immutable
             return snap
         return job.snapshot(self.registry.clock())
@@ -359,7 +362,7 @@ class Dispatcher(concurrent.futures.Executor):
         """A `Tracker` for a job still in the registry (raises `JobNotFound`)."""
         return self.registry.get(job_id)  # the record is its own Tracker
 
-    def jobs(self, state: Any = None, name: str | None = None,
+    def jobs(self, state: StateFilter = None, name: str | None = None,
              tag: str | None = None) -> StatusList:
         """Snapshots of every job the registry holds, oldest first.
 
@@ -369,7 +372,7 @@ class Dispatcher(concurrent.futures.Executor):
         now = self.registry.clock()
         return StatusList(j.snapshot(now) for j in self.registry.select(state, name, tag))
 
-    def to_frame(self, state: Any = None, name: str | None = None,
+    def to_frame(self, state: StateFilter = None, name: str | None = None,
                  tag: str | None = None, newest: int | None = None) -> pd.DataFrame:
         """The registry as a pandas DataFrame, one row per job, indexed by id.
 

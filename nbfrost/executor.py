@@ -86,9 +86,9 @@ class ExecutorFuture(concurrent.futures.Future):
 def attach_future(job: Job) -> ExecutorFuture:
     """Give a job that is not queued yet its `ExecutorFuture`."""
     fut = ExecutorFuture(job)
-    x: Any = job.extra()  # not shared with any thread yet: no lock needed
-    x.future = fut
-    x.callbacks = [_settle]
+    details = job.ensure_details()  # not shared with any thread yet: no lock needed
+    details.future = fut
+    details.callbacks = [_settle]
     return fut
 
 
@@ -97,7 +97,7 @@ def _settle(job: Job) -> None:
     what a succeeded job no longer needs."""
     # Released first, so that whoever the future wakes finds it done.
     job._dispatcher.registry.release(job, value=False)
-    fut = job.x.future if job.x is not None else None
+    fut = job.details.future if job.details is not None else None
     if isinstance(fut, ExecutorFuture) and not fut.done():
         state = job.state
         if state is SUCCEEDED:

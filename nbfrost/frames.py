@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .job import QUEUED, TERMINAL, JobState
 
@@ -28,7 +28,7 @@ _NAN = math.nan
 STATE_ORDER = [s.value for s in JobState]
 
 
-def _times(values: list) -> Any:
+def _times(values: list[float | None]) -> pd.DatetimeIndex:
     import numpy as np
     import pandas as pd
 

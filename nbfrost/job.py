@@ -8,11 +8,14 @@ copy that users, JSON, frames and the dashboard see.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
 import html
 import json
 import os
 import threading
 import traceback as _tb
+from _thread import LockType
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -66,14 +69,16 @@ def describe_callable(fn: Any) -> str:
     return type(fn).__name__
 
 
-#: Guards only the creation of a job's `_Extra` record (rare, never nested).
-_EXTRA_LOCK = threading.Lock()
+#: Guards only the creation of a job's `_JobDetails` (rare, never nested).
+_DETAILS_LOCK = threading.Lock()
 
 
-class _Extra:
-    """The rarely used part of a job record, allocated on first use.
+class _JobDetails:
+    """The rarely used part of a job record, made on first use.
 
-    Most jobs never need any of this, so it costs them one ``None`` slot.
+    Most jobs never need any of this, so it costs them one ``None`` slot
+    (`Job.details`).  Fields that a job's own thread and the registry share
+    are guarded by the registry's lock, like the record's.
     """
 
     __slots__ = ("waiters", "callbacks", "dependents", "pending_deps",
@@ -81,30 +86,31 @@ class _Extra:
                  "traceback", "timeout", "retries", "progress", "message")
 
     def __init__(self) -> None:
-        self.waiters = None
-        self.callbacks = None
-        self.dependents = None
+        #: Locks of threads waiting for the job to end (released when it does).
+        self.waiters: list[LockType] | None = None
+        #: Done callbacks, ``f(job)``, run after the job ends.
+        self.callbacks: list[Callable[[Job], None]] | None = None
+        #: Jobs that wait for this one to succeed.
+        self.dependents: list[Job] | None = None
+        #: How many of this job's dependencies have not succeeded yet.
         self.pending_deps = 0
-        self.future = None
+        #: The `Tracker.future` view, once asked for.
+        self.future: concurrent.futures.Future[Any] | None = None
+        #: Captured output, kept up to the job's cap.
         self.out: OutputBuffer | None = None
+        #: Output is captured but not echoed to the notebook.
         self.quiet = False
+        #: An asynchronous exception was sent to the job's thread.
         self.interrupted = False
-        self.traceback = None
-        self.timeout = None
+        #: (the error, its formatted traceback), cached for that error.
+        self.traceback: tuple[BaseException | None, str] | None = None
+        #: Seconds the job may run (retries included), or None.
+        self.timeout: float | None = None
+        #: How many more times a job that raised is run.
         self.retries = 0
-        self.progress = None
-        self.message = None
-
-
-def _extra_property(name: str, doc: str) -> property:
-    def get(job: Job) -> Any:
-        x = job.x
-        return None if x is None else getattr(x, name)
-
-    def set_(job: Job, value: Any) -> None:
-        setattr(job.extra(), name, value)
-
-    return property(get, set_, doc=doc)
+        #: Last reported fraction done and message, or None.
+        self.progress: float | None = None
+        self.message: str | None = None
 
 
 class Job(Tracker):
@@ -113,37 +119,45 @@ class Job(Tracker):
     `Dispatcher.queue` returns the record itself, typed and documented as a
     `Tracker`: its public API is Tracker's, everything else here is
     internal.  One object per job instead of a record plus a handle: every
-    kept object is rescanned by the garbage collector, and the separate
-    handle cost about 2 of the 5 µs per job of the 4-worker benchmark
-    (200k jobs, every tracker kept).  So that the handle's API stays as it
-    was, the record's own fields avoid its names: the return value is
-    ``value`` (``result()`` is the method), the name given to queue() is
-    ``label`` (``name`` is the display name).
+    kept object is rescanned by the garbage collector, so a separate handle
+    per job was a large part of the hot path's cost (figures in
+    ``benchmarks/``).  So that the handle's API stays as it was, the
+    record's own fields avoid its names: the return value is ``value``
+    (``result()`` is the method), the name given to queue() is ``label``
+    (``name`` is the display name).
 
     Memory and the hot path matter here (a registry may hold 100k finished
     jobs), so the record has ``__slots__`` for what every job uses and one
-    slot, ``x``, for an `_Extra` that holds what few jobs use (waiters,
-    callbacks, dependents, captured output, timeout, retries, progress,
-    ...).  Nothing per job is allocated on the hot path unless a feature
-    asks for it.  Every slot counts: the collector visits each slot of each
-    kept record on every collection it survives (about 20 ns per slot per
-    record over the life of 200k kept records).
+    slot, ``details``, for a `_JobDetails` that holds what few jobs use
+    (waiters, callbacks, dependents, captured output, timeout, retries,
+    progress, ...).  Nothing per job is allocated on the hot path unless a
+    feature asks for it.  Every slot counts: the collector visits each slot
+    of each kept record on every collection it survives.
     """
 
     __slots__ = (
         "id", "fn", "args", "kwargs", "label", "tags", "state",
         "queued_at", "started_at", "finished_at", "value", "error",
-        "worker", "attempts", "ctx", "cancel_requested", "x", "_dispatcher",
+        "worker", "attempts", "caller_context", "cancel_requested", "details",
+        "_dispatcher",
         # The cached JobStatus of a finished job.  A slot of the record, not
-        # of the extra part: a status(id) lookup then reads one object
-        # fewer, which on 100k records is one cache miss fewer.
-        "snap",
+        # of `details`: a status(id) lookup then reads one object fewer,
+        # which on 100k records is one cache miss fewer.
+        "final_status",
         "__weakref__",  # trackers could always be weakly referenced
     )
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict,
+    if TYPE_CHECKING:
+        # Slots that replace Tracker's read-only properties of the same
+        # names (which read them through ``_job``).
+        id: int
+        tags: tuple[str, ...]
+        state: JobState
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                  label: str | None, tags: tuple[str, ...], timeout: float | None,
-                 retries: int, ctx: Any, queued_at: float, dispatcher: Dispatcher) -> None:
+                 retries: int, caller_context: contextvars.Context | None, queued_at: float,
+                 dispatcher: Dispatcher) -> None:
         self.id = -1
         self.fn = fn
         self.args = args
@@ -152,69 +166,99 @@ class Job(Tracker):
         self.tags = tags
         self.state = QUEUED
         self.queued_at = queued_at
-        self.started_at = None
-        self.finished_at = None
-        self.value = None
-        self.error = None
-        self.worker = None
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.value: Any = None  # the user's return value
+        self.error: BaseException | None = None
+        self.worker: str | None = None
         self.attempts = 0
-        self.ctx = ctx
+        # The queuing code's `contextvars.Context` (a copy, possibly shared
+        # with other jobs; see Dispatcher._caller_context), which the job runs
+        # in.  Not a `capture.JobContext`: that is the worker's side.
+        self.caller_context = caller_context
         self.cancel_requested = False
-        self.snap = None
-        self.x: _Extra | None = None
+        self.final_status: JobStatus | None = None
+        self.details: _JobDetails | None = None
         if timeout is not None or retries:
-            # Not shared with any thread yet: no need for extra()'s lock.
-            x = self.x = _Extra()
-            x.timeout = timeout
-            x.retries = retries
+            # Not shared with any thread yet: no need for ensure_details()'s lock.
+            details = self.details = _JobDetails()
+            details.timeout = timeout
+            details.retries = retries
         self._dispatcher = dispatcher
 
     @property
-    def _job(self) -> Job:
+    def _job(self) -> Job:  # type: ignore[override]  # Tracker's wrappers set _job; here it is self
         # Tracker's methods reach the record through ``_job``; here it is
         # the object itself (a property, not a slot: a slot holding self
         # would be a reference cycle in every job).
         return self
 
-    def extra(self) -> _Extra:
-        """The `_Extra` part, created on first use.
+    def ensure_details(self) -> _JobDetails:
+        """The `_JobDetails` part, created on first use.
 
         Created under a lock: the worker (first output) and another thread
         (first wait, callback, snapshot) may both get here first, and the
-        loser's fields, say a waiter's Event, must not be dropped.
+        loser's fields, say a waiter's lock, must not be dropped.
         """
-        x = self.x
-        if x is None:
-            with _EXTRA_LOCK:
-                x = self.x
-                if x is None:
-                    x = self.x = _Extra()
-        return x
+        details = self.details
+        if details is None:
+            with _DETAILS_LOCK:
+                details = self.details
+                if details is None:
+                    details = self.details = _JobDetails()
+        return details
 
-    waiters = _extra_property("waiters", "Locks of threads waiting for the job to end.")
-    callbacks = _extra_property("callbacks", "Done callbacks, f(job).")
-    dependents = _extra_property("dependents", "Jobs waiting for this one.")
-    pending_deps = _extra_property("pending_deps", "Dependencies not yet succeeded.")
-    out = _extra_property("out", "Captured output chunks.")
-    interrupted = _extra_property("interrupted", "An async interrupt was sent.")
-    timeout = _extra_property("timeout", "Seconds the job may run, or None.")
-    progress = _extra_property("progress", "Last reported fraction done, or None.")
-    message = _extra_property("message", "Last reported message, or None.")
+    # Fields of `details` read (and written) through the record.
+    @property
+    def timeout(self) -> float | None:
+        """Seconds the job may run, or None."""
+        details = self.details
+        return None if details is None else details.timeout
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether an asynchronous exception was sent to the job's thread."""
+        details = self.details
+        return False if details is None else details.interrupted
+
+    @interrupted.setter
+    def interrupted(self, value: bool) -> None:
+        self.ensure_details().interrupted = value
+
+    @property
+    def progress(self) -> float | None:
+        """Last reported fraction done, or None."""
+        details = self.details
+        return None if details is None else details.progress
+
+    @progress.setter
+    def progress(self, value: float | None) -> None:
+        self.ensure_details().progress = value
+
+    @property
+    def message(self) -> str | None:
+        """Last reported message, or None."""
+        details = self.details
+        return None if details is None else details.message
+
+    @message.setter
+    def message(self, value: str | None) -> None:
+        self.ensure_details().message = value
 
     @property
     def retries(self) -> int:
         """How many more times a job that raised is run."""
-        x = self.x
-        return 0 if x is None else x.retries
+        details = self.details
+        return 0 if details is None else details.retries
 
     @property
     def echo(self) -> bool:
-        x = self.x
-        return x is None or not x.quiet
+        details = self.details
+        return details is None or not details.quiet
 
     @echo.setter
     def echo(self, value: bool) -> None:
-        self.extra().quiet = not value
+        self.ensure_details().quiet = not value
 
     # -- helpers used by the registry (always under its lock) ---------------
     def check_transition(self, new: JobState) -> None:
@@ -244,15 +288,15 @@ class Job(Tracker):
         error = self.error
         if error is None:
             return None
-        x = self.extra()
-        if x.traceback is None or x.traceback[0] is not error:
-            x.traceback = (error, format_job_traceback(error))
-        return x.traceback[1]
+        details = self.ensure_details()
+        if details.traceback is None or details.traceback[0] is not error:
+            details.traceback = (error, format_job_traceback(error))
+        return details.traceback[1]
 
     @traceback.setter
     def traceback(self, text: str | None) -> None:
         # Backends that receive a remote error set its text directly.
-        self.extra().traceback = (self.error, text) if text is not None else None
+        self.ensure_details().traceback = (self.error, text) if text is not None else None
 
     # -- output capture ------------------------------------------------------
     def write_output(self, text: str, cap: int) -> bool:
@@ -260,19 +304,19 @@ class Job(Tracker):
 
         Returns whether the text should also be echoed to the notebook.
         """
-        x = self.x
-        if x is None:
-            x = self.extra()
-        out = x.out
+        details = self.details
+        if details is None:
+            details = self.ensure_details()
+        out = details.out
         if out is None:
-            out = x.out = OutputBuffer()
+            out = details.out = OutputBuffer()
         out.write(text, cap)
-        return not x.quiet
+        return not details.quiet
 
     @property
     def output(self) -> str:
-        x = self.x
-        return x.out.getvalue() if x is not None and x.out is not None else ""
+        details = self.details
+        return details.out.getvalue() if details is not None and details.out is not None else ""
 
     # -- snapshot ------------------------------------------------------------
     def snapshot(self, now: float) -> JobStatus:
@@ -282,9 +326,9 @@ class Job(Tracker):
         *before* they publish the new state, so a terminal state read here
         implies its fields are complete.
         """
-        snap = self.snap
-        if snap is not None:
-            return snap
+        cached = self.final_status
+        if cached is not None:
+            return cached
         state = self.state
         # A queued job has not started: ignore what a concurrent start()
         # writes after `state` was read (it publishes the state last).
@@ -319,7 +363,7 @@ class Job(Tracker):
             attempts=0 if queued else self.attempts,
         )
         if complete:
-            self.snap = status
+            self.final_status = status
         return status
 
 

@@ -54,6 +54,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .job import QUEUED, RUNNING, describe_callable, format_job_traceback
@@ -62,6 +63,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .job import Job
+    from .registry import Registry
+
+#: A job's entry as written (see `ENTRY_FIELDS`), and as read back.
+Entry = tuple[Any, ...]
+#: A session's (pid, host, proc_start, closed_at), by session id.
+Sessions = dict[int, tuple[int, str, "str | None", "float | None"]]
 
 __all__ = ["Journal", "history", "HISTORY_COLUMNS", "ENTRY_FIELDS", "LOST"]
 
@@ -310,9 +317,13 @@ class Journal:
         self._insert = "INSERT INTO batches(session, written_at, events) VALUES (?, ?, ?)"
         self._dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False,
                                        separators=(",", ":")).encode
-        self._registry: Any = None
-        self._unwritten: dict = {}  # jobs whose batch failed (writer thread only)
-        self._requests: deque = deque()  # flush Events; None asks the writer to stop
+        self._registry: Registry | None = None
+        # Jobs whose batch failed, as in the registry's journal dict (only the
+        # keys are used: an entry is written from the job's state at the time).
+        # Writer thread only.
+        self._unwritten: dict[Job, str] = {}
+        # flush() Events; None asks the writer to stop
+        self._requests: deque[threading.Event | None] = deque()
         self._wake = threading.Event()
         self._close_lock = threading.Lock()  # guards _closed
         self._closed = False
@@ -327,7 +338,7 @@ class Journal:
             (pid, socket.gethostname(), _proc_start(pid), time.time(), __version__))
         return int(cur.lastrowid)  # type: ignore[arg-type]
 
-    def attach(self, registry: Any) -> None:
+    def attach(self, registry: Registry) -> None:
         """Start journaling *registry*'s transitions (once), and the writer."""
         if self._registry is not None:
             raise RuntimeError("this journal is already attached to a registry")
@@ -342,6 +353,7 @@ class Journal:
     # -------------------------------------------------------------- writer
     def _run(self) -> None:
         registry, requests, wake = self._registry, self._requests, self._wake
+        assert registry is not None  # attach() sets it before it starts this thread
         interval = self._interval
         delay = interval
         while True:
@@ -380,12 +392,12 @@ class Journal:
                 self._close_session()
                 return
 
-    def _write_all(self, jobs: list) -> None:
+    def _write_all(self, jobs: list[Job]) -> None:
         limit = self._batch
         for i in range(0, len(jobs), limit):
             self._write(jobs[i:i + limit])
 
-    def _write(self, jobs: list) -> None:
+    def _write(self, jobs: list[Job]) -> None:
         conn = self._conn
         try:
             data = self._dumps(self._entries(jobs))
@@ -399,7 +411,7 @@ class Journal:
             # writes their state as it is then; nothing is lost meanwhile.
             room = MAX_UNWRITTEN - len(self._unwritten)
             keep = jobs[:max(0, room)]
-            self._unwritten.update(dict.fromkeys(keep))
+            self._unwritten.update(dict.fromkeys(keep, "unwritten"))
             self.dropped += len(jobs) - len(keep)
             try:
                 if conn.in_transaction:
@@ -413,7 +425,7 @@ class Journal:
                             "keep running, and their entries are tried again with the next batch",
                             len(jobs), self.path, key)
 
-    def _entries(self, jobs: list) -> list[tuple]:
+    def _entries(self, jobs: list[Job]) -> list[Entry]:
         """One JSON-ready entry per changed job, from its state now.
 
         Writer thread only; it reads jobs, never writes them.  The state is
@@ -421,9 +433,9 @@ class Journal:
         the state, so the fields read after it are complete.  Layout:
         `ENTRY_FIELDS`, trailing nulls left out.
         """
-        rows = []
+        rows: list[Entry] = []
         append = rows.append
-        last_fn: Any = None
+        last_fn: Callable[..., Any] | None = None
         last_name = ""
         for job in jobs:
             state = job.state
@@ -446,7 +458,7 @@ class Journal:
                         started, queued))
                 continue
             error = job.error
-            end = round(job.finished_at * 1e6)
+            end = round(job.finished_at * 1e6)  # type: ignore[operator]  # set: state is terminal
             if error is None:
                 append((job.id, state.value, end, name, tags, job.worker, job.attempts,
                         started, queued))
@@ -533,15 +545,15 @@ def _flush_writers_of(path: str, timeout: float = 5.0) -> None:
 def _traceback_of(job: Job, error: BaseException) -> str:
     """The job's traceback text, without writing to the job: the one a backend
     (or a reader) already cached for this error, else formatted here."""
-    x = job.x
-    cached = None if x is None else x.traceback
+    details = job.details
+    cached = None if details is None else details.traceback
     if cached is not None and cached[0] is error:
         return cached[1]
     return format_job_traceback(error)
 
 
 # ---------------------------------------------------------------- reading
-def _read(path: str) -> tuple[dict, list]:
+def _read(path: str) -> tuple[Sessions, list[tuple[int, str]]]:
     """The sessions and the committed batches of the history file *path*."""
     try:
         conn = sqlite3.connect(path, timeout=5.0)
@@ -564,10 +576,10 @@ def _read(path: str) -> tuple[dict, list]:
     return sessions, batches
 
 
-def _fold(batches: list) -> dict[tuple[int, int], list]:
+def _fold(batches: list[tuple[int, str]]) -> dict[tuple[int, int], list[Any]]:
     """The newest entry of each (session, job).  States only move forward,
     so the last entry written for a job is its last known state."""
-    jobs: dict[tuple[int, int], list] = {}
+    jobs: dict[tuple[int, int], list[Any]] = {}
     loads = json.loads
     for session, data in batches:
         for entry in loads(data):
@@ -631,7 +643,7 @@ def history(path: str | os.PathLike) -> pd.DataFrame:
         else:
             durations.append(max(0.0, now - started / 1e6))
 
-    def times(values: list) -> Any:  # integer microseconds -> UTC datetimes
+    def times(values: list[int | None]) -> pd.DatetimeIndex:  # integer µs -> UTC datetimes
         arr = np.array([np.nan if v is None else v for v in values], dtype="float64")
         return pd.to_datetime(arr, unit="us", utc=True)
 

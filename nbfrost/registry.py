@@ -32,6 +32,7 @@ from typing import Any
 
 from .errors import JobCancelled, JobNotFound, JobTimeout, QueueFull
 from .job import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TERMINAL, Job, JobState
+from .states import StateFilter
 
 __all__ = ["Registry"]
 
@@ -134,7 +135,10 @@ class Registry:
             if self.journal is not None:
                 self.journal[job] = "queued"
             exp = self._expiring
-            if exp and self.expiry is not None and exp[0].finished_at <= now - self.expiry:
+            # Jobs in _expiring are finished: finished_at is a float (no
+            # check for the type checker here, the lock is held).
+            if (exp and self.expiry is not None
+                    and exp[0].finished_at <= now - self.expiry):  # type: ignore[operator]
                 self._sweep(now)
         if failed_dep is not None:
             self._cancel_for_dependency(job, failed_dep)
@@ -154,12 +158,12 @@ class Registry:
             if dep.state in TERMINAL:
                 return pending, dep
             pending += 1
-            x = dep.extra()
-            if x.dependents is None:
-                x.dependents = []
-            x.dependents.append(job)
+            details = dep.ensure_details()
+            if details.dependents is None:
+                details.dependents = []
+            details.dependents.append(job)
         if pending:
-            job.extra().pending_deps = pending
+            job.ensure_details().pending_deps = pending
         return pending, None
 
     # ------------------------------------------------------------- running
@@ -185,12 +189,15 @@ class Registry:
                 self.journal[job] = "running"
         if self._space is not None:
             self._space.release()
-        x = job.x  # the timeout lives there (a slot read, not a property call)
-        if x is not None:
-            if x.timeout is not None:
+        details = job.details  # the timeout lives there (a slot read, not a property call)
+        if details is not None:
+            if details.timeout is not None:
                 self.on_start_timed(job)
-            if x.future is not None:
-                x.future._job_started()  # a submit() future turns running
+            future = details.future
+            if future is not None:
+                # A submit() future turns running.  Both kinds of job future
+                # (tracker._JobFuture, executor.ExecutorFuture) define it.
+                future._job_started()  # type: ignore[attr-defined]
         return True
 
     def restart(self, job: Job) -> bool:
@@ -223,7 +230,7 @@ class Registry:
                 # workers never queue up behind it (see the module doc).
                 job.value = result
                 job.finished_at = now
-                job.ctx = None
+                job.caller_context = None
                 job.state = SUCCEEDED  # published last: see Job.snapshot
                 self._running -= 1
                 self._finished[SUCCEEDED] += 1
@@ -242,7 +249,7 @@ class Registry:
                     self._version += 1  # the error shows until the next attempt
                     return True
                 self._complete(job, FAILED, now)
-        if job.x is not None or self.listeners:
+        if job.details is not None or self.listeners:
             self._after_complete(job)
         else:
             self._expiring.append(job)
@@ -327,7 +334,7 @@ class Registry:
         self._after_complete(job)
         return True
 
-    def swap_journal(self, new: dict | None) -> dict | None:
+    def swap_journal(self, new: dict[Job, str] | None) -> dict[Job, str] | None:
         """Install *new* as the journal dict and return the previous one.
 
         Under the lock, so that no transition lands in a dict the history
@@ -343,8 +350,8 @@ class Registry:
         Backends call this when a worker leaves an interrupted job, so that
         no interrupt meant for it can land in the next job.
         """
-        x = job.x
-        if x is not None and x.interrupted:
+        details = job.details
+        if details is not None and details.interrupted:
             with self._lock:
                 clear()
 
@@ -363,7 +370,7 @@ class Registry:
         else:
             job.check_transition(new)  # raises: a terminal job cannot end twice
         job.finished_at = now
-        job.ctx = None  # drop the captured context (and what it references)
+        job.caller_context = None  # drop the captured context (and what it references)
         job.state = new  # published last: see Job.snapshot
         self._finished[new] += 1
         self._version += 1
@@ -378,15 +385,15 @@ class Registry:
         Runs after the lock is released.
         """
         self._expiring.append(job)
-        x = job.x
-        if x is not None:
-            if x.waiters:
+        details = job.details
+        if details is not None:
+            if details.waiters:
                 with self._lock:  # no waiter can join a finished job
-                    waiters, x.waiters = x.waiters, None
+                    waiters, details.waiters = details.waiters, None
                 for gate in waiters or ():
                     gate.release()
-            if x.callbacks:
-                for cb in x.callbacks:
+            if details.callbacks:
+                for cb in details.callbacks:
                     try:
                         cb(job)
                     except Exception:
@@ -396,8 +403,8 @@ class Registry:
                 listener(job)
             except Exception:
                 log.exception("nbfrost: finish listener %r raised for job %s", listener, job.id)
-        if x is not None and x.dependents:
-            dependents, x.dependents = x.dependents, None
+        if details is not None and details.dependents:
+            dependents, details.dependents = details.dependents, None
             for dep in dependents:
                 self._dependency_done(dep, job)
 
@@ -406,9 +413,9 @@ class Registry:
             self._cancel_for_dependency(job, dep)
             return
         with self._lock:
-            x = job.extra()
-            x.pending_deps -= 1
-            ready = x.pending_deps == 0 and job.state is QUEUED
+            details = job.ensure_details()
+            details.pending_deps -= 1
+            ready = details.pending_deps == 0 and job.state is QUEUED
         if ready:
             self.on_ready(job)
 
@@ -430,16 +437,16 @@ class Registry:
                 return True
             gate = _allocate_lock()
             gate.acquire()
-            x = job.extra()
-            if x.waiters is None:
-                x.waiters = []
-            x.waiters.append(gate)
+            details = job.ensure_details()
+            if details.waiters is None:
+                details.waiters = []
+            details.waiters.append(gate)
         if gate.acquire(True, -1 if timeout is None else max(0.0, timeout)):
             return True
         with self._lock:
             if job.state in TERMINAL:
                 return True
-            x.waiters.remove(gate)
+            details.waiters.remove(gate)
             return False
 
     def add_callback(self, job: Job, fn: Callable[[Job], None]) -> bool:
@@ -447,10 +454,10 @@ class Registry:
         with self._lock:
             if job.state in TERMINAL:
                 return False
-            x = job.extra()
-            if x.callbacks is None:
-                x.callbacks = []
-            x.callbacks.append(fn)
+            details = job.ensure_details()
+            if details.callbacks is None:
+                details.callbacks = []
+            details.callbacks.append(fn)
             return True
 
     def wait_idle(self, timeout: float | None = None) -> bool:
@@ -530,7 +537,7 @@ class Registry:
         """
         self._version += 1
 
-    def select(self, state: Any = None, name: str | None = None,
+    def select(self, state: StateFilter = None, name: str | None = None,
                tag: str | None = None, newest: int | None = None) -> list[Job]:
         """Jobs matching the filters, oldest first (newest first with *newest*).
 
@@ -634,12 +641,12 @@ class Registry:
         recent = self._recent_purges
         dropped = self._dropped
         n = 0
-        while exp and exp[0].finished_at <= limit:
+        while exp and exp[0].finished_at <= limit:  # type: ignore[operator]  # all finished
             job = exp.popleft()
             if jobs.get(job.id) is job:
                 del jobs[job.id]
                 dropped[job.state] += 1
-                recent[job.id] = job.finished_at
+                recent[job.id] = limit if job.finished_at is None else job.finished_at
                 n += 1
         if n:
             if len(recent) > 2 * _RECENT_PURGES:
@@ -651,7 +658,7 @@ class Registry:
             self._version += 1
         return n
 
-    def clear(self, states: Iterable[JobState] = TERMINAL) -> int:
+    def clear(self, states: Iterable[JobState | str] = TERMINAL) -> int:
         """Remove finished jobs in *states* now, whatever their age."""
         wanted = frozenset(JobState(s) for s in states) & TERMINAL
         with self._lock:
@@ -685,7 +692,7 @@ class Registry:
             return [j for j in self._jobs.values() if j.state not in TERMINAL]
 
 
-def _normalize_states(state: Any) -> frozenset[JobState] | None:
+def _normalize_states(state: StateFilter) -> frozenset[JobState] | None:
     if state is None:
         return None
     if isinstance(state, (str, JobState)):

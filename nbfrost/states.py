@@ -8,9 +8,10 @@ other.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 __all__ = ["JobState", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TERMINAL",
-           "STATE_COLOURS", "state_badge_html"]
+           "STATE_COLOURS", "state_badge_html", "StateFilter"]
 
 
 class JobState(str, enum.Enum):
@@ -44,6 +45,9 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     JobState.CANCELLED,
 )
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+
+#: What a query's ``state=`` takes: a state (or its name), several, or None for all.
+StateFilter = JobState | str | Iterable[JobState | str] | None
 
 #: Legal transitions.  Anything else is a bug in nbfrost and raises.
 _ALLOWED = {

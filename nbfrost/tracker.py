@@ -198,12 +198,12 @@ class Tracker:
         job's future holds the original exception; cancelling the future
         cancels the job.
         """
-        x = self._job.extra()
+        details = self._job.ensure_details()
         with _future_lock:
-            fut = x.future
+            fut = details.future
             if fut is not None:
                 return fut
-            fut = x.future = _JobFuture(self)
+            fut = details.future = _JobFuture(self)
         self.add_done_callback(_settle_future)
         return fut
 
@@ -236,7 +236,8 @@ class Tracker:
 
 def _settle_future(tracker: Tracker) -> None:
     job = tracker._job
-    fut = job.x.future  # the callback exists only once the future does
+    details = job.details  # made before the future, so never None here
+    fut = None if details is None else details.future
     if fut is None or fut.done():
         return
     if job.state is CANCELLED:
@@ -254,8 +255,12 @@ async def _await_done(tracker: Tracker) -> None:
     loop = asyncio.get_running_loop()
     waiter = loop.create_future()
 
+    def settle() -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
     def wake(_t: Tracker) -> None:
-        loop.call_soon_threadsafe(lambda: waiter.done() or waiter.set_result(None))
+        loop.call_soon_threadsafe(settle)
 
     tracker.add_done_callback(wake)
     await waiter

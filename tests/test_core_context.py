@@ -1,7 +1,7 @@
 """Each job runs in the queuing thread's context as it was at queue() time.
 
 The dispatcher reuses one context snapshot for jobs queued while the
-context does not change (see `Dispatcher._snapshot`); these tests pin down
+context does not change (see `Dispatcher._caller_context`); these tests pin down
 that the reuse is invisible to jobs.
 """
 

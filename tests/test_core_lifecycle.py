@@ -819,7 +819,7 @@ def test_first_output_and_first_waiter_at_once_keep_the_event(dispatcher, monkey
     record's construction to open that window deterministically."""
     import nbfrost.job as jobmod
 
-    real = jobmod._Extra
+    real = jobmod._JobDetails
     paused, proceed = threading.Event(), threading.Event()
 
     class PausingExtra(real):  # type: ignore[misc, valid-type]
@@ -831,7 +831,7 @@ def test_first_output_and_first_waiter_at_once_keep_the_event(dispatcher, monkey
                 paused.set()
                 proceed.wait(WAIT)
 
-    monkeypatch.setattr(jobmod, "_Extra", PausingExtra)
+    monkeypatch.setattr(jobmod, "_JobDetails", PausingExtra)
     t = dispatcher.queue(print, "first words")  # not quiet: no record made at queue()
     assert paused.wait(WAIT)  # the worker is making the record for its output
     woke: list[bool] = []
@@ -841,7 +841,7 @@ def test_first_output_and_first_waiter_at_once_keep_the_event(dispatcher, monkey
         # Give the waiter the chance to make its own record (without the
         # fix it does so at once; with it, it waits for the worker's).
         deadline = time.monotonic() + 0.3
-        while t._job.x is None and time.monotonic() < deadline:
+        while t._job.details is None and time.monotonic() < deadline:
             time.sleep(0.001)
     finally:
         proceed.set()

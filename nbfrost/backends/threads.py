@@ -131,10 +131,10 @@ class ThreadBackend:
                     continue  # cancelled while queued
                 w.job = job
                 try:
-                    ctx = job.ctx
+                    ctx = job.caller_context
                     if ctx is not None:
                         # A copy: the snapshot may be shared by several jobs
-                        # (see Dispatcher._snapshot).  One per job, so that
+                        # (see Dispatcher._caller_context).  One per job, so that
                         # its retries see the context its last attempt left,
                         # as before.
                         ctx = ctx.copy()
@@ -159,7 +159,7 @@ class ThreadBackend:
                     pass
                 finally:
                     w.job = None
-                    if job.x is not None:
+                    if job.details is not None:
                         registry.clear_pending_interrupt(job, w.clear_interrupt)
                 if self._retire and self._should_leave(w):
                     break

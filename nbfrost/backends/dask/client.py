@@ -438,12 +438,12 @@ class DaskBackend:
     def _deliver_output(self, job: Job, output: str) -> None:
         if not job.write_output(output, self._cap):
             return  # quiet
-        ctx = job.ctx
+        ctx = job.caller_context
         # The router passes it through (this thread runs no job); inside the
         # job's copied context ipykernel puts it under the queuing cell.
         if ctx is not None:
             # A copy: the snapshot may be shared by several jobs (see
-            # Dispatcher._snapshot), and a Context is entered by one thread
+            # Dispatcher._caller_context), and a Context is entered by one thread
             # at a time.
             ctx.copy().run(sys.stdout.write, output)
         else:
