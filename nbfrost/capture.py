@@ -19,13 +19,13 @@ import sys
 import threading
 from typing import Any, TextIO
 
+from .defaults import OUTPUT_CAP as DEFAULT_OUTPUT_CAP  # characters kept per job
+
 __all__ = ["CURRENT", "JobContext", "OutputBuffer", "StreamRouter", "ensure_installed",
            "uninstall"]
 
 #: ``CURRENT.ctx`` is the `JobContext` of the job this thread runs, if any.
 CURRENT = threading.local()
-
-DEFAULT_OUTPUT_CAP = 1 << 20  # characters kept per job
 
 
 class OutputBuffer:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from . import capture
+from . import capture, defaults
 from . import executor as _executor
 from .backends import Backend, make_backend
 from .checks import check_count as _check_count  # shared with the dashboard
@@ -99,9 +99,10 @@ class Dispatcher(concurrent.futures.Executor):
     ``shutdown(wait=True)``.
     """
 
-    def __init__(self, workers: int = 4, expiry: float | None = 300.0, max_queue: int = 0, *,
-                 backend: str | Backend = "threads", output_cap: int = capture.DEFAULT_OUTPUT_CAP,
-                 grace: float = 2.0, clock: Callable[[], float] | None = None,
+    def __init__(self, workers: int = defaults.WORKERS, expiry: float | None = defaults.EXPIRY,
+                 max_queue: int = defaults.MAX_QUEUE, *,
+                 backend: str | Backend = "threads", output_cap: int = defaults.OUTPUT_CAP,
+                 grace: float = defaults.GRACE, clock: Callable[[], float] | None = None,
                  history: str | os.PathLike | None = None,
                  **backend_options: Any) -> None:
         workers = _check_count("workers", workers, minimum=1)
@@ -131,7 +132,7 @@ class Dispatcher(concurrent.futures.Executor):
         self._timers = Timers()
         self._lock = threading.Lock()  # guards _closed
         self._closed = False
-        self._last_ctx: contextvars.Context | None = None  # see _snapshot
+        self._last_context: contextvars.Context | None = None  # see _caller_context
         self._stopped = False
         self.registry.on_ready = self._backend.submit
         self.registry.on_start_timed = self._arm_timeout
@@ -191,7 +192,7 @@ class Dispatcher(concurrent.futures.Executor):
         # An empty **kwargs dict is replaced by one shared, never-mutated
         # dict, so kept records hold one object less for the GC to scan.
         job = Job(run, args, kwargs or _NO_KWARGS, name, tag_tuple, timeout, retries,
-                  self._snapshot(), 0.0, self)
+                  self._caller_context(), 0.0, self)
         if quiet:
             job.echo = False
         if registry.add(job, deps):
@@ -257,7 +258,7 @@ class Dispatcher(concurrent.futures.Executor):
         run = fn if callable(fn) else _runner(fn)
         # The name is fixed now: a succeeded job forgets its callable.
         return Job(run, args, kwargs or _NO_KWARGS, label or describe_callable(fn), (),
-                   None, 0, self._snapshot(), 0.0, self)
+                   None, 0, self._caller_context(), 0.0, self)
 
     def _enqueue(self, job: Job) -> None:
         if self.max_queue:
@@ -266,35 +267,35 @@ class Dispatcher(concurrent.futures.Executor):
         if self.registry.add(job):
             self._backend.submit(job)
 
-    def _snapshot(self) -> contextvars.Context:
+    def _caller_context(self) -> contextvars.Context:
         """The queuing thread's context, for the job to run in (a copy of it).
 
         Jobs queued in a loop all see the same context, so the snapshot of
         the previous queue() is reused when it equals this one, and the
         fresh copy is freed at once.  That keeps one Context per *change*
         of context alive instead of one per waiting job: kept until the
-        job runs, each was scanned by the garbage collector (about 0.5 µs a
-        job in the 4-worker benchmark).  Comparing is O(1) when nothing
+        job runs, each would be scanned by the garbage collector on every
+        collection.  Comparing is O(1) when nothing
         changed (both snapshots share the same variables); after a change
         it compares the values once, and if that raises the fresh copy is
         used.  The test is equality, as ``Context.__eq__`` defines it: a
         variable set again to an *equal* but distinct object between two
         queue() calls leaves the later job seeing the earlier object.
-        (Comparing identities instead costs 0.2-0.4 µs a job in Python,
-        most of what sharing saves.)  Backends never enter the shared
-        snapshot itself: they run each job in ``ctx.copy()``, so jobs
-        neither collide (a Context can be entered by one thread at a time)
-        nor see each other's ``ContextVar.set``.
+        (Comparing identities instead, in Python, costs most of what
+        sharing saves.)  Backends never enter the shared snapshot itself:
+        they run each job in ``caller_context.copy()``, so jobs neither
+        collide (a Context can be entered by one thread at a time) nor see
+        each other's ``ContextVar.set``.
         """
-        ctx = contextvars.copy_context()
-        last = self._last_ctx  # read once: other threads may replace it
+        context = contextvars.copy_context()
+        last = self._last_context  # read once: other threads may replace it
         try:
-            if last is not None and ctx == last:
+            if last is not None and context == last:
                 return last
         except Exception:  # a context value whose == raises (a NumPy array, ...)
             pass
-        self._last_ctx = ctx
-        return ctx
+        self._last_context = context
+        return context
 
     def _resolve_after(self, after: Any) -> list[Job]:
         items = after if isinstance(after, (list, tuple, set, frozenset)) else (after,)
@@ -493,8 +494,9 @@ class Dispatcher(concurrent.futures.Executor):
         Called from inside one of this dispatcher's own jobs, it cannot wait
         for itself, so it behaves as ``wait=False``.
         """
-        ctx = getattr(capture.CURRENT, "ctx", None)
-        if wait and ctx is not None and getattr(ctx, "registry", None) is self.registry:
+        # The `JobContext` of the job this thread runs, if it runs one.
+        running = getattr(capture.CURRENT, "ctx", None)
+        if wait and running is not None and getattr(running, "registry", None) is self.registry:
             wait = False
         with self._lock:
             if self._closed:

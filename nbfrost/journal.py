@@ -57,7 +57,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .job import QUEUED, RUNNING, describe_callable, format_job_traceback
+from .job import QUEUED, RUNNING, TERMINAL, JobState, describe_callable, format_job_traceback
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,8 +99,11 @@ HISTORY_COLUMNS = ("session", "pid", "id", "name", "state", "tags", "queued_at",
                    "started_at", "finished_at", "duration", "worker", "attempts",
                    "success", "error", "error_type", "traceback")
 
-_STATES = ["queued", "running", "succeeded", "failed", "cancelled", LOST]
-_TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+#: The categories of `history`'s ``state`` column: the job states in
+#: lifecycle order, then `LOST`.
+_STATES = [s.value for s in JobState] + [LOST]
+#: Terminal states by their stored names (entries hold the strings).
+_TERMINAL = frozenset(s.value for s in TERMINAL)
 
 _SCHEMA = """
 CREATE TABLE sessions (
@@ -446,8 +449,8 @@ class Journal:
                     last_fn, last_name = fn, describe_callable(fn)
                 name = last_name
             tags = job.tags or None
-            # Times as integer microseconds: JSON writes an int about three
-            # times faster than a float, and the writer is the GIL's guest.
+            # Times as integer microseconds: JSON writes an int much faster
+            # than a float, and the writer is the GIL's guest.
             queued = round(job.queued_at * 1e6)
             if state is QUEUED:
                 append((job.id, "queued", queued, name, tags))

@@ -32,7 +32,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Enum, Float, Int, Unicode, observe
 
-from . import capture
+from . import capture, defaults
 from .badge import LiveTracker, live, print_notice
 from .cell_runner import CellRunner, cell_number, compile_shell_cell
 from .dispatcher import Dispatcher
@@ -133,13 +133,14 @@ class FrostMagics(Magics):
     - ``route_output`` and ``notify`` apply to jobs queued afterwards.
     """
 
-    workers = Int(4, min=1, help="How many jobs run at once.  Applies live (resize).").tag(config=True)
-    expiry = Float(300.0, min=0.0, allow_none=True,
+    workers = Int(defaults.WORKERS, min=1,
+                  help="How many jobs run at once.  Applies live (resize).").tag(config=True)
+    expiry = Float(defaults.EXPIRY, min=0.0, allow_none=True,
                    help="Seconds a finished job stays queryable (None: forever).  Applies live."
                    ).tag(config=True)
-    max_queue = Int(0, min=0, help="How many jobs may wait at once (0: unbounded).  "
+    max_queue = Int(defaults.MAX_QUEUE, min=0, help="How many jobs may wait at once (0: unbounded).  "
                     "Applies to the next dispatcher, once the current one is idle.").tag(config=True)
-    output_cap = Int(capture.DEFAULT_OUTPUT_CAP, min=0,
+    output_cap = Int(defaults.OUTPUT_CAP, min=0,
                      help="Characters of output kept per job.  Applies to the next dispatcher."
                      ).tag(config=True)
     route_output = Bool(True, help="Show a job's output under the cell that queued it.  When "
@@ -154,7 +155,7 @@ class FrostMagics(Magics):
                   "ends.").tag(config=True)
     history = Unicode("", help="File to journal every job transition to (SQLite); read it "
                       "with %frost history.  Empty: no history.").tag(config=True)
-    grace = Float(2.0, min=0.0, help="Seconds running jobs get to stop at unload, and "
+    grace = Float(defaults.GRACE, min=0.0, help="Seconds running jobs get to stop at unload, and "
                   "interrupted jobs before their worker is replaced.").tag(config=True)
 
     _RECREATE = ("backend", "max_queue", "output_cap", "dask_address", "history")

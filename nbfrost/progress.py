@@ -32,9 +32,9 @@ def report(fraction: float | None = None, message: str | None = None) -> None:
             raise ValueError(f"fraction must be between 0.0 and 1.0, got {fraction}")
     if message is not None and not isinstance(message, str):
         message = str(message)
-    ctx = getattr(CURRENT, "ctx", None)
-    if ctx is not None and ctx.job is not None:
-        ctx.report(fraction, message)
+    job_context = getattr(CURRENT, "ctx", None)
+    if job_context is not None and job_context.job is not None:
+        job_context.report(fraction, message)
 
 
 def cancelled() -> bool:
@@ -43,8 +43,8 @@ def cancelled() -> bool:
     Long jobs should check it now and then and return (or raise
     `JobCancelled`) when it turns true.  Always False outside a job.
     """
-    ctx = getattr(CURRENT, "ctx", None)
-    return ctx is not None and ctx.cancelled()
+    job_context = getattr(CURRENT, "ctx", None)
+    return job_context is not None and job_context.cancelled()
 
 
 def progress(iterable: Iterable[T], total: int | None = None,
@@ -56,8 +56,8 @@ def progress(iterable: Iterable[T], total: int | None = None,
     there is one; without a total only the count is reported, in the
     message.  Outside a job it simply yields the items.
     """
-    ctx = getattr(CURRENT, "ctx", None)
-    if ctx is None or ctx.job is None:
+    job_context = getattr(CURRENT, "ctx", None)
+    if job_context is None or job_context.job is None:
         yield from iterable
         return
     if total is None:
@@ -70,15 +70,15 @@ def progress(iterable: Iterable[T], total: int | None = None,
     label = f"{message} " if message else ""
     done = 0
     for item in iterable:
-        if ctx.cancelled():
+        if job_context.cancelled():
             raise JobCancelled(f"cancelled after {done} items")
         if total is not None:
-            ctx.report(min(done / total, 1.0), f"{label}{done}/{total}")
+            job_context.report(min(done / total, 1.0), f"{label}{done}/{total}")
         else:
-            ctx.report(None, f"{label}{done} done")
+            job_context.report(None, f"{label}{done} done")
         yield item
         done += 1
     if total is not None:
-        ctx.report(1.0, f"{label}{done}/{total}")
+        job_context.report(1.0, f"{label}{done}/{total}")
     else:
-        ctx.report(None, f"{label}{done} done")
+        job_context.report(None, f"{label}{done} done")

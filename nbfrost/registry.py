@@ -14,9 +14,9 @@ The hot sections (`add`, `start`, `finish`) also make no function call while
 they hold the lock: the clock is read before, the expiry queue is appended
 to after.  CPython switches threads only at calls and loop jumps, so a
 thread is never switched out while holding the lock, and the pool's workers
-never convoy behind it.  (With the calls inside, 4 workers measured 2-3x
-slower: every switch inside the lock made the others block and wake one by
-one.)
+never convoy behind it.  (With calls inside, every switch inside the lock
+made the other workers block and wake one by one; the measured cost is in
+``benchmarks/design-figures.md``.)
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any
 
+from . import defaults
 from .errors import JobCancelled, JobNotFound, JobTimeout, QueueFull
 from .job import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TERMINAL, Job, JobState
 from .states import StateFilter
@@ -57,7 +58,7 @@ class Registry:
     seconds and is injectable so that tests can drive expiry without sleeping.
     """
 
-    def __init__(self, *, expiry: float | None = 300.0, max_queue: int = 0,
+    def __init__(self, *, expiry: float | None = defaults.EXPIRY, max_queue: int = defaults.MAX_QUEUE,
                  clock: Callable[[], float] = time.time) -> None:
         self.expiry = expiry
         self.clock = clock
@@ -92,8 +93,8 @@ class Registry:
         # ``journal[job] = event`` ("queued", "running", "retry",
         # "succeeded", ...).  A dict store, not a call: any call here, even
         # to C code, lets the GIL switch threads while the lock is held (see
-        # above), which cost the pool a third of its throughput.  The
-        # history writer takes the filled dict with `swap_journal`.
+        # above), and the workers then convoy behind it.  The history
+        # writer takes the filled dict with `swap_journal`.
         self.journal: dict[Job, str] | None = None
         # Replaced, never mutated, so completion can iterate without a lock.
         self.listeners: tuple[Callable[[Job], None], ...] = ()
@@ -428,9 +429,9 @@ class Registry:
     def wait_for(self, job: Job, timeout: float | None = None) -> bool:
         """Block until *job* ends or *timeout* seconds pass; True if it ended.
 
-        Each waiter parks on a lock of its own, made here (about 0.1 µs,
-        where an Event costs 2-3 µs): only jobs someone waits on pay for
-        waiting, and a waiter is woken by exactly the job it waits for.
+        Each waiter parks on a bare lock of its own, made here (far cheaper
+        than an Event): only jobs someone waits on pay for waiting, and a
+        waiter is woken by exactly the job it waits for.
         """
         with self._lock:
             if job.state in TERMINAL:
@@ -652,7 +653,7 @@ class Registry:
             if len(recent) > 2 * _RECENT_PURGES:
                 # Keep the newest.  Rebuilding now and then costs O(1) per
                 # purge; deleting the oldest key one at a time rescans the
-                # dict's deleted slots on every delete (4 us a purge here).
+                # dict's deleted slots on every delete.
                 self._recent_purges = dict(islice(
                     recent.items(), len(recent) - _RECENT_PURGES, None))
             self._version += 1

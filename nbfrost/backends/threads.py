@@ -13,7 +13,8 @@ import queue
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..capture import CURRENT, DEFAULT_OUTPUT_CAP, JobContext
+from .. import defaults
+from ..capture import CURRENT, JobContext
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -63,7 +64,7 @@ class ThreadBackend:
     name = "threads"
     shares_namespace = True  # jobs run in this process
 
-    def __init__(self, workers: int = 4, *, output_cap: int = DEFAULT_OUTPUT_CAP,
+    def __init__(self, workers: int = defaults.WORKERS, *, output_cap: int = defaults.OUTPUT_CAP,
                  prefix: str = "worker") -> None:
         self._size = workers
         self._cap = output_cap
@@ -131,20 +132,20 @@ class ThreadBackend:
                     continue  # cancelled while queued
                 w.job = job
                 try:
-                    ctx = job.caller_context
-                    if ctx is not None:
+                    context = job.caller_context
+                    if context is not None:
                         # A copy: the snapshot may be shared by several jobs
                         # (see Dispatcher._caller_context).  One per job, so that
                         # its retries see the context its last attempt left,
                         # as before.
-                        ctx = ctx.copy()
+                        context = context.copy()
                     again = True
                     while again:
                         try:
-                            if ctx is None:
+                            if context is None:
                                 result = job.fn(*job.args, **job.kwargs)
                             else:
-                                result = ctx.run(job.fn, *job.args, **job.kwargs)
+                                result = context.run(job.fn, *job.args, **job.kwargs)
                             error = None
                         except BaseException as exc:  # a job never kills a worker
                             result, error = None, exc

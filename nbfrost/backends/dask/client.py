@@ -17,6 +17,7 @@ import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from ... import defaults
 from ...capture import DEFAULT_OUTPUT_CAP
 from ...job import QUEUED, RUNNING, TERMINAL, Job
 from .cells import CellJob
@@ -106,7 +107,7 @@ class DaskBackend:
     name = "dask"
     shares_namespace = False  # a cell travels as a CellJob (make_cell_job)
 
-    def __init__(self, workers: int = 4, *, output_cap: int = DEFAULT_OUTPUT_CAP,
+    def __init__(self, workers: int = defaults.WORKERS, *, output_cap: int = DEFAULT_OUTPUT_CAP,
                  address: str | None = None, client: Any = None,
                  **cluster_options: Any) -> None:
         distributed = _import_distributed()
@@ -438,14 +439,14 @@ class DaskBackend:
     def _deliver_output(self, job: Job, output: str) -> None:
         if not job.write_output(output, self._cap):
             return  # quiet
-        ctx = job.caller_context
+        context = job.caller_context
         # The router passes it through (this thread runs no job); inside the
         # job's copied context ipykernel puts it under the queuing cell.
-        if ctx is not None:
+        if context is not None:
             # A copy: the snapshot may be shared by several jobs (see
             # Dispatcher._caller_context), and a Context is entered by one thread
             # at a time.
-            ctx.copy().run(sys.stdout.write, output)
+            context.copy().run(sys.stdout.write, output)
         else:
             sys.stdout.write(output)
 

@@ -1,0 +1,22 @@
+"""The one place where nbfrost's defaults are written.
+
+A leaf module (it imports nothing from nbfrost), so that `Dispatcher`,
+`Registry`, the backends, the capture router and the ``FrostMagics`` traits
+all take their defaults from here and a default is changed in one place.
+"""
+
+from __future__ import annotations
+
+__all__ = ["WORKERS", "EXPIRY", "MAX_QUEUE", "OUTPUT_CAP", "GRACE"]
+
+#: How many jobs run at once: worker threads, or Dask task slots.
+WORKERS = 4
+#: Seconds a finished job stays in the registry before it expires (None: forever).
+EXPIRY: float | None = 300.0
+#: How many jobs may wait to start at once; 0 means unbounded.
+MAX_QUEUE = 0
+#: Characters of stdout/stderr kept per job (1 MiB); the rest is cut with a note.
+OUTPUT_CAP = 1 << 20
+#: Seconds an interrupted or timed-out job gets to stop before its worker
+#: thread is abandoned and replaced (and that running jobs get at unload).
+GRACE = 2.0
