@@ -29,6 +29,11 @@ The file holds:
 ``PRAGMA application_id`` marks the file as nbfrost's, ``PRAGMA
 user_version`` is its schema version.
 
+The writer (`Journal`) and the reader (`history`) stay in one module of
+~650 lines because they share the file format: the schema, `ENTRY_FIELDS`,
+the identity and path checks and their error messages, and the session
+liveness test.  Split, the format would be described in two places.
+
 Durability: a change is committed within about ``interval`` (5 ms) while
 the pool is busy, and within about 50 ms after a lull (the idle writer
 polls less often).  A SIGKILL of the process loses only what was not

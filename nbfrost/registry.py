@@ -5,6 +5,15 @@ retries, dependencies, expiry, waiters, callbacks).  Backends only call
 `start`, `finish` and `restart`; the dispatcher calls `add`, `cancel` and
 `time_out`.  So a new backend cannot change how a job behaves.
 
+Why one module of ~700 lines: every section (adding, running, cancelling,
+waiting, lookups, counts, expiry) reads and writes the same few fields under
+the same lock, and the hot sections inline what elsewhere would be a call.
+Lookups sweep expired jobs and `not_found` reads what the sweep remembers;
+the counters that `stats` reports are kept by the transitions.  Split
+along any of those lines, the lock rules would span two files.  The module
+reads in the order of a job's life: add, start/finish, cancel, completion,
+waiting, lookups, expiry.
+
 Lock discipline: ``_lock`` guards ``_jobs``, every job's ``state`` and the
 fields written with it, the counters and ``_version``.  It is held only for a
 few attribute writes; user code, callbacks, events and I/O always run after
