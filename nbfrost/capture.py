@@ -19,7 +19,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from .defaults import OUTPUT_CAP as DEFAULT_OUTPUT_CAP  # characters kept per job
+from . import defaults
 
 __all__ = ["CURRENT", "JobContext", "OutputBuffer", "StreamRouter", "ensure_installed",
            "uninstall"]
@@ -71,7 +71,7 @@ class JobContext:
 
     __slots__ = ("job", "cap")
 
-    def __init__(self, cap: int = DEFAULT_OUTPUT_CAP) -> None:
+    def __init__(self, cap: int = defaults.OUTPUT_CAP) -> None:
         self.job: Any = None
         self.cap = cap
 

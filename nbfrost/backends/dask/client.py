@@ -18,7 +18,6 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from ... import defaults
-from ...capture import DEFAULT_OUTPUT_CAP
 from ...job import QUEUED, RUNNING, TERMINAL, Job
 from .cells import CellJob
 from .worker import (
@@ -107,7 +106,7 @@ class DaskBackend:
     name = "dask"
     shares_namespace = False  # a cell travels as a CellJob (make_cell_job)
 
-    def __init__(self, workers: int = defaults.WORKERS, *, output_cap: int = DEFAULT_OUTPUT_CAP,
+    def __init__(self, workers: int = defaults.WORKERS, *, output_cap: int = defaults.OUTPUT_CAP,
                  address: str | None = None, client: Any = None,
                  **cluster_options: Any) -> None:
         distributed = _import_distributed()
