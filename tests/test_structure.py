@@ -24,9 +24,9 @@ PACKAGE_DIR = Path(nbfrost.__file__).parent
 #: ``nbfrost.backends.dask`` and whatever lives under it).  A new module must
 #: be added here: where it sits is a design decision worth making explicitly.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("leaves", ("nbfrost._version", "nbfrost.defaults", "nbfrost.errors", "nbfrost.states", "nbfrost.checks",
-                "nbfrost.formatting", "nbfrost.timeouts", "nbfrost.capture", "nbfrost.progress",
-                "nbfrost.cells")),
+    ("leaves", ("nbfrost._version", "nbfrost.defaults", "nbfrost.errors", "nbfrost.states",
+                "nbfrost.checks", "nbfrost.formatting", "nbfrost.timeouts", "nbfrost.capture",
+                "nbfrost.progress", "nbfrost.cells")),
     ("model", ("nbfrost.job", "nbfrost.tracker")),
     ("state", ("nbfrost.registry", "nbfrost.frames", "nbfrost.journal")),
     ("running", ("nbfrost.backends",)),
