@@ -1,10 +1,18 @@
 """What a queued cell shows: the live status badge and the one-line finish notice.
 
-``%%frost`` returns a `LiveTracker`, whose display is a badge updated in
-place when the job starts and ends.  With ``FrostMagics.notify`` a
-one-line notice is printed under the queuing cell when the job ends.  Both
-are shown in the context copied from the queuing cell, so they land under
-it even when another cell runs.
+``%%frost`` returns a `LiveTracker`, whose display is a badge: the job's id,
+name and state, and while it runs the elapsed time and (when the job reports
+it) a progress bar, the percentage and the message.  The shell's `Ticker`
+refreshes running badges a few times a second, only when something visible
+changed; a finished badge shows the duration, a failed one the error line.
+With ``FrostMagics.notify`` a one-line notice is printed under the queuing
+cell when the job ends.  Both are shown in the context copied from the
+queuing cell, so they land under it even when another cell runs.
+
+Frontends that drop what arrives for a finished cell get more (see
+`nbfrost.frontends`): under Voila the badge is a widget, and under nbclient
+(papermill, ``nbconvert --execute``) the final badge is sent again from
+the cell that is executing.
 """
 
 from __future__ import annotations
@@ -24,9 +32,14 @@ from .tracker import Tracker
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
-    from .job import Job
+    from .job import Job, JobStatus
 
-__all__ = ["Badge", "LiveTracker", "live", "print_notice", "raw_stream", "badge_bundle"]
+__all__ = ["Badge", "DisplayBadge", "WidgetBadge", "LiveTracker", "live", "print_notice", "raw_stream",
+           "badge_bundle", "badge_view", "status_bundle", "watch_badge"]
+
+#: Characters of a progress message or an error line shown in a badge.
+_TEXT_MAX = 160
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def raw_stream(name: str) -> Any:
@@ -42,18 +55,73 @@ def raw_stream(name: str) -> Any:
     return stream
 
 
-def badge_bundle(job: Any) -> dict[str, str]:
-    """The live badge of a job: HTML (id, name, state, duration) and plain text."""
-    status = job.snapshot(time.time())
+def _line(text: str | None) -> str:
+    """The first line of *text*, cut to `_TEXT_MAX` characters."""
+    if not text:
+        return ""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= _TEXT_MAX else first[: _TEXT_MAX - 1] + "…"
+
+
+def _elapsed(seconds: float | None) -> str:
+    """Whole seconds below a minute: a running badge then changes once a
+    second, not on every tick."""
+    if seconds is None:
+        return ""
+    return f"{int(seconds)} s" if seconds < 60 else duration(seconds)
+
+
+def badge_view(status: JobStatus) -> tuple:
+    """Everything a badge shows, as a plain tuple: equal views draw equal badges.
+
+    The ticker compares views to send an update only when something visible
+    changed.
+    """
     state = status.state
-    dur = duration(status.duration) if status.complete else ""
-    err = ""
-    if status.error and state is not SUCCEEDED:
-        err = (f' <span style="color:#dc2626">{html.escape(str(status.error_type))}: '
-               f'{html.escape(status.error)}</span>')
-    markup = (f'<span class="nbfrost-badge">job {status.id} <b>{html.escape(status.name)}</b> '
-              f'{state_badge_html(state)}{" · " + dur if dur else ""}{err}</span>')
-    return {"text/plain": job_summary(status, notice=False), "text/html": markup}
+    if state is RUNNING:
+        pct = None if status.progress is None else int(status.progress * 100)
+        return (state, _elapsed(status.duration), pct, _line(status.message))
+    error = _line(f"{status.error_type}: {status.error}") if (
+        status.error and state is not SUCCEEDED) else ""
+    took = duration(status.duration) if status.complete else ""
+    return (state, took, None, error)
+
+
+def _bar(pct: int) -> str:
+    return ('<span style="display:inline-block;width:6em;height:0.6em;background:#e5e7eb;'
+            'border-radius:3px;vertical-align:middle;overflow:hidden">'
+            f'<span style="display:block;width:{pct}%;height:100%;background:#2563eb">'
+            '</span></span>')
+
+
+def badge_bundle(job: Any, now: float | None = None) -> dict[str, str]:
+    """The badge of *job* as a display bundle: ``text/html`` and ``text/plain``.
+
+    Everything that comes from the user (name, message, error) is escaped.
+    """
+    return status_bundle(job.snapshot(time.time() if now is None else now))
+
+
+def status_bundle(status: JobStatus) -> dict[str, str]:
+    """`badge_bundle` of a snapshot."""
+    state, when, pct, text = badge_view(status)
+    parts = [f'job {status.id} <b>{html.escape(status.name)}</b> {state_badge_html(state)}']
+    if when:
+        parts.append(f" · {when}")
+    if pct is not None:
+        parts.append(f" · {_bar(pct)} {pct}%")
+    if text:
+        colour = "#dc2626" if state is not RUNNING else "#4b5563"
+        parts.append(f' <span style="color:{colour}">{html.escape(text)}</span>')
+    markup = f'<span class="nbfrost-badge">{"".join(parts)}</span>'
+    if state is RUNNING:
+        plain = f"job {status.id} {status.name!r} running"
+        plain += f" · {when}" if when else ""
+        plain += f" · {pct}%" if pct is not None else ""
+        plain += f" · {text}" if text else ""
+    else:
+        plain = job_summary(status, notice=False)
+    return {"text/plain": plain, "text/html": markup}
 
 
 def _in_kernel(shell: Any) -> bool:
@@ -65,35 +133,125 @@ def _in_kernel(shell: Any) -> bool:
 
 
 class Badge:
-    """One displayed badge: its DisplayHandle and the context it was shown in."""
+    """One displayed badge of one job; subclasses say how it is redrawn.
 
-    __slots__ = ("handle", "ctx", "_lock", "_closed")
+    `update` redraws it when what it shows changed; the ticker calls it a
+    few times a second, the worker when the job starts, a done callback
+    with ``final=True`` when it ends (nothing is drawn after that).
+    """
 
-    def __init__(self, handle: Any, ctx: contextvars.Context) -> None:
-        self.handle = handle
-        self.ctx = ctx
-        # Orders the updates: the worker's "running" update and the final one
-        # (which a cancel or timeout can post from another thread) must not
-        # overtake each other, or the badge would stay at "running".
+    __slots__ = ("job", "_lock", "_closed", "_view")
+
+    def __init__(self, job: Any) -> None:
+        self.job = job
+        # Orders the redraws, and is held while one is sent: the worker's
+        # "running" update, the ticker's and the final one (which a cancel
+        # or timeout can post from another thread) must not overtake each
+        # other, or the badge would stay at "running".
         self._lock = threading.Lock()
         self._closed = False
+        self._view: tuple | None = None
 
-    def update(self, job: Any, final: bool = False) -> None:
+    @property
+    def closed(self) -> bool:
+        """True once the final state was drawn."""
+        return self._closed
+
+    def update(self, job: Any = None, final: bool = False) -> bool:
+        """Redraw if something visible changed; True if it was redrawn."""
         with self._lock:
             if self._closed:
-                return
+                return False
             self._closed = final
-            # A copy: a Context can be entered by one thread at a time.
-            self.ctx.copy().run(self.handle.update, badge_bundle(job), raw=True)
+            status = self.job.snapshot(time.time())
+            view = badge_view(status)
+            if view == self._view:
+                return False
+            self._view = view
+            self._draw(status_bundle(status))
+            return True
+
+    def tick(self) -> None:
+        """The ticker's call: redraw if needed."""
+        self.update()
+
+    @property
+    def finished(self) -> bool:
+        return self._closed
+
+    def _draw(self, bundle: dict[str, str]) -> None:
+        raise NotImplementedError
+
+
+class DisplayBadge(Badge):
+    """A badge drawn through its display handle, in the queuing cell's context."""
+
+    __slots__ = ("handle", "ctx", "_resent")
+
+    def __init__(self, job: Any, handle: Any, ctx: contextvars.Context) -> None:
+        super().__init__(job)
+        self.handle = handle
+        self.ctx = ctx
+        self._resent: tuple | None = None  # the view last sent by resend()
+
+    def _draw(self, bundle: dict[str, str]) -> None:
+        # A copy: a Context can be entered by one thread at a time.
+        self.ctx.copy().run(self.handle.update, bundle, raw=True)
+
+    def resend(self) -> None:
+        """Send the current badge again from *this* thread's context.
+
+        nbclient keeps only messages of the cell it is executing, but an
+        update with a known display id, sent from that cell, rewrites the
+        earlier output with that id in any cell.
+        """
+        from IPython.display import update_display
+
+        status = self.job.snapshot(time.time())
+        view = badge_view(status)
+        if view != self._resent:
+            self._resent = view
+            update_display(status_bundle(status), display_id=self.handle.display_id, raw=True)
+
+
+class WidgetBadge(Badge):
+    """A badge drawn by assigning an HTML widget's value (safe from any thread).
+
+    Used under Voila, where only widgets stay live after a cell ran.
+    """
+
+    __slots__ = ("widget",)
+
+    def __init__(self, job: Any, widget: Any) -> None:
+        super().__init__(job)
+        self.widget = widget
+
+    def _draw(self, bundle: dict[str, str]) -> None:
+        self.widget.value = bundle["text/html"]
+
+    @classmethod
+    def show(cls, job: Any) -> WidgetBadge:
+        """Display a widget badge, with HTML and text fallbacks in the same bundle."""
+        import ipywidgets
+        from IPython.display import display
+
+        bundle = badge_bundle(job)
+        widget = ipywidgets.HTML(value=bundle["text/html"])
+        widget.add_class("nbfrost-badge-widget")
+        badge = cls(job, widget)
+        view = {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
+        display({_WIDGET_VIEW: view, **bundle}, raw=True)
+        return badge
 
 
 class LiveTracker(Tracker):
     """A `Tracker` whose notebook display is a live status badge.
 
     ``%%frost`` and ``%frost retry`` return one.  In a Jupyter kernel the
-    badge is displayed with a display id and updated in place when the job
-    starts and when it ends (id, name, state, duration); elsewhere it is
-    shown once as plain text.  Everything else is a plain `Tracker`.
+    badge is displayed with a display id and updated in place while the job
+    runs (elapsed time, progress) and when it ends (duration, or the
+    error); elsewhere it is shown once as plain text.  Everything else is a
+    plain `Tracker`.
     """
 
     # A wrapper around the record, which is itself a plain Tracker.
@@ -107,30 +265,55 @@ class LiveTracker(Tracker):
         from IPython.core.getipython import get_ipython
         from IPython.display import display
 
+        from . import frontends
+
         job = self._job
-        if job.state in TERMINAL or not _in_kernel(get_ipython()):
+        shell = get_ipython()
+        if not _in_kernel(shell):
+            display(badge_bundle(job), raw=True)
+            return
+        kind = frontends.kind(shell)
+        if kind == frontends.VOILA:
+            try:
+                wbadge = WidgetBadge.show(job)
+            except ImportError:  # no ipywidgets: a badge that stays as shown
+                display(badge_bundle(job), raw=True)
+                return
+            watch_badge(self, wbadge)
+            wbadge.update()
+            board = frontends.board(shell)
+            board.track(wbadge)
+            board.voila(wbadge)
+            return
+        if job.state in TERMINAL:
             display(badge_bundle(job), raw=True)
             return
         shown = job.state
         handle = display(badge_bundle(job), raw=True, display_id=True)
-        badge = Badge(handle, contextvars.copy_context())
-        runner = job.fn
+        badge = DisplayBadge(job, handle, contextvars.copy_context())
+        badge._view = badge_view(job.snapshot(time.time()))
+        watch_badge(self, badge)
+        if shown is not RUNNING and job.state is RUNNING:
+            badge.update()  # it started between the display and watch_badge
+        board = frontends.board(shell)
+        board.track(badge)
+        if kind == frontends.HEADLESS:
+            board.headless(badge)
+
+
+def watch_badge(tracker: Tracker, badge: Badge) -> None:
+    """Redraw *badge* when the job starts (``%%frost`` cells) and when it ends."""
+    job = tracker._job
+    runner = job.fn
+    if isinstance(runner, CellRunner):
+        runner.watch(job.id, badge)
+
+    def final(t: Tracker) -> None:
         if isinstance(runner, CellRunner):
-            runner.watch(job.id, badge)
-            # The job may have started between the display and watch(),
-            # after the runner looked for badges to update.
-            if shown is not RUNNING and job.state is RUNNING:
-                badge.update(job)
-        holder = [badge]
+            runner.unwatch(job.id)
+        badge.update(final=True)
 
-        def final(tracker: Tracker) -> None:
-            b = holder.pop() if holder else None  # drop the context once used
-            if b is not None:
-                if isinstance(runner, CellRunner):
-                    runner.unwatch(job.id)
-                b.update(tracker._job, final=True)
-
-        self.add_done_callback(final)
+    tracker.add_done_callback(final)
 
 
 def live(tracker: Tracker) -> LiveTracker:

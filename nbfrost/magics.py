@@ -37,6 +37,7 @@ from .badge import LiveTracker, live, print_notice
 from .cell_runner import CellRunner, cell_number, compile_shell_cell
 from .dispatcher import Dispatcher
 from .errors import JobNotFound
+from .frontends import close_board
 from .shell import MAGICS_NAME, find_magics, get_dispatcher
 from .states import SUCCEEDED, JobState
 from .tracker import Tracker
@@ -238,7 +239,7 @@ class FrostMagics(Magics):
     def close(self) -> None:
         """Shut the dispatcher down: queued jobs are cancelled, running jobs
         get ``grace`` seconds, then are cancelled with an interrupt.  Open
-        dashboards are closed."""
+        dashboards are closed, and the badges' ticker stops."""
         with self._lock:
             d, self._dispatcher = self._dispatcher, None
             dashboards, self._dashboards = self._dashboards, []
@@ -246,8 +247,12 @@ class FrostMagics(Magics):
             closer = getattr(dash, "close", None)
             if callable(closer):
                 closer()
-        if d is not None:
-            d.shutdown(wait=True, cancel_pending=True, timeout=self.grace)
+        try:
+            if d is not None:
+                d.shutdown(wait=True, cancel_pending=True, timeout=self.grace)
+        finally:
+            # After the shutdown, so the badges got their final state.
+            close_board(self._ip)
 
     # ------------------------------------------------------------- %%frost
     @magic_arguments(name="%frost")

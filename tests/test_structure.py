@@ -32,7 +32,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("running", ("nbfrost.backends",)),
     ("facade", ("nbfrost.dispatcher", "nbfrost.executor")),
     ("shell", ("nbfrost.shell",)),
-    ("surface", ("nbfrost.magics", "nbfrost.badge", "nbfrost.cell_runner", "nbfrost.dashboard")),
+    ("surface", ("nbfrost.magics", "nbfrost.badge", "nbfrost.cell_runner", "nbfrost.frontends",
+                 "nbfrost.dashboard")),
     # The package __init__ re-exports the public names, so it is above all
     # (this entry covers the __init__ only, not the modules inside).
     ("package", ("nbfrost",)),
