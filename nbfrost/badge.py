@@ -288,13 +288,12 @@ class LiveTracker(Tracker):
         if job.state in TERMINAL:
             display(badge_bundle(job), raw=True)
             return
-        shown = job.state
-        handle = display(badge_bundle(job), raw=True, display_id=True)
+        status = job.snapshot(time.time())
+        handle = display(status_bundle(status), raw=True, display_id=True)
         badge = DisplayBadge(job, handle, contextvars.copy_context())
-        badge._view = badge_view(job.snapshot(time.time()))
+        badge._view = badge_view(status)
         watch_badge(self, badge)
-        if shown is not RUNNING and job.state is RUNNING:
-            badge.update()  # it started between the display and watch_badge
+        badge.update()  # it may have started between the display and watch_badge
         board = frontends.board(shell)
         board.track(badge)
         if kind == frontends.HEADLESS:
