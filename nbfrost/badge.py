@@ -22,6 +22,7 @@ import html
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import capture
@@ -140,10 +141,11 @@ class Badge:
     with ``final=True`` when it ends (nothing is drawn after that).
     """
 
-    __slots__ = ("job", "_lock", "_closed", "_view")
+    __slots__ = ("job", "clock", "_lock", "_closed", "_view")
 
-    def __init__(self, job: Any) -> None:
+    def __init__(self, job: Any, clock: Callable[[], float] = time.time) -> None:
         self.job = job
+        self.clock = clock  # the dispatcher's: job times are on it
         # Orders the redraws, and is held while one is sent: the worker's
         # "running" update, the ticker's and the final one (which a cancel
         # or timeout can post from another thread) must not overtake each
@@ -163,7 +165,7 @@ class Badge:
             if self._closed:
                 return False
             self._closed = final
-            status = self.job.snapshot(time.time())
+            status = self.job.snapshot(self.clock())
             view = badge_view(status)
             if view == self._view:
                 return False
@@ -188,8 +190,9 @@ class DisplayBadge(Badge):
 
     __slots__ = ("handle", "ctx", "_resent")
 
-    def __init__(self, job: Any, handle: Any, ctx: contextvars.Context) -> None:
-        super().__init__(job)
+    def __init__(self, job: Any, handle: Any, ctx: contextvars.Context,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(job, clock)
         self.handle = handle
         self.ctx = ctx
         self._resent: tuple | None = None  # the view last sent by resend()
@@ -207,7 +210,7 @@ class DisplayBadge(Badge):
         """
         from IPython.display import update_display
 
-        status = self.job.snapshot(time.time())
+        status = self.job.snapshot(self.clock())
         view = badge_view(status)
         if view != self._resent:
             self._resent = view
@@ -222,23 +225,23 @@ class WidgetBadge(Badge):
 
     __slots__ = ("widget",)
 
-    def __init__(self, job: Any, widget: Any) -> None:
-        super().__init__(job)
+    def __init__(self, job: Any, widget: Any, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(job, clock)
         self.widget = widget
 
     def _draw(self, bundle: dict[str, str]) -> None:
         self.widget.value = bundle["text/html"]
 
     @classmethod
-    def show(cls, job: Any) -> WidgetBadge:
+    def show(cls, job: Any, clock: Callable[[], float] = time.time) -> WidgetBadge:
         """Display a widget badge, with HTML and text fallbacks in the same bundle."""
         import ipywidgets
         from IPython.display import display
 
-        bundle = badge_bundle(job)
+        bundle = badge_bundle(job, clock())
         widget = ipywidgets.HTML(value=bundle["text/html"])
         widget.add_class("nbfrost-badge-widget")
-        badge = cls(job, widget)
+        badge = cls(job, widget, clock)
         view = {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
         display({_WIDGET_VIEW: view, **bundle}, raw=True)
         return badge
@@ -268,16 +271,17 @@ class LiveTracker(Tracker):
         from . import frontends
 
         job = self._job
+        clock = self._dispatcher.registry.clock
         shell = get_ipython()
         if not _in_kernel(shell):
-            display(badge_bundle(job), raw=True)
+            display(badge_bundle(job, clock()), raw=True)
             return
         kind = frontends.kind(shell)
         if kind == frontends.VOILA:
             try:
-                wbadge = WidgetBadge.show(job)
+                wbadge = WidgetBadge.show(job, clock)
             except ImportError:  # no ipywidgets: a badge that stays as shown
-                display(badge_bundle(job), raw=True)
+                display(badge_bundle(job, clock()), raw=True)
                 return
             watch_badge(self, wbadge)
             wbadge.update()
@@ -286,11 +290,11 @@ class LiveTracker(Tracker):
             board.voila(wbadge)
             return
         if job.state in TERMINAL:
-            display(badge_bundle(job), raw=True)
+            display(badge_bundle(job, clock()), raw=True)
             return
-        status = job.snapshot(time.time())
+        status = job.snapshot(clock())
         handle = display(status_bundle(status), raw=True, display_id=True)
-        badge = DisplayBadge(job, handle, contextvars.copy_context())
+        badge = DisplayBadge(job, handle, contextvars.copy_context(), clock)
         badge._view = badge_view(status)
         watch_badge(self, badge)
         badge.update()  # it may have started between the display and watch_badge
