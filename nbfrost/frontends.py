@@ -31,6 +31,7 @@ import logging
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .states import TERMINAL
@@ -184,8 +185,8 @@ class Board:
         self._stop = threading.Event()
         self._fresh: list[_Late] = []      # shown in the executing cell, opened at its end
         self._pending: list[_TextLate] = []  # nbclient: flushed at the end of later cells
+        self._resenders: list[Callable[[], bool]] = []  # nbclient: widgets to send again
         self._hooked = False
-        self.redraws = 0
 
     # ------------------------------------------------------------- ticker
     def track(self, item: Any) -> None:
@@ -228,9 +229,24 @@ class Board:
         """Open *late* at the end of the executing cell."""
         with self._lock:
             self._fresh.append(late)
-            if not self._hooked:
-                self.shell.events.register("post_run_cell", self._post_run_cell)
-                self._hooked = True
+        self._hook()
+
+    def resend_at_cell_end(self, resend: Callable[[], bool]) -> None:
+        """nbclient: call *resend* at the end of every cell until it returns False.
+
+        For widgets updated from threads (the dashboard): nbclient saves
+        only the widget messages of the executing cell.
+        """
+        with self._lock:
+            self._resenders.append(resend)
+        self._hook()
+
+    def _hook(self) -> None:
+        with self._lock:
+            if self._hooked or self._stop.is_set():
+                return
+            self._hooked = True
+        self.shell.events.register("post_run_cell", self._post_run_cell)
 
     def headless(self, badge: DisplayBadge) -> None:
         """nbclient: give *badge* a late-output area and send it from later cells."""
@@ -270,6 +286,19 @@ class Board:
                 late.finished = True
         with self._lock:
             self._pending = [p for p in self._pending if not p.finished]
+            resenders = list(self._resenders)
+        gone = []
+        for resend in resenders:
+            try:
+                keep = resend()
+            except Exception:
+                log.exception("nbfrost: sending %r again failed", resend)
+                keep = False
+            if not keep:
+                gone.append(resend)
+        if gone:
+            with self._lock:
+                self._resenders = [r for r in self._resenders if r not in gone]
 
     # -------------------------------------------------------------- close
     def close(self) -> None:
@@ -277,7 +306,7 @@ class Board:
         with self._lock:
             self._stop.set()
             thread, self._thread = self._thread, None
-            self._live, self._fresh, self._pending = [], [], []
+            self._live, self._fresh, self._pending, self._resenders = [], [], [], []
             hooked, self._hooked = self._hooked, False
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)

@@ -32,7 +32,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Enum, Float, Int, Unicode, observe
 
-from . import defaults
+from . import capture, defaults, frontends
 from .badge import LiveTracker, live, print_notice
 from .cell_runner import CellRunner, cell_number, compile_shell_cell
 from .dispatcher import Dispatcher
@@ -402,6 +402,9 @@ class FrostMagics(Magics):
         dash = Dashboard(d)
         with self._lock:
             self._dashboards.append(dash)
+        shell = self._ip
+        if getattr(shell, "kernel", None) is not None and frontends.kind(shell) == frontends.HEADLESS:
+            frontends.board(shell).resend_at_cell_end(dash.resend_state)
         return dash
 
     # Subcommands: each has its own magic_arguments parser; frost_line

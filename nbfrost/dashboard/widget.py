@@ -295,6 +295,21 @@ class Dashboard(widgets.VBox):
             self._render({"stats": stats}, share=False)
         self._hub.arm()
 
+    def resend_state(self) -> bool:
+        """Render now and send every widget's whole state from this thread.
+
+        For nbclient (papermill, ``nbconvert --execute``), which saves only
+        the widget messages of the cell it is executing: nbfrost calls this
+        at the end of every cell.  False once the dashboard is closed.
+        """
+        if self._closed:
+            return False
+        self.refresh_now()
+        with self._lock:
+            for widget in [self, *self._descendants()]:
+                widget.send_state()
+        return True
+
     def _tick(self, shared: dict, force: bool = False) -> None:
         """One pass of the refresh thread.  Only assigns widget traits."""
         if self._closed:
