@@ -32,7 +32,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Enum, Float, Int, Unicode, observe
 
-from . import capture, defaults, frontends
+from . import defaults, frontends
 from .badge import LiveTracker, live, print_notice
 from .cell_runner import CellRunner, cell_number, compile_shell_cell
 from .dispatcher import Dispatcher
