@@ -72,8 +72,8 @@ def kind(shell: Any) -> str:
 # --------------------------------------------------------------- late output
 def _written(job: Any) -> list[str]:
     """The job's captured output pieces (appended to, never changed)."""
-    x = job.x
-    out = None if x is None else x.out
+    details = job.details
+    out = None if details is None else details.out
     return [] if out is None else out.parts
 
 
@@ -110,7 +110,7 @@ class _Late:
     def open(self) -> bool:
         """At the end of the queuing cell: show the area; False if nothing can come late."""
         self.start = self.index = len(_written(self.job))
-        return not (self.job.state in TERMINAL or self.job.x is not None and self.job.x.quiet)
+        return not (self.job.state in TERMINAL or self.job.details is not None and self.job.details.quiet)
 
 
 class _TextLate(_Late):
