@@ -136,6 +136,49 @@ def bench_throughput(quick: bool) -> list[dict]:
     ]
 
 
+# ---------------------------------------------------------------------- map
+def noop1(x: object) -> None:
+    return None
+
+
+def map_nbfrost(n: int) -> float:
+    """µs per item: ``list(d.map(noop, range(n)))`` on 4 workers (every item
+    a tracked job; the bulk path hands them over in chunks)."""
+    d = nbfrost.Dispatcher(workers=4, expiry=None)
+    t0 = time.perf_counter()
+    out = list(d.map(noop1, range(n)))
+    dt = time.perf_counter() - t0
+    assert len(out) == n
+    d.shutdown()
+    return dt / n * 1e6
+
+
+def map_tpe(n: int) -> float:
+    with ThreadPoolExecutor(4) as ex:
+        t0 = time.perf_counter()
+        out = list(ex.map(noop1, range(n)))
+        dt = time.perf_counter() - t0
+    assert len(out) == n
+    return dt / n * 1e6
+
+
+def bench_map(quick: bool) -> list[dict]:
+    n = 20_000 if quick else 200_000
+    repeats = 5  # at least five rounds, even for --quick: the ratio is a target
+    res = medians(interleaved({"tpe": lambda: map_tpe(n), "nbfrost": lambda: map_nbfrost(n),
+                               "floor": lambda: tput_floor(n)},
+                              repeats, alternate=True, between=gc.collect))
+    nbf, tpe, floor = (res[k] for k in ("nbfrost", "tpe", "floor"))
+    speedup = tpe / nbf
+    return [
+        row(f"map(), 4 workers, {n:,} no-op items, list(d.map(...))", nbf, tpe,
+            "ThreadPoolExecutor(4).map", "µs/item", ">= 15x faster than TPE.map "
+            "(ratio = TPE/nbfrost)", speedup >= 15, ratio=speedup),
+        row("  same run: bare SimpleQueue pool (the floor)", nbf, floor, "floor", "µs/item",
+            "information", True),
+    ]
+
+
 # ------------------------------------------------------------------ latency
 def _latencies(submit, wait_done, k: int) -> list[float]:
     out = []
@@ -303,6 +346,7 @@ def bench_frames(quick: bool) -> list[dict]:
 # ----------------------------------------------------------------- harness
 CORE = {
     "throughput": bench_throughput,
+    "map": bench_map,
     "latency": bench_latency,
     "memory": bench_memory,
     "lookup": bench_lookup,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import inspect
 import numbers
 import os
 import threading
@@ -42,6 +43,13 @@ def _runner(fn: Any) -> Callable[..., Any]:
     """A callable for *fn*: itself, or its ``run`` method (a JobRunner)."""
     if callable(fn):
         return fn
+    if inspect.iscoroutine(fn):
+        name = getattr(fn, "__qualname__", "fn")
+        fn.close()  # it will never run: no "never awaited" warning later
+        raise TypeError(
+            f"queue() got a coroutine object ({name}(...) was already called); pass the "
+            f"function and its arguments instead, e.g. d.queue({name}, *args), so that "
+            "nbfrost runs it on a worker's event loop (and can run it again on retry)")
     run = getattr(fn, "run", None)
     if callable(run):
         return run
@@ -63,6 +71,19 @@ def _tags(tags: Any) -> tuple[str, ...]:
         if not t:
             raise ValueError("tags must be non-empty strings, got ''")
     return out
+
+
+#: The largest chunk `auto_chunksize` picks: long enough to amortize the
+#: hand-over, short enough that the first results come soon.
+MAX_AUTO_CHUNK = 256
+
+
+def auto_chunksize(n: int, workers: int) -> int:
+    """The chunk size ``map()`` uses when none is given: every worker gets
+    at least four chunks (so that uneven jobs still spread over all of
+    them), and no chunk is longer than `MAX_AUTO_CHUNK`.  Few items give
+    chunks of 1, exactly as ``queue()`` would."""
+    return max(1, min(MAX_AUTO_CHUNK, n // (4 * max(1, workers))))
 
 
 class Dispatcher(concurrent.futures.Executor):
@@ -230,25 +251,22 @@ class Dispatcher(concurrent.futures.Executor):
         position, a `TimeoutError` once *timeout* seconds (from this call)
         have passed.  Closing the iterator early cancels the jobs still
         queued.  A yielded result is handed over: the registry keeps the
-        job's status but not its result.  *chunksize* (an int >= 1) is
-        accepted for compatibility; every item is still its own job.
+        job's status but not its result.
+
+        The jobs reach the workers in chunks (see `_queue_many`): with the
+        default ``chunksize=1`` nbfrost picks the size (`auto_chunksize`:
+        at least four chunks per worker, at most 256 jobs each, so a few
+        items still go one per chunk); another value is used as given.
+        Every item is still its own job.
 
         Raises:
             RuntimeError: the dispatcher was shut down.
             TypeError, ValueError: a bad *timeout* or *chunksize*.
         """
         _check_number("timeout", timeout, allow_none=True, positive=False)
-        _check_count("chunksize", chunksize, minimum=1)
-        label = describe_callable(fn)
-        jobs = [self._executor_job(fn, args, _NO_KWARGS, label) for args in zip(*iterables)]
-        try:
-            for job in jobs:
-                self._enqueue(job)
-        except BaseException:
-            for job in jobs:
-                if job.id >= 0:
-                    self.registry.cancel(job, queued_only=True)
-            raise
+        chunksize = _check_count("chunksize", chunksize, minimum=1)
+        jobs = self._queue_many(fn, zip(*iterables), None if chunksize == 1 else chunksize,
+                                label=describe_callable(fn))
         return _executor.map_results(jobs, self.registry, timeout)
 
     def _executor_job(self, fn: Any, args: tuple, kwargs: dict, label: str | None) -> Job:
@@ -266,6 +284,64 @@ class Dispatcher(concurrent.futures.Executor):
         capture.ensure_installed()
         if self.registry.add(job):
             self._backend.submit(job)
+
+    def _queue_many(self, fn: Any, arg_tuples: Iterable[tuple], chunksize: int | None = None,
+                    *, label: str | None = None) -> list[Job]:
+        """Queue ``fn(*args)`` for every tuple of *arg_tuples*: the bulk path
+        behind `map`.  Returns the jobs (their own trackers), in order.
+
+        Every call is a job of its own (an id, a status, a place in the
+        registry), the ids are consecutive, and the jobs start in order.
+        They are added to the registry and handed to the backend *chunksize*
+        at a time (None: `auto_chunksize`): one lock acquisition per chunk,
+        and a worker takes a whole chunk and runs its jobs one after
+        another, so ``workers`` still bounds them.  The iterable is read to
+        the end first, as ``Executor.map`` does.  *label* names the jobs.
+
+        Raises:
+            TypeError, ValueError: bad *fn* or *chunksize*; nothing is queued.
+            RuntimeError: the dispatcher was (or got) shut down; the jobs
+                queued so far are cancelled if they have not started.
+        """
+        if self._closed:
+            raise RuntimeError("cannot schedule new futures after shutdown; "
+                               "create a new nbfrost.Dispatcher()")
+        run = fn if callable(fn) else _runner(fn)
+        items = list(arg_tuples)
+        n = len(items)
+        if chunksize is None:
+            chunksize = auto_chunksize(n, self._backend.workers)
+        else:
+            chunksize = _check_count("chunksize", chunksize, minimum=1)
+        if self.max_queue:  # a chunk may not need more slots than there are
+            chunksize = min(chunksize, self.max_queue)
+        if not n:
+            return []
+        registry = self.registry
+        capture.ensure_installed()
+        ctx = self._caller_context()
+        backend = self._backend
+        first = registry.reserve_ids(n)
+        out: list[Job] = []
+        try:
+            for lo in range(0, n, chunksize):
+                if self._closed:
+                    raise RuntimeError(
+                        f"the dispatcher was shut down while map() queued its jobs "
+                        f"({lo} of {n} were queued; those that had not started are cancelled)")
+                chunk = [Job(run, args, _NO_KWARGS, label, (), None, 0, ctx, 0.0, self)
+                         for args in items[lo:lo + chunksize]]
+                if self.max_queue:
+                    for _ in chunk:
+                        registry.reserve(True, None)
+                registry.add_many(chunk, first + lo)
+                out += chunk
+                backend.submit_many(chunk)
+        except BaseException:
+            for job in out:
+                registry.cancel(job, queued_only=True)
+            raise
+        return out
 
     def _caller_context(self) -> contextvars.Context:
         """The queuing thread's context, for the job to run in (a copy of it).

@@ -157,8 +157,13 @@ def _results(jobs: list[Job], registry: Registry, deadline: float | None) -> Ite
     jobs.reverse()  # pop() from the end: each job is dropped as it is yielded
     try:
         yield None  # taken by map_results
+        release = registry.release
         while jobs:
-            yield _take(jobs.pop(), registry, deadline)
+            job = jobs.pop()
+            if job.state is SUCCEEDED:  # the common case: no wait, nothing to cancel
+                yield release(job, value=True)
+            else:
+                yield _take(job, registry, deadline)
     finally:
         for job in jobs:
             registry.cancel(job, queued_only=True)

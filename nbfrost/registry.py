@@ -155,6 +155,41 @@ class Registry:
             return False
         return pending == 0
 
+    def reserve_ids(self, n: int) -> int:
+        """Set aside *n* consecutive ids for `add_many`; return the first."""
+        with self._lock:
+            first = self._next_id
+            self._next_id = first + n
+        return first
+
+    def add_many(self, jobs: list[Job], first_id: int) -> None:
+        """Insert *jobs* (no dependencies), ids from *first_id* on (from
+        `reserve_ids`), all under one lock acquisition; they may run now.
+
+        The loop runs under the lock, unlike the rest of this module's hot
+        sections: a thread switch inside it is possible but rare (every
+        switch interval at most), and one acquisition per chunk instead of
+        per job is the point of the bulk path.
+        """
+        now = self.clock()
+        job_id = first_id
+        with self._lock:
+            table = self._jobs
+            journal = self.journal
+            for job in jobs:
+                job.id = job_id
+                job.queued_at = now
+                table[job_id] = job
+                if journal is not None:
+                    journal[job] = "queued"
+                job_id += 1
+            self._queued += len(jobs)
+            self._version += 1
+            exp = self._expiring
+            if (exp and self.expiry is not None
+                    and exp[0].finished_at <= now - self.expiry):  # type: ignore[operator]  # see add
+                self._sweep(now)
+
     @staticmethod
     def _link(job: Job, deps: Iterable[Job]) -> tuple[int, Job | None]:
         """Register *job* with its unfinished dependencies.  Caller holds the lock.
@@ -264,6 +299,58 @@ class Registry:
         else:
             self._expiring.append(job)
         return False
+
+    def plain_handover(self) -> bool:
+        """Whether `handover` may replace `finish` + `start` now: no
+        listener, no ``max_queue`` slot to release."""
+        return not self.listeners and self._space is None
+
+    def handover(self, job: Job, result: Any, nxt: Job, worker: str) -> bool:
+        """`finish` *job* (which returned *result*) and `start` *nxt*, under
+        one lock acquisition and one clock reading: a worker going through
+        a chunk.  Returns whether *nxt* started (False: it was cancelled).
+
+        Only for the plain case, which the caller checks: *job* raised
+        nothing, *nxt* has no timeout, there is no listener and no
+        ``max_queue``.  If *job* was cancelled or timed out meanwhile, or
+        has details by now (a waiter, a callback, output), it is
+        finished by `finish` instead, after *nxt* started.
+        """
+        now = self.clock()
+        with self._lock:
+            # details is read under the lock: a waiter or callback added
+            # since the caller looked needs the general path, which wakes it.
+            if job.state is RUNNING and not job.cancel_requested and job.details is None:
+                job.value = result
+                job.finished_at = now
+                job.caller_context = None
+                job.state = SUCCEEDED  # published last: see Job.snapshot
+                self._running -= 1
+                self._finished[SUCCEEDED] += 1
+                done = True
+            else:
+                done = False
+            started = nxt.state is QUEUED
+            if started:
+                nxt.started_at = now
+                nxt.worker = worker
+                nxt.attempts = 1
+                nxt.state = RUNNING
+                self._queued -= 1
+                self._running += 1
+            self._version += 1
+            if self.journal is not None:
+                if done:
+                    self.journal[job] = "succeeded"
+                if started:
+                    self.journal[nxt] = "running"
+            if self._idle_waiters and not (self._queued or self._running):
+                self._idle.notify_all()
+        if done:
+            self._expiring.append(job)
+        elif job.state is RUNNING:  # cancel requested, or someone waits: the general path
+            self.finish(job, result, None)
+        return started
 
     # ------------------------------------------------------------- cancel
     def cancel(self, job: Job, *, interrupt: bool = False,

@@ -661,3 +661,65 @@ def test_executor_run_in_executor(kit):
 
     assert asyncio.run(main()) == [0, 2, 4]
     assert [s.state for s in d.jobs(name="add")] == [JobState.SUCCEEDED] * 3
+
+
+# ------------------------------------------------------------ async jobs
+async def async_add(a, b):
+    import asyncio
+
+    await asyncio.sleep(0.01)
+    return a + b
+
+
+async def parked(q):
+    """Parks at an await; says where a cancel reached it."""
+    import asyncio
+
+    q.put("started")
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        q.put("cancelled at await")
+        raise
+    finally:
+        q.put("finally ran")
+
+
+def test_async_job_result(kit):
+    d = kit.dispatcher()
+    ts = [d.queue(async_add, i, 1) for i in range(4)]
+    assert [t.result(WAIT) for t in ts] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("interrupt", [False, True])
+def test_async_cancel_cancels_the_task(kit, interrupt):
+    d = kit.dispatcher()
+    q = kit.queue()
+    t = d.queue(parked, q)
+    assert q.get(timeout=WAIT) == "started"
+    eventually(lambda: t.state is JobState.RUNNING)
+    assert t.cancel(interrupt=interrupt) is True
+    assert t.wait(WAIT)
+    assert t.state is JobState.CANCELLED
+    assert [q.get(timeout=WAIT), q.get(timeout=WAIT)] == ["cancelled at await", "finally ran"]
+    assert d.queue(async_add, 1, 1).result(WAIT) == 2
+
+
+def test_async_timeout_cancels_the_task(kit):
+    d = kit.dispatcher(grace=0.5)
+    q = kit.queue()
+    t = d.queue(parked, q, timeout=0.5)
+    assert t.wait(WAIT)
+    assert isinstance(t.exception(), JobTimeout)
+    assert [q.get(timeout=WAIT) for _ in range(3)] == ["started", "cancelled at await",
+                                                       "finally ran"]
+    assert d.queue(async_add, 2, 2).result(WAIT) == 4
+
+
+def test_map_on_dask_uses_the_same_jobs(client, thread_baseline):
+    d = nbfrost.Dispatcher(2, backend="dask", client=client)
+    try:
+        assert list(d.map(add, range(20), range(20))) == [2 * i for i in range(20)]
+        assert list(d.map(async_add, range(5), range(5), chunksize=2)) == [0, 2, 4, 6, 8]
+    finally:
+        d.shutdown()

@@ -184,3 +184,50 @@ def test_notebook_end_to_end_with_nbclient():
     assert "UsageError: %frost: unknown subcommand 'jbos'; did you mean 'jobs'?" in text
     last = nb.cells[-1]
     assert any("end to end ok" in o.get("text", "") for o in last.outputs)
+
+
+def test_async_jobs_cancel_and_timeout_in_a_kernel(kernel):
+    """``async def`` jobs in a real kernel (whose own event loop runs in the
+    main thread): output under the queuing cell, and cancel (with and
+    without interrupt) and a timeout reach the coroutine at its await."""
+    kernel.run(
+        "import asyncio, nbfrost\n"
+        "_ad = nbfrost.Dispatcher(workers=3, grace=1.0)\n"
+        "_alog = []\n"
+        "async def parked(tag):\n"
+        "    try:\n"
+        "        await asyncio.sleep(3600)\n"
+        "    except asyncio.CancelledError:\n"
+        "        _alog.append(tag + ' cancelled')\n"
+        "        raise\n"
+        "    finally:\n"
+        "        _alog.append(tag + ' finally')\n"
+        "async def fetch(x):\n"
+        "    await asyncio.sleep(0.01)\n"
+        "    print('fetched from a coroutine', x)\n"
+        "    return x * 10\n")
+    cell = kernel.run("_f = _ad.queue(fetch, 3)\nassert _f.result(timeout=30) == 30")
+    kernel.wait_for(lambda m: m["msg_type"] == "stream"
+                    and "fetched from a coroutine 3" in m["content"]["text"])
+    assert {parent(m) for m in kernel.streams("fetched from a coroutine")} == {cell}
+    kernel.run(
+        "_c = _ad.queue(parked, 'coop')\n_i = _ad.queue(parked, 'intr')\n"
+        "_t = _ad.queue(parked, 'time', timeout=0.3)\n"
+        "_deadline = time.monotonic() + 30\n"
+        "while not (_c.state.value == _i.state.value == 'running'):\n"
+        "    assert time.monotonic() < _deadline\n"
+        "    time.sleep(0.01)\n"
+        "time.sleep(0.05)  # both parked at their await\n"
+        "assert _c.cancel() and _i.cancel(interrupt=True)\n"
+        "assert _ad.wait([_c, _i, _t], timeout=30)\n"
+        "assert _c.state.value == _i.state.value == 'cancelled', (_c, _i)\n"
+        "assert _t.status().error_type == 'JobTimeout', _t.status()\n"
+        "_deadline = time.monotonic() + 30\n"
+        "while len(_alog) < 6:\n"
+        "    assert time.monotonic() < _deadline, _alog\n"
+        "    time.sleep(0.01)\n"
+        "assert sorted(_alog) == sorted(f'{t} {w}' for t in ('coop', 'intr', 'time')\n"
+        "                              for w in ('cancelled', 'finally')), _alog\n"
+        "assert _ad.queue(fetch, 4).result(timeout=30) == 40\n"
+        "_ad.shutdown()\n"
+        "assert _ad.backend.threads() == []")

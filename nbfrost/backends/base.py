@@ -50,6 +50,11 @@ class Backend(Protocol):
     def submit(self, job: Job) -> None:
         """Run *job* when a worker is free (call ``registry.start`` first)."""
 
+    def submit_many(self, jobs: list[Job]) -> None:
+        """Run *jobs* in order, as one chunk of work where the backend can
+        (the bulk path of ``map()``); each is still started and finished
+        through the registry."""
+
     def request_cancel(self, job: Job) -> None:
         """A cooperative cancel of running *job* was recorded (its
         ``cancel_requested`` is set); make ``nbfrost.cancelled()`` see it

@@ -209,6 +209,12 @@ class DaskBackend:
         self._live[job.id] = live
         self._send(live)
 
+    def submit_many(self, jobs: list[Job]) -> None:
+        """Send *jobs* to the cluster, one task each: the scheduler spreads
+        them over the workers itself."""
+        for job in jobs:
+            self.submit(job)
+
     def _send(self, live: _Live) -> None:
         job = live.job
         spec = AttemptSpec(self._topic, job.id, live.attempt, self._cap, self._flag_name(job.id))

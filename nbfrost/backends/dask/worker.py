@@ -13,15 +13,18 @@ imports the client side.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pickle
 import threading
 import time
 import traceback
+import types
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ...capture import CURRENT, JobContext, OutputBuffer, ensure_installed
+from ...coroutines import close_loop, run_coroutine_job
 from ...errors import RemoteJobError
 
 __all__ = ["AttemptResult", "AttemptSpec", "POLL_INTERVAL", "Progress", "START_REPORT_DELAY",
@@ -324,6 +327,34 @@ def forget_cancelled(topic: str) -> None:
     _CANCELLED.pop(topic, None)
 
 
+def _run_coroutine(coro: Any, context: _WorkerContext) -> Any:
+    """Run an async job's coroutine to completion on a loop of its own.
+
+    A watcher task polls the job's cancel flag (every `POLL_INTERVAL`, in
+    the loop's executor, since reading it is a blocking call to the
+    scheduler) and cancels the job's task once it is set: a cancel, with
+    or without interrupt, or a timeout raises ``CancelledError`` at the
+    coroutine's current ``await``.
+    """
+    loop = asyncio.new_event_loop()
+
+    async def watch(task: asyncio.Task) -> None:
+        while not task.done():
+            await asyncio.sleep(POLL_INTERVAL)
+            if await loop.run_in_executor(None, context.cancelled):
+                task.cancel()
+                return
+
+    def publish(task: asyncio.Task | None) -> None:
+        if task is not None:
+            loop.create_task(watch(task))
+
+    try:
+        return run_coroutine_job(loop, coro, None, publish)
+    finally:
+        close_loop(loop)
+
+
 def run_job(spec: AttemptSpec, fn: Callable[..., Any], args: tuple[Any, ...],
             kwargs: dict[str, Any]) -> AttemptResult | None:
     """Run one attempt of a job on a Dask worker (the task nbfrost submits).
@@ -347,6 +378,8 @@ def run_job(spec: AttemptSpec, fn: Callable[..., Any], args: tuple[Any, ...],
     tb: str | None
     try:
         value = fn(*args, **kwargs)
+        if value.__class__ is types.CoroutineType:  # an async def job
+            value = _run_coroutine(value, context)
         ok, tb = True, None
     except BaseException as exc:  # a job never kills the worker's thread
         ok, value, tb = False, _portable_error(exc), _format_tb(exc)

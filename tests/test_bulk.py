@@ -1,0 +1,235 @@
+"""The bulk path behind ``map()``: jobs handed to the workers in chunks,
+each still a job with its own id, status and terminal state."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from helpers import WAIT, eventually
+
+import nbfrost
+from nbfrost import JobCancelled, JobFailed, JobState
+from nbfrost.dispatcher import MAX_AUTO_CHUNK, auto_chunksize
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def test_results_in_order_ids_consecutive(dispatcher):
+    ts = dispatcher._queue_many(square, [(i,) for i in range(1000)], chunksize=64)
+    assert [t.result(timeout=WAIT) for t in ts] == [i * i for i in range(1000)]
+    ids = [t.id for t in ts]
+    assert ids == list(range(ids[0], ids[0] + 1000))
+    assert all(t.status().state is JobState.SUCCEEDED for t in ts)
+    assert dispatcher.registry.counts()["succeeded"] == 1000
+    assert dispatcher.registry.active == 0
+
+
+def test_ids_stay_consecutive_beside_concurrent_queue(dispatcher):
+    stop = threading.Event()
+
+    def other() -> None:
+        while not stop.is_set():
+            dispatcher.queue(square, 1)
+
+    th = threading.Thread(target=other)
+    th.start()
+    try:
+        ts = dispatcher._queue_many(square, [(i,) for i in range(2000)], chunksize=16)
+    finally:
+        stop.set()
+        th.join()
+    ids = [t.id for t in ts]
+    assert ids == list(range(ids[0], ids[0] + 2000))
+    assert dispatcher.wait(timeout=WAIT)
+    assert [dispatcher.status(i).state for i in ids] == [JobState.SUCCEEDED] * 2000
+
+
+def test_jobs_in_a_chunk_start_in_order_on_one_worker():
+    d = nbfrost.Dispatcher(workers=1)
+    try:
+        order = []
+        ts = d._queue_many(order.append, [(i,) for i in range(300)], chunksize=100)
+        assert d.wait(ts, timeout=WAIT)
+        assert order == list(range(300))
+        assert {t.status().worker for t in ts} == {"worker-0"}
+    finally:
+        d.shutdown()
+
+
+def test_a_failing_item_fails_alone(dispatcher):
+    def maybe(x: int) -> int:
+        if x == 7:
+            raise ValueError("seven")
+        return x
+
+    ts = dispatcher._queue_many(maybe, [(i,) for i in range(20)], chunksize=20)
+    assert dispatcher.wait(ts, timeout=WAIT)
+    states = [t.status().state for t in ts]
+    assert states[7] is JobState.FAILED
+    assert states[:7] + states[8:] == [JobState.SUCCEEDED] * 19
+    with pytest.raises(JobFailed, match="seven"):
+        ts[7].result()
+    assert ts[8].result() == 8
+
+
+def test_cancel_queued_items_of_a_chunk(dispatcher):
+    gate = threading.Event()
+    ran = []
+
+    def item(x: int) -> int:
+        if x == 0:
+            gate.wait(WAIT)
+        ran.append(x)
+        return x
+
+    d = nbfrost.Dispatcher(workers=1)
+    try:
+        ts = d._queue_many(item, [(i,) for i in range(10)], chunksize=10)
+        eventually(lambda: ts[0].status().state is JobState.RUNNING)
+        assert ts[5].cancel() and ts[6].cancel()
+        gate.set()
+        assert d.wait(ts, timeout=WAIT)
+        assert ran == [0, 1, 2, 3, 4, 7, 8, 9]
+        assert ts[5].status().state is JobState.CANCELLED
+        with pytest.raises(JobCancelled):
+            ts[6].result()
+    finally:
+        gate.set()
+        d.shutdown()
+
+
+def test_shutdown_mid_chunk_leaves_every_job_terminal(thread_baseline):
+    gate = threading.Event()
+
+    def item(x: int) -> int:
+        if x == 0:
+            gate.wait(WAIT)
+        return x
+
+    d = nbfrost.Dispatcher(workers=2)
+    ts = d._queue_many(item, [(i,) for i in range(100)], chunksize=25)
+    eventually(lambda: ts[0].status().state is JobState.RUNNING)
+    d.shutdown(wait=False, cancel_pending=True)
+    gate.set()
+    assert d.wait(ts, timeout=WAIT)
+    states = [t.status().state for t in ts]
+    assert states[0] is JobState.SUCCEEDED
+    assert set(states) <= {JobState.SUCCEEDED, JobState.CANCELLED}
+    assert JobState.CANCELLED in states
+    with pytest.raises(RuntimeError, match="shutdown"):
+        d._queue_many(item, [(1,)])
+
+
+def test_workers_bound_chunks_and_interrupting_a_chunk_job_frees_the_rest():
+    d = nbfrost.Dispatcher(workers=2, grace=0.2)
+    try:
+        started = threading.Event()
+
+        def item(x: int) -> int:
+            if x == 0:
+                started.set()
+                while True:  # a Python loop: the interrupt lands
+                    pass
+            return x
+
+        ts = d._queue_many(item, [(i,) for i in range(40)], chunksize=20)
+        assert started.wait(WAIT)
+        ts[0].cancel(interrupt=True)
+        assert d.wait(ts, timeout=WAIT)
+        assert [t.result() for t in ts[1:]] == list(range(1, 40))
+        assert d.backend.busy() == 0
+    finally:
+        d.shutdown()
+
+
+def test_abandoned_worker_hands_its_chunk_to_the_pool():
+    import time
+
+    d = nbfrost.Dispatcher(workers=2, grace=0.1)
+    try:
+        def item(x: int) -> int:
+            if x == 0:
+                time.sleep(1.0)  # a blocking C call: the interrupt waits
+            return x
+
+        ts = d._queue_many(item, [(i,) for i in range(30)], chunksize=30)
+        eventually(lambda: ts[0].status().state is JobState.RUNNING)
+        ts[0].cancel(interrupt=True)
+        # The rest of the chunk runs on the replacement worker before the
+        # stuck job's sleep returns.
+        assert d.wait(ts[1:], timeout=0.8)
+        assert [t.result() for t in ts[1:]] == list(range(1, 30))
+    finally:
+        d.shutdown()
+
+
+def test_shrink_mid_chunk_requeues_the_rest():
+    d = nbfrost.Dispatcher(workers=2)
+    try:
+        gate = threading.Event()
+
+        def item(x: int) -> int:
+            if x == 0:
+                gate.wait(WAIT)
+            return x
+
+        ts = d._queue_many(item, [(i,) for i in range(50)], chunksize=50)
+        eventually(lambda: ts[0].status().state is JobState.RUNNING)
+        d.resize(1)
+        gate.set()
+        assert d.wait(ts, timeout=WAIT)
+        assert [t.result() for t in ts] == list(range(50))
+        eventually(lambda: len(d.backend.threads()) == 1)
+    finally:
+        d.shutdown()
+
+
+def test_listeners_timeouts_and_max_queue_still_see_every_job():
+    d = nbfrost.Dispatcher(workers=2, max_queue=8)
+    try:
+        seen = []
+        unsubscribe = d.on_finish(lambda t: seen.append(t.id))
+        ts = d._queue_many(square, [(i,) for i in range(100)], chunksize=64)
+        assert d.wait(ts, timeout=WAIT)
+        eventually(lambda: len(seen) == 100)
+        assert sorted(seen) == [t.id for t in ts]
+        unsubscribe()
+    finally:
+        d.shutdown()
+
+
+def test_coroutine_items(dispatcher):
+    import asyncio
+
+    async def twice(x: int) -> int:
+        await asyncio.sleep(0)
+        return 2 * x
+
+    ts = dispatcher._queue_many(twice, [(i,) for i in range(50)], chunksize=10)
+    assert [t.result(timeout=WAIT) for t in ts] == [2 * i for i in range(50)]
+
+
+def test_empty_and_bad_chunksize(dispatcher):
+    assert dispatcher._queue_many(square, []) == []
+    with pytest.raises(ValueError, match="chunksize"):
+        dispatcher._queue_many(square, [(1,)], chunksize=0)
+    assert len(dispatcher.registry) == 0
+
+
+def test_auto_chunksize():
+    assert auto_chunksize(8, 4) == 1          # few items: one per chunk, like queue()
+    assert auto_chunksize(100, 4) == 6        # every worker gets at least four chunks
+    assert auto_chunksize(200_000, 4) == MAX_AUTO_CHUNK
+    assert auto_chunksize(0, 4) == 1
+
+
+def test_waiting_on_chunk_jobs_while_they_run_never_hangs(dispatcher):
+    """A waiter added after the worker chose the fast handover is still woken."""
+    for _ in range(5):
+        ts = dispatcher._queue_many(square, [(i,) for i in range(3000)], chunksize=256)
+        assert dispatcher.wait(ts, timeout=WAIT)
+        assert dispatcher.wait(timeout=WAIT)
+        assert [t.result() for t in ts[:5]] == [0, 1, 4, 9, 16]
