@@ -233,3 +233,31 @@ def test_waiting_on_chunk_jobs_while_they_run_never_hangs(dispatcher):
         assert dispatcher.wait(ts, timeout=WAIT)
         assert dispatcher.wait(timeout=WAIT)
         assert [t.result() for t in ts[:5]] == [0, 1, 4, 9, 16]
+
+
+def test_map_with_few_slow_items_uses_every_worker():
+    import time
+
+    d = nbfrost.Dispatcher(workers=4)
+    try:
+        def slow(x: int) -> int:
+            time.sleep(0.05)
+            return x
+
+        assert list(d.map(slow, range(8), timeout=WAIT)) == list(range(8))
+        assert len({s.worker for s in d.jobs()}) == 4  # chunks of one: spread out
+    finally:
+        d.shutdown()
+
+
+def test_map_jobs_reach_the_history(tmp_path):
+    path = tmp_path / "h.sqlite"
+    d = nbfrost.Dispatcher(workers=2, history=path)
+    try:
+        assert list(d.map(square, range(600))) == [i * i for i in range(600)]
+        assert d.flush_history(timeout=WAIT)
+    finally:
+        d.shutdown()
+    frame = nbfrost.history(path)
+    assert len(frame) == 600
+    assert set(frame["state"].astype(str)) == {"succeeded"}
