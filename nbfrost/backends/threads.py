@@ -363,13 +363,18 @@ class ThreadBackend:
 
     # ------------------------------------------------------- interruption
     def interrupt(self, job: Job, exc_type: type[BaseException]) -> None:
-        """Raise *exc_type* inside the thread running *job*.
+        """Raise *exc_type* inside the thread running *job*, or cancel the
+        task of a coroutine job.
 
         Called under the registry lock, which the worker also takes when it
         leaves the job, so the exception can only reach that job.  It lands
         at the next Python bytecode: a blocking C call (``time.sleep``, a
         socket read, a long NumPy routine) is not interrupted until it
-        returns.
+        returns.  While a coroutine job's event loop may run (``w.task`` is
+        set, under ``w.lock``), no exception is raised in the thread, which
+        could land inside the loop's own code: the task is cancelled on its
+        loop instead.  One sent just before the task was published is taken
+        back by the worker (see `_await`).
         """
         for w in tuple(self._workers):
             if w.job is job and w.ident:
