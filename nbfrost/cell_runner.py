@@ -112,11 +112,50 @@ class CellRunner:
                 badges = list(self._badges.get(job.id, ()))
             for badge in badges:
                 badge.update(job)
+        if job is not None and self._is_async():
+            # Top-level await: hand the worker a coroutine, which it runs
+            # on its own event loop like any async def job, so a cancel or
+            # timeout cancels the cell's task at its current await.
+            if self.route:
+                return self._run_async(job)
+            return self._in_empty_context(self._run_async(job))
         if self.route:
             return self._run(job)
         # Routing off: an empty context has no parent header, so ipykernel
         # falls back to the most recent request, like any plain thread.
         return contextvars.Context().run(self._run, job)
+
+    def _is_async(self) -> bool:
+        body, last = self.code.body, self.code.last
+        return bool(body.co_flags & _CO_COROUTINE
+                    or (last is not None and last.co_flags & _CO_COROUTINE))
+
+    @staticmethod
+    async def _in_empty_context(coro: Any) -> Any:
+        """Await *coro* as a task of its own in an empty context (routing
+        off); cancelling this coroutine cancels that task too."""
+        loop = asyncio.get_running_loop()
+        # A task copies the context current when it is made: an empty one.
+        return await contextvars.Context().run(loop.create_task, coro)
+
+    async def _run_async(self, job: Any) -> Any:
+        """`_run` for a body with top-level await."""
+        shell = self.shell
+        globals_, locals_ = shell.user_global_ns, shell.user_ns
+        code = self.code
+        try:
+            ran = eval(code.body, globals_, locals_)
+            if inspect.iscoroutine(ran):
+                await ran
+            value = None if code.last is None else eval(code.last, globals_, locals_)
+            if inspect.iscoroutine(value) and code.last.co_flags & _CO_COROUTINE:
+                value = await value
+        except BaseException as exc:
+            self._report(exc, job)
+            raise
+        if self.out_var is not None and job.state is RUNNING and not job.cancel_requested:
+            shell.user_ns[self.out_var] = value
+        return value
 
     def _run(self, job: Any) -> Any:
         shell = self.shell
@@ -152,7 +191,7 @@ class CellRunner:
 
     def _report(self, exc: BaseException, job: Any) -> None:
         """Print the failure on stderr (so it is captured, and routed)."""
-        if isinstance(exc, JobCancelled):
+        if isinstance(exc, (JobCancelled, asyncio.CancelledError)):
             return  # the badge and the job's state say it; a traceback is noise
         err = sys.stderr
         if job is not None and job.attempts <= job.retries and job.state is RUNNING:

@@ -11,6 +11,7 @@ import re
 import threading
 
 import pytest
+from helpers import eventually
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
@@ -164,6 +165,40 @@ def test_top_level_await_and_line_magics_in_body(shell):
     assert t.result(timeout=10) == 7
     t = ok(shell, "%%frost\n%alias_magic -l frost_alias_test pwd\n41 + 1")
     assert t.result(timeout=10) == 42
+
+
+@pytest.mark.parametrize("interrupt", [False, True])
+def test_top_level_await_cell_is_cancelled_at_its_await(shell, interrupt):
+    """A %%frost body with top-level await runs on the worker's event loop
+    like an async def job: a cancel cancels its task at the current await."""
+    ok(shell, "import asyncio, threading\nalog = []\nparked = threading.Event()")
+    t = ok(shell, "%%frost -n parked -o never\n"
+                  "try:\n"
+                  "    parked.set()\n"
+                  "    await asyncio.sleep(3600)\n"
+                  "except asyncio.CancelledError:\n"
+                  "    alog.append('cancelled at await')\n"
+                  "    raise\n"
+                  "finally:\n"
+                  "    alog.append('finally ran')\n"
+                  "'done'")
+    assert shell.user_ns["parked"].wait(10)
+    assert t.cancel(interrupt=interrupt)
+    assert t.wait(10) and t.state is JobState.CANCELLED
+    eventually(lambda: len(shell.user_ns["alog"]) == 2)
+    assert shell.user_ns["alog"] == ["cancelled at await", "finally ran"]
+    assert "never" not in shell.user_ns
+
+
+def test_top_level_await_with_routing_off_sees_no_cell_context(shell):
+    ok(shell, "import asyncio, contextvars\ncv2 = contextvars.ContextVar('cv2', default='unset')\n"
+              "cv2.set('cell')")
+    ok(shell, "%config FrostMagics.route_output = False")
+    off = ok(shell, "%%frost\nawait asyncio.sleep(0)\ncv2.get()")
+    assert off.result(timeout=10) == "unset"
+    ok(shell, "%config FrostMagics.route_output = True")
+    on = ok(shell, "%%frost -o got\nawait asyncio.sleep(0)\ncv2.get()")
+    assert on.result(timeout=10) == "cell" and shell.user_ns["got"] == "cell"
 
 
 def test_route_output_off_runs_without_the_cell_context(shell):
