@@ -610,16 +610,25 @@ FrostMagics.frost_cell.__doc__ = (FrostMagics.frost_cell.__doc__ or "") + _EXAMP
 
 # ------------------------------------------------------------ module API
 def load_ipython_extension(ipython: Any) -> None:
-    """Register `FrostMagics` on *ipython* (once; a second call does nothing)."""
+    """Register `FrostMagics` and its tab completion on *ipython* (once; a
+    second call does nothing)."""
     if find_magics(ipython) is not None:
         return
     ipython.register_magics(FrostMagics(shell=ipython))
+    from .completion import install
+
+    # Tab completion of %frost / %%frost from their own parsers (replaces an earlier one).
+    install(ipython, {sub: fn.parser for sub, fn in _SUBCOMMANDS.items()},
+            FrostMagics.frost_cell.parser)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Undo `load_ipython_extension`: shut the dispatcher down (queued jobs
     cancelled, running jobs given ``grace`` seconds), close dashboards, and
-    remove the magics and the configurable."""
+    remove the magics, the configurable and the tab completion."""
+    from .completion import uninstall
+
+    uninstall(ipython)
     magics = find_magics(ipython)
     if magics is None:
         return

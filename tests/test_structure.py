@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("facade", ("nbfrost.dispatcher", "nbfrost.executor")),
     ("shell", ("nbfrost.shell",)),
     ("surface", ("nbfrost.magics", "nbfrost.badge", "nbfrost.cell_runner", "nbfrost.frontends",
-                 "nbfrost.dashboard")),
+                 "nbfrost.dashboard", "nbfrost.completion")),
     # The package __init__ re-exports the public names, so it is above all
     # (this entry covers the __init__ only, not the modules inside).
     ("package", ("nbfrost",)),
