@@ -1,6 +1,6 @@
 """The dashboard in a real JupyterLab, driven through Debian's Chromium.
 
-Starts ``jupyter lab`` on 127.0.0.1 with a token and a temporary HOME, opens
+Starts ``jupyter lab`` (``tests/frontends.py``: 127.0.0.1, a token, a temporary HOME), opens
 ``tests/notebooks/dashboard_browser.ipynb``, runs all cells through the Run
 menu, waits for the live dashboard to show the jobs, reads a failed job's
 traceback in it, cancels the running job from it, and checks that no job
@@ -14,99 +14,32 @@ and ``dashboard-timeline.png`` from there into ``docs/`` for the README.
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
+import frontends
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(240)]
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "tests" / "notebooks" / "dashboard_browser.ipynb"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
-JUPYTER = Path(sys.executable).parent / "jupyter"
+CHROMIUM, CHROMIUM_ARGS = frontends.CHROMIUM, frontends.CHROMIUM_ARGS
 XSS = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
-
-
-def free_port() -> int:
-    """A port nothing listens on now (a stale server would answer silently)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is already in use"
-    return port
-
-
-def wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"jupyter lab did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture
 def lab(tmp_path):
     """A JupyterLab server serving a copy of the test notebook: (base url, token)."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing; install Debian's chromium "
-                    "(`make chromium` or `apt-get install -y chromium`)")
-    home = tmp_path / "home"
+    frontends.require_chromium()
     root = tmp_path / "root"
-    home.mkdir()
     root.mkdir()
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
-    port, token = free_port(), secrets.token_hex(16)
-    env = dict(os.environ, HOME=str(home), JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
-               JUPYTER_DATA_DIR=str(home / ".local/share/jupyter"),
-               JUPYTER_RUNTIME_DIR=str(home / ".local/share/jupyter/runtime"),
-               IPYTHONDIR=str(home / ".ipython"))
-    env.pop("JUPYTER_PATH", None)
-    log = tmp_path / "jupyter-lab.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(JUPYTER), "lab", "--no-browser", "--ip", "127.0.0.1", "--port", str(port),
-             f"--ServerApp.token={token}", "--allow-root", f"--ServerApp.root_dir={root}",
-             "--ServerApp.port_retries=0"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(f"{base}/api/status?token={token}", proc, log)
-        yield base, token
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    with frontends.lab(root, tmp_path / "home", log=tmp_path / "jupyter-lab.log") as server:
+        yield server.base, server.token
 
 
-def artifacts_dir() -> Path:
-    path = Path(os.environ.get("ARTIFACTS", REPO / "test-artifacts"))
-    if not path.is_absolute():
-        path = REPO / path
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+artifacts_dir = frontends.artifacts_dir
 
 
 def test_dashboard_in_jupyterlab(lab, tmp_path):

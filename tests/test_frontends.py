@@ -65,7 +65,7 @@ def test_frost_cells_and_dashboard(app, tmp_path):
         expect(cells).to_have_count(6, timeout=30_000)
 
         def output(i: int):
-            return cells.nth(i).locator(".jp-OutputArea")
+            return cells.nth(i).locator(".jp-Cell-outputArea").first
 
         # Badges reach their final state; output and traceback under their own cell.
         expect(output(PRINTER)).to_contain_text("printer line 3", timeout=60_000)
