@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__ as __version__
 from .dispatcher import Dispatcher
-from .errors import JobCancelled, JobFailed, JobNotFound, JobTimeout, NbfrostError, QueueFull
+from .errors import (
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    JobTimeout,
+    NbfrostError,
+    QueueFull,
+    WaitInterrupted,
+)
 from .job import TERMINAL, JobState, JobStatus
 from .progress import cancelled, progress, report
 from .tracker import Tracker
@@ -79,6 +87,7 @@ __all__ = [
     "NbfrostError",
     "JobNotFound",
     "JobFailed",
+    "WaitInterrupted",
     "JobCancelled",
     "JobTimeout",
     "QueueFull",

@@ -27,7 +27,7 @@ from .job import QUEUED, RUNNING, TERMINAL, Job, JobState, JobStatus, StatusList
 from .registry import Registry
 from .states import StateFilter
 from .timeouts import Timers
-from .tracker import Tracker
+from .tracker import Tracker, wait_interrupted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -472,6 +472,11 @@ class Dispatcher(concurrent.futures.Executor):
         """Wait until the given jobs (default: all queued or running now) end.
 
         Returns True if they all ended within *timeout* seconds.
+
+        Raises:
+            WaitInterrupted: the wait was interrupted (the Stop button); the
+                jobs keep running, and the error names them.  A
+                `KeyboardInterrupt`.
         """
         _check_number("timeout", timeout, allow_none=True, positive=False)
         if ids is None:
@@ -479,10 +484,13 @@ class Dispatcher(concurrent.futures.Executor):
         else:
             jobs = [i._job if isinstance(i, Tracker) else self.registry.get(i) for i in ids]
         deadline = None if timeout is None else time.monotonic() + timeout
-        for job in jobs:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not self.registry.wait_for(job, left):
-                return False
+        try:
+            for job in jobs:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if not self.registry.wait_for(job, left):
+                    return False
+        except KeyboardInterrupt:
+            raise wait_interrupted(jobs) from None
         return True
 
     def stats(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ message is usually all the user reads.
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Iterable
 
 __all__ = [
     "NbfrostError",
@@ -16,6 +17,7 @@ __all__ = [
     "JobTimeout",
     "QueueFull",
     "RemoteJobError",
+    "WaitInterrupted",
 ]
 
 
@@ -54,6 +56,16 @@ class JobFailed(NbfrostError):
         self.original = original
         self.job_traceback = job_traceback
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for it: the job's own traceback (its frames
+        in cells read ``Cell In[N], line L``), then this error's line,
+        without nbfrost's frames between the two."""
+        lines = self.job_traceback.rstrip("\n").splitlines() if self.job_traceback else []
+        if lines:
+            lines.append("")
+        lines.append(f"{type(self).__name__}: {self}")
+        return lines
+
 
 class JobCancelled(concurrent.futures.CancelledError):
     """The job was cancelled.
@@ -86,3 +98,46 @@ class RemoteJobError(NbfrostError):
     """Stands in for a job's exception that could not be pickled back from a
     Dask worker; its message names the original type and repeats its text.
     """
+
+
+class WaitInterrupted(KeyboardInterrupt):
+    """A wait for jobs was interrupted (Ctrl-C, or the notebook's Stop button).
+
+    Raised by `Tracker.wait`, `Tracker.result`, `Dispatcher.wait`,
+    ``%frost wait`` and ``%frost result`` instead of a bare
+    `KeyboardInterrupt`, which it subclasses: ``except KeyboardInterrupt``
+    still catches it.  Only the wait stopped: the jobs keep running.  Its
+    message names them (at most `SHOWN` of them) and says how to cancel
+    them; in IPython that message is all that is shown, with no traceback.
+    `pending` holds ``(id, name, state)`` of every job still not done.
+    """
+
+    #: How many unfinished jobs the message names; the rest are counted.
+    SHOWN = 5
+
+    def __init__(self, message: str = "stopped waiting",
+                 pending: Iterable[tuple[int, str, str]] = ()) -> None:
+        super().__init__(message)
+        self.pending = tuple(pending)
+
+    @classmethod
+    def for_jobs(cls, pending: Iterable[tuple[int, str, str]]) -> WaitInterrupted:
+        """The error for a wait interrupted while *pending* jobs
+        (``(id, name, state)``) were not done."""
+        pending = tuple(pending)
+        if not pending:
+            return cls("stopped waiting; every job had already ended", pending)
+        n = len(pending)
+        lines = [f"stopped waiting; {n} job{'s' if n != 1 else ''} "
+                 f"keep{'s' if n == 1 else ''} running in the background:"]
+        lines += [f"  job {i} {name!r} ({state})" for i, name, state in pending[:cls.SHOWN]]
+        if n > cls.SHOWN:
+            lines.append(f"  ... and {n - cls.SHOWN} more (%frost jobs lists them)")
+        first = pending[0][0]
+        lines.append(f"to stop {'them' if n != 1 else 'it'}: %frost cancel {first}, "
+                     "or tracker.cancel()")
+        return cls("\n".join(lines), pending)
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for it: the message alone, no traceback."""
+        return f"{type(self).__name__}: {self}".splitlines()

@@ -14,7 +14,6 @@ import html
 import json
 import os
 import threading
-import traceback as _tb
 from _thread import LockType
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from .states import (
     JobState,
     state_badge_html,
 )
+from .tracebacks import format_traceback, name_cells
 from .tracker import Tracker
 
 if TYPE_CHECKING:
@@ -295,8 +295,10 @@ class Job(Tracker):
 
     @traceback.setter
     def traceback(self, text: str | None) -> None:
-        # Backends that receive a remote error set its text directly.
-        self.ensure_details().traceback = (self.error, text) if text is not None else None
+        # Backends that receive a remote error set its text directly; a
+        # cell compiled here and run elsewhere (Dask) gets its cell's name.
+        self.ensure_details().traceback = (
+            (self.error, name_cells(text)) if text is not None else None)
 
     # -- output capture ------------------------------------------------------
     def write_output(self, text: str, cap: int) -> bool:
@@ -369,11 +371,12 @@ class Job(Tracker):
 
 def format_job_traceback(error: BaseException) -> str:
     """Format *error*'s traceback, starting at the user's code rather than
-    at nbfrost's worker loop."""
+    at nbfrost's worker loop.  Plain text; frames of notebook cells read
+    ``Cell In[N], line L`` as in IPython's own tracebacks."""
     tb = error.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         tb = tb.tb_next
-    return "".join(_tb.format_exception(type(error), error, tb))
+    return format_traceback(error, tb)
 
 
 _JSON_TIME_FIELDS = ("queued_at", "started_at", "finished_at")

@@ -40,7 +40,7 @@ from .errors import JobNotFound
 from .frontends import close_board
 from .shell import MAGICS_NAME, find_magics, get_dispatcher
 from .states import SUCCEEDED, JobState
-from .tracker import Tracker
+from .tracker import Tracker, wait_interrupted
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -436,7 +436,11 @@ class FrostMagics(Magics):
               help="Jobs to wait for (default: every queued or running job).")
     @argument("--timeout", type=float, default=None, metavar="S", help="Give up after S seconds.")
     def _cmd_wait(self, args: Any) -> Any:
-        """Wait until jobs end (interruptible with the Stop button); returns their statuses."""
+        """Wait until jobs end; returns their statuses.
+
+        The Stop button stops the wait, not the jobs: it shows which jobs
+        keep running and how to cancel them (a WaitInterrupted, which is a
+        KeyboardInterrupt)."""
         if args.timeout is not None and args.timeout < 0:
             raise UsageError(f"--timeout must be >= 0, got {args.timeout:g}")
         d = self.get_dispatcher()
@@ -446,9 +450,13 @@ class FrostMagics(Magics):
         if d.wait(trackers, timeout=args.timeout):
             with self._lock:
                 binding = [self._binding.get(t.id) for t in trackers]
-            for event in binding:
-                if event is not None:
-                    event.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            try:
+                for event in binding:
+                    if event is not None:
+                        event.wait(None if deadline is None
+                                   else max(0.0, deadline - time.monotonic()))
+            except KeyboardInterrupt:
+                raise wait_interrupted(t._job for t in trackers) from None
         else:
             left = [t.id for t in trackers if not t.done()]
             print(f"nbfrost: still not done after {args.timeout:g} s: "
@@ -487,7 +495,9 @@ class FrostMagics(Magics):
     @argument("--timeout", type=float, default=None, metavar="S",
               help="Wait at most S seconds (default: until it ends).")
     def _cmd_result(self, args: Any) -> Any:
-        """The job's result, waiting for it; raises JobFailed/JobCancelled as Tracker.result()."""
+        """The job's result, waiting for it; raises JobFailed/JobCancelled as Tracker.result().
+
+        For a failed job, the error shown is the job's own traceback."""
         if args.timeout is not None and args.timeout < 0:
             raise UsageError(f"--timeout must be >= 0, got {args.timeout:g}")
         return self.get_dispatcher().tracker(args.id).result(timeout=args.timeout)

@@ -538,8 +538,16 @@ class Registry:
             if details.waiters is None:
                 details.waiters = []
             details.waiters.append(gate)
-        if gate.acquire(True, -1 if timeout is None else max(0.0, timeout)):
-            return True
+        try:
+            if gate.acquire(True, -1 if timeout is None else max(0.0, timeout)):
+                return True
+        except BaseException:
+            # Interrupted (the Stop button): stop waiting, and leave no gate
+            # behind for the job's end to release.
+            with self._lock:
+                if details.waiters is not None and gate in details.waiters:
+                    details.waiters.remove(gate)
+            raise
         with self._lock:
             if job.state in TERMINAL:
                 return True

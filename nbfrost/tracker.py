@@ -14,17 +14,17 @@ import asyncio
 import concurrent.futures
 import html
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .errors import JobCancelled, JobFailed
+from .errors import JobCancelled, JobFailed, WaitInterrupted
 from .states import CANCELLED, FAILED, SUCCEEDED, TERMINAL, JobState, state_badge_html
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
     from .job import Job, JobStatus
 
-__all__ = ["Tracker"]
+__all__ = ["Tracker", "wait_interrupted"]
 
 _future_lock = threading.Lock()  # guards creation of a job's future view
 
@@ -107,12 +107,20 @@ class Tracker:
 
         Returns True if the job is done.  May be called many times and from
         many threads.
+
+        Raises:
+            WaitInterrupted: the wait was interrupted (the Stop button); the
+                job keeps running.  A `KeyboardInterrupt`.
         """
         if self._job.state in TERMINAL:
             return True
         if timeout is not None and timeout < 0:
             raise ValueError(f"timeout must be >= 0 or None, got {timeout}")
-        return self._dispatcher.registry.wait_for(self._job, timeout)
+        try:
+            return self._dispatcher.registry.wait_for(self._job, timeout)
+        except KeyboardInterrupt:
+            # from None: the user sees which job keeps running, not our frames.
+            raise wait_interrupted([self._job]) from None
 
     def result(self, timeout: float | None = None) -> Any:
         """The job's return value, waiting up to *timeout* seconds for it.
@@ -120,8 +128,10 @@ class Tracker:
         Raises:
             TimeoutError: the job is not done after *timeout* seconds.
             JobFailed: the job raised (or timed out); the original exception
-                is chained as ``__cause__``.
+                is chained as ``__cause__``.  IPython shows the job's own
+                traceback for it.
             JobCancelled: the job was cancelled.
+            WaitInterrupted: the wait was interrupted; the job keeps running.
         """
         self._wait_or_raise(timeout)
         job = self._job
@@ -232,6 +242,13 @@ class Tracker:
         return (f'<span class="nbfrost-tracker">job {job.id} '
                 f'<b>{html.escape(status.name)}</b> {state_badge_html(status.state)}'
                 f'{dur}{prog}{err}</span>')
+
+
+def wait_interrupted(jobs: Iterable[Job]) -> WaitInterrupted:
+    """The `WaitInterrupted` for a wait on *jobs* that was interrupted:
+    it names those not done yet."""
+    return WaitInterrupted.for_jobs(
+        (j.id, j.display_name, j.state.value) for j in jobs if j.state not in TERMINAL)
 
 
 def _settle_future(tracker: Tracker) -> None:
