@@ -26,7 +26,8 @@ PACKAGE_DIR = Path(nbfrost.__file__).parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("leaves", ("nbfrost._version", "nbfrost.defaults", "nbfrost.errors", "nbfrost.states",
                 "nbfrost.checks", "nbfrost.formatting", "nbfrost.timeouts", "nbfrost.capture",
-                "nbfrost.progress", "nbfrost.cells", "nbfrost.coroutines")),
+                "nbfrost.progress", "nbfrost.cells", "nbfrost.coroutines",
+                "nbfrost.tracebacks")),
     ("model", ("nbfrost.job", "nbfrost.tracker")),
     ("state", ("nbfrost.registry", "nbfrost.frames", "nbfrost.journal")),
     ("running", ("nbfrost.backends",)),
