@@ -14,8 +14,7 @@ import json
 import re
 
 import pytest
-from conftest import live_threads, wait_for_threads
-from kernel_helpers import Kernel, parent
+from helpers import Kernel, assert_no_leaked_threads, live_threads, parent
 
 pytestmark = [pytest.mark.slow, pytest.mark.kernel, pytest.mark.timeout(180)]
 
@@ -37,8 +36,7 @@ def kernel():
           "    print(word, flush=True)\n")
     yield k
     k.close()
-    leaked = wait_for_threads(baseline)
-    assert not leaked, f"leaked threads: {sorted(t.name for t in leaked)}"
+    assert_no_leaked_threads(baseline)
 
 
 def execution_count(kernel: Kernel, code: str) -> int:
