@@ -8,6 +8,7 @@ through `_Hub.wait_ticks`, which counts its passes.
 
 from __future__ import annotations
 
+import html
 import re
 import threading
 
@@ -33,7 +34,7 @@ def table_ids(dash: Dashboard) -> list[int]:
     body = dash.table.value.split("<tbody>", 1)
     if len(body) < 2:
         return []
-    return [int(x) for x in re.findall(r"<tr>\s*<td>(\d+)</td>", body[1])]
+    return [int(x) for x in re.findall(r"<tr>\s*<td[^>]*>(\d+)</td>", body[1])]
 
 
 def all_html(dash: Dashboard) -> str:
@@ -185,10 +186,10 @@ def test_paging_newest_first(d1):
         assert dash.next_button.disabled and not dash.prev_button.disabled
         dash.prev_button.click()
         assert table_ids(dash) == ids[50:100]
-        # A text filter has no cheap total: paging still knows if more exist.
+        # A text filter shows its total too (issue 10 §10).
         dash.text_filter.value = "j"
         assert table_ids(dash) == ids[:50]  # a new filter starts at page 1
-        assert "1–50" in dash.page_label.value and "of" not in dash.page_label.value
+        assert "1–50 of 120" in dash.page_label.value
         assert not dash.next_button.disabled
         # The dropdown offers the page's jobs.
         offered = [v for _, v in dash.job_select.options if v is not None]
@@ -200,6 +201,53 @@ def test_paging_newest_first(d1):
         d1.clear()
         dash.refresh_now()
         assert dash._page == 0 and table_ids(dash) == []
+    finally:
+        dash.close()
+
+
+def test_pager_totals_with_a_text_filter(d1):
+    for i in range(111):
+        d1.queue(lambda: None, name=f"load-{i}", tags=["etl"] if i % 3 == 0 else [])
+    for i in range(9):
+        d1.queue(lambda: None, name=f"other-{i}")
+    d1.wait(timeout=WAIT)
+    dash = Dashboard(d1, refresh=None, page_size=50)
+    try:
+        dash.text_filter.value = "load"
+        assert "1–50 of 111" in dash.page_label.value
+        dash.next_button.click()
+        dash.next_button.click()
+        assert "101–111 of 111" in dash.page_label.value and dash.next_button.disabled
+        dash.text_filter.value = "load-1?"   # a glob: load-10 … load-19
+        assert "1–10 of 10" in dash.page_label.value
+        dash.text_filter.value = "tag:etl"
+        assert "1–37 of 37" in dash.page_label.value
+        dash.text_filter.value = "load tag:etl"
+        dash.state_filter.value = "failed"
+        assert "0 jobs" in dash.page_label.value
+        dash.state_filter.value = "succeeded"
+        assert "1–37 of 37" in dash.page_label.value
+        dash.text_filter.value = "nothing-like-this"
+        assert "0 jobs" in dash.page_label.value
+    finally:
+        dash.close()
+
+
+def test_long_cells_carry_their_whole_text_as_an_escaped_tooltip(d1):
+    name = 'say "hi" <b>' + "x" * 200
+    t = d1.queue(boom, 'it said "no" & <i>left</i> ' + "y" * 300, name=name, tags=["a&b"])
+    d1.wait(timeout=WAIT)
+    dash = Dashboard(d1, refresh=None)
+    try:
+        table = dash.table.value
+        full = html.escape(name, quote=True)
+        assert f'<td class="nbf-col-name" title="{full}">{full}</td>' in table
+        error = t.status().error_type + ": " + t.status().error
+        assert f'title="{html.escape(error, quote=True)}"' in table
+        assert '<td class="nbf-col-tags" title="a&amp;b">a&amp;b</td>' in table
+        assert '"hi"' not in table and "<b>" not in table and "<i>" not in table
+        # Short columns (id, times) carry none.
+        assert f'<td class="nbf-col-id">{t.id}</td>' in table
     finally:
         dash.close()
 
@@ -546,7 +594,8 @@ def test_every_user_string_is_escaped(d1):
         assert "&lt;img src=x onerror=alert(1)&gt;" in joined
         # Escaped in the table cells, the error column, the details (JSON,
         # error, traceback, output), the banner and the timeline tooltips.
-        assert "<td>&lt;img src=x onerror=alert(1)&gt;</td>" in dash.table.value
+        assert ('<td class="nbf-col-name" title="&lt;img src=x onerror=alert(1)&gt;">'
+                '&lt;img src=x onerror=alert(1)&gt;</td>') in dash.table.value
         assert "RuntimeError: &lt;script&gt;" in joined
         assert 'nbf-output">&lt;img src=x onerror=alert(1)&gt;' in joined
         assert "<title>#" in joined and "&lt;script&gt;" in dash.timeline.value
