@@ -119,6 +119,12 @@ def test_wait_interrupted_lists_a_bounded_number_of_jobs():
     assert isinstance(err, KeyboardInterrupt)
 
 
+def _waiters(job) -> list:
+    """The gates of the threads parked on *job* (the registry's record)."""
+    details = job.details
+    return (details.waiters if details is not None else None) or []
+
+
 def _interrupt_when_parked(job) -> threading.Thread:
     """SIGINT the main thread, as the Stop button does, once it waits on *job*."""
     main = threading.main_thread().ident
@@ -128,7 +134,7 @@ def _interrupt_when_parked(job) -> threading.Thread:
     def send() -> None:
         # Polls (no event to wait on: the registry parks waiters on private
         # locks); it ends as soon as the main thread is parked.
-        while not job.waiters and not parked.wait(0.002):
+        while not _waiters(job) and not parked.wait(0.002):
             pass
         signal.pthread_kill(main, signal.SIGINT)
 
@@ -162,7 +168,7 @@ def test_an_interrupted_wait_is_a_short_keyboard_interrupt(dispatcher, sigint, h
     assert caught.pending == ((t.id, "long", "running"),)
     assert len(caught._render_traceback_()) == 3
     # Only the wait stopped: the job runs on, and no parked gate is left.
-    assert t.state is JobState.RUNNING and not t._job.waiters
+    assert t.state is JobState.RUNNING and not _waiters(t._job)
     release.set()
     assert t.result(timeout=10) is True
 
