@@ -11,7 +11,7 @@ Targets:
 
 A refresh here is `Dashboard.refresh_now()`, timed as the CPU time of the
 thread that runs it: header from ``stats()``, one
-page (50 rows) from ``to_frame(newest=...)`` through ``DataFrame.to_html``,
+page (50 rows) from ``to_frame(newest=...)`` rendered to an HTML table,
 the dropdown and the details pane.  Outside a kernel widgets have no front
 end, so the cost of sending the changed values over the comm is not in
 these numbers (ipykernel's send is on its IOPub thread).

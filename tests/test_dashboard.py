@@ -233,6 +233,21 @@ def test_pager_totals_with_a_text_filter(d1):
         dash.close()
 
 
+def test_count_matches_what_select_lists(d1):
+    import fnmatch
+
+    names = ["load-1", "load-12", "xload", "Load", "a*b", "a[b]", "", "load-1x", "**"]
+    for n in names:
+        d1.queue(lambda: None, name=n if n else None)
+    d1.wait(timeout=WAIT)
+    held = [t.name for t in d1.jobs()]
+    for pattern in ["*load*", "load-1*", "*a*b*", "*[b]*", "*", "**", "*oad-1?", "Load", "*x*"]:
+        glob = any(c in pattern for c in "*?[")
+        want = [n for n in held if (fnmatch.fnmatchcase(n, pattern) if glob else n == pattern)]
+        assert [t.name for t in d1.jobs(name=pattern)] == want, pattern
+        assert d1.registry.count(name=pattern) == len(want), pattern
+
+
 def test_long_cells_carry_their_whole_text_as_an_escaped_tooltip(d1):
     name = 'say "hi" <b>' + "x" * 200
     t = d1.queue(boom, 'it said "no" & <i>left</i> ' + "y" * 300, name=name, tags=["a&b"])
