@@ -76,6 +76,9 @@ def test_dashboard_in_jupyterlab(lab, tmp_path):
             current = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
             if current.count():
                 current.first.click()
+            # "Run All Cells" applies to the widget with the focus: without
+            # this click it sometimes ran nothing (every cell stayed [ ]).
+            page.locator(".jp-Notebook .jp-Cell").first.click()
 
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
