@@ -110,6 +110,11 @@ def test_dashboard_fits_1400px_with_totals_and_tooltips(lab, tmp_path):
             expect(pager).to_have_text("1–50 of 121", timeout=20_000)
             dash.locator(".nbf-text-filter input").fill("load")
             expect(pager).to_have_text("1–50 of 111", timeout=20_000)
+            # A state is never cut ("succeeded" is among the longest).
+            expect(dash.locator(".nbf-table td.nbf-col-state").first).to_have_text("succeeded")
+            cut = dash.locator(".nbf-table td.nbf-col-state").evaluate_all(
+                "cells => cells.filter(e => e.scrollWidth > e.clientWidth).length")
+            assert cut == 0
             dash.locator(".nbf-text-filter input").fill("parse")
             expect(pager).to_have_text("1–1 of 1", timeout=20_000)
             expect(dash.locator(".nbf-live")).to_contain_text("live ·", timeout=20_000)
