@@ -79,9 +79,7 @@ def test_dashboard_in_jupyterlab(lab, tmp_path):
             # "Run All Cells" applies to the widget with the focus: without
             # this click it sometimes ran nothing (every cell stayed [ ]).
             page.locator(".jp-Notebook .jp-Cell").first.click()
-
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            frontends.run_all_cells(page)
 
             dash = page.locator(".jp-OutputArea-output .nbf-dashboard")
             expect(dash).to_be_visible(timeout=60_000)
