@@ -77,6 +77,10 @@ def test_frost_cells_and_dashboard(app, tmp_path):
         expect(output(FAILING)).to_contain_text("Cell In[3], line 3")
         expect(output(TRAIN)).to_contain_text(re.compile(r"job \d+ train-model running"))
         expect(output(LAST)).to_have_text("the last cell ran")
+        # Late output is shown once: live frontends get the stream, never also
+        # the headless late-output area (issue 10 §9).
+        printed = output(PRINTER).inner_text()
+        assert [printed.count(f"printer line {i}") for i in range(4)] == [1, 1, 1, 1], printed
         for i in (LAST, DASHBOARD):
             assert "printer line" not in output(i).inner_text()
 
