@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import contextvars
 import html
-import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import capture
+from . import capture, forward
 from .cell_runner import CellRunner
 from .formatting import duration, job_summary
 from .states import RUNNING, SUCCEEDED, TERMINAL, state_badge_html
@@ -50,10 +49,7 @@ def raw_stream(name: str) -> Any:
     may run on the job's own worker thread: through the router they would
     land in the job's captured output, or vanish for a quiet job.
     """
-    stream = getattr(sys, name)
-    while isinstance(stream, capture.StreamRouter):
-        stream = stream._target
-    return stream
+    return capture.real_stream(name)
 
 
 def _line(text: str | None) -> str:
@@ -265,12 +261,21 @@ class LiveTracker(Tracker):
         self._dispatcher = dispatcher
 
     def _ipython_display_(self) -> None:
+        job = self._job
+        runner = job.fn
+        gate = runner.gate if isinstance(runner, CellRunner) else None
+        try:
+            self._show(job)
+        finally:
+            if gate is not None:
+                gate.open()  # the job's output, held until now, follows the badge
+
+    def _show(self, job: Job) -> None:
         from IPython.core.getipython import get_ipython
         from IPython.display import display
 
         from . import frontends
 
-        job = self._job
         clock = self._dispatcher.registry.clock
         shell = get_ipython()
         if not _in_kernel(shell):
@@ -323,7 +328,10 @@ def live(tracker: Tracker) -> LiveTracker:
     return LiveTracker(tracker._job, tracker._dispatcher)
 
 
-def print_notice(tracker: Tracker) -> None:
+def print_notice(tracker: Tracker, ctx: contextvars.Context | None = None,
+                 gate: forward.Gate | None = None) -> None:
+    """Print the one-line finish notice in *ctx*, after the job's output and,
+    with a closed *gate*, after its badge."""
     out = raw_stream("stdout")
-    out.write(job_summary(tracker.status()) + "\n")
+    forward.emit(ctx, out, job_summary(tracker.status()) + "\n", gate)
     out.flush()

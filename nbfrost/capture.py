@@ -6,6 +6,10 @@ thread-local, `CURRENT`, that the backend sets around each job: the write
 goes into that job's buffer (up to its cap) and, unless the job is quiet, on
 to the real stream as well.
 
+Echoed text does not go straight on to the real stream: it goes into the
+job's `forward.Lane`, which forwards it in whole lines, in batches, within
+the job's notebook budget (see `nbfrost.forward`).
+
 Which *cell* the forwarded text lands under is decided by the real stream:
 ipykernel's ``OutStream`` reads the parent header from a ContextVar, and the
 backend runs each job inside the `contextvars.Context` copied when the job
@@ -19,10 +23,10 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from . import defaults
+from . import defaults, forward
 
-__all__ = ["CURRENT", "JobContext", "OutputBuffer", "StreamRouter", "ensure_installed",
-           "uninstall"]
+__all__ = ["CURRENT", "JobContext", "OutputBuffer", "StreamRouter", "end_attempt",
+           "ensure_installed", "real_stream", "uninstall"]
 
 #: ``CURRENT.ctx`` is the `JobContext` of the job this thread runs, if any.
 CURRENT = threading.local()
@@ -69,11 +73,15 @@ class JobContext:
     swaps ``job``; the Dask backend makes one per job on the worker.
     """
 
-    __slots__ = ("job", "cap")
+    __slots__ = ("job", "cap", "lane", "gate")
 
     def __init__(self, cap: int = defaults.OUTPUT_CAP) -> None:
         self.job: Any = None
         self.cap = cap
+        # The running attempt's output lane (made on its first echoed write)
+        # and the gate of its ``%%frost`` cell, if any (set by the cell runner).
+        self.lane: forward.Lane | None = None
+        self.gate: forward.Gate | None = None
 
     def report(self, fraction: float | None, message: str | None) -> None:
         job = self.job
@@ -103,6 +111,11 @@ class StreamRouter:
                     raise TypeError(f"write() argument must be str, not {type(text).__name__}")
                 if not job.write_output(text, ctx.cap):
                     return len(text)  # quiet job: captured only
+                lane = ctx.lane
+                if lane is None:
+                    lane = ctx.lane = forward.Lane(job, ctx.gate)
+                lane.put(self._target, text)
+                return len(text)
         return self._target.write(text)
 
     def writelines(self, lines: Any) -> None:
@@ -110,6 +123,14 @@ class StreamRouter:
             self.write(line)
 
     def flush(self) -> None:
+        ctx = getattr(CURRENT, "ctx", None)
+        if ctx is not None and ctx.job is not None and (
+                ctx.lane is not None or ctx.gate is not None):
+            # A job's flush (and its display(), which flushes first): its
+            # lane goes out now, after its cell's badge.
+            for target in forward.flush(ctx.lane, ctx.gate):
+                target.flush()
+            return
         self._target.flush()
 
     def __getattr__(self, attr: str) -> Any:
@@ -119,6 +140,26 @@ class StreamRouter:
 
     def __repr__(self) -> str:
         return f"<nbfrost router for sys.{self._name} -> {self._target!r}>"
+
+
+def end_attempt(ctx: JobContext) -> None:
+    """A job attempt on *ctx* ended: forward what is left of its output.
+
+    Backends call it before they report the attempt's outcome, so that the
+    output precedes the final badge and any notice.
+    """
+    lane = ctx.lane
+    if lane is not None:
+        ctx.lane = None
+        forward.end(lane)
+
+
+def real_stream(name: str) -> Any:
+    """``sys.stdout``/``sys.stderr`` without nbfrost's router."""
+    stream = getattr(sys, name)
+    while isinstance(stream, StreamRouter):
+        stream = stream._target
+    return stream
 
 
 _install_lock = threading.Lock()  # guards _users and the swap of sys streams
@@ -155,3 +196,4 @@ def uninstall() -> None:
             stream = getattr(sys, name)
             if isinstance(stream, StreamRouter):
                 setattr(sys, name, stream._target)
+    forward.stop()

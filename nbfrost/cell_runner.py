@@ -16,6 +16,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from . import forward
 from .capture import CURRENT
 from .cells import compile_cell
 from .errors import JobCancelled
@@ -86,13 +87,19 @@ class CellRunner:
     and shown under the queuing cell unless the job is quiet).
     """
 
-    __slots__ = ("shell", "code", "out_var", "route", "_badges", "_lock")
+    __slots__ = ("shell", "code", "out_var", "route", "gate", "_badges", "_lock")
 
-    def __init__(self, shell: Any, code: ShellCell, out_var: str | None, route: bool) -> None:
+    #: The runner prints its own traceback; the dispatcher adds no failure notice.
+    reports_failures = True
+
+    def __init__(self, shell: Any, code: ShellCell, out_var: str | None, route: bool,
+                 gate: forward.Gate | None = None) -> None:
         self.shell = shell
         self.code = code
         self.out_var = out_var
         self.route = route
+        # Holds the job's output until the cell's badge is shown (see LiveTracker).
+        self.gate = gate if gate is not None else forward.Gate()
         self._badges: dict[int, list[Badge]] = {}
         self._lock = threading.Lock()  # guards _badges
 
@@ -112,18 +119,33 @@ class CellRunner:
                 badges = list(self._badges.get(job.id, ()))
             for badge in badges:
                 badge.update(job)
+        if ctx is not None:
+            ctx.gate = self.gate  # the job's output waits for the cell's badge
         if job is not None and self._is_async():
             # Top-level await: hand the worker a coroutine, which it runs
             # on its own event loop like any async def job, so a cancel or
             # timeout cancels the cell's task at its current await.
+            coro = self._run_async(job) if self.route else \
+                self._in_empty_context(self._run_async(job))
+            return self._ungate_after(coro, ctx)
+        try:
             if self.route:
-                return self._run_async(job)
-            return self._in_empty_context(self._run_async(job))
-        if self.route:
-            return self._run(job)
-        # Routing off: an empty context has no parent header, so ipykernel
-        # falls back to the most recent request, like any plain thread.
-        return contextvars.Context().run(self._run, job)
+                return self._run(job)
+            # Routing off: an empty context has no parent header, so ipykernel
+            # falls back to the most recent request, like any plain thread.
+            return contextvars.Context().run(self._run, job)
+        finally:
+            if ctx is not None:
+                ctx.gate = None
+
+    @staticmethod
+    async def _ungate_after(coro: Any, ctx: Any) -> Any:
+        """Await *coro*, then drop the gate from the worker's job context."""
+        try:
+            return await coro
+        finally:
+            if ctx is not None:
+                ctx.gate = None
 
     def _is_async(self) -> bool:
         body, last = self.code.body, self.code.last

@@ -12,12 +12,13 @@ import contextvars
 import inspect
 import numbers
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from . import capture, defaults
+from . import capture, defaults, forward
 from . import executor as _executor
 from .backends import Backend, make_backend
 from .checks import check_count as _check_count  # shared with the dashboard
@@ -86,6 +87,28 @@ def auto_chunksize(n: int, workers: int) -> int:
     return max(1, min(MAX_AUTO_CHUNK, n // (4 * max(1, workers))))
 
 
+def _in_ipython() -> bool:
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    return get is not None and get() is not None
+
+
+def _failure_notice(job: Job, ctx: contextvars.Context) -> None:
+    """Say under the queuing cell that an API job failed (see ``failure_notices``)."""
+    if not job.echo or getattr(job.fn, "reports_failures", False):
+        return  # quiet, or a %%frost cell, which shows its own traceback
+    error = job.error
+    text = str(error).strip().splitlines()
+    what = type(error).__name__ + (f": {text[0]}" if text else "")
+    line = f"\u2718 job {job.id} {job.name!r} failed: {what} \u2014 %frost status {job.id}\n"
+
+    def summary(n: int) -> str:
+        return (f"\u2718 {n} more job(s) failed (notices coalesced) \u2014 "
+                "%frost jobs --state failed\n")
+
+    forward.notice(ctx, capture.real_stream("stderr"), line, summary)
+
+
 class Dispatcher(concurrent.futures.Executor):
     """A bounded pool that runs jobs in the background and remembers them.
 
@@ -110,6 +133,17 @@ class Dispatcher(concurrent.futures.Executor):
             readable later with ``nbfrost.history(path)``; None (default)
             keeps no history.  Opened and checked here: a corrupt file
             raises ValueError, an unwritable one OSError.
+        forward_budget: characters of one job's output shown in the
+            notebook (256 KiB); past it one marker line says how much was
+            left out.  Capture (``output_cap``) is separate and unchanged.
+        forward_rate: characters per second all jobs of this dispatcher
+            together send to the notebook, on average (256 KiB/s; bursts up
+            to twice that).
+        failure_notices: write a one-line notice under the queuing cell
+            when a job queued with `queue` fails for good (not ``quiet``
+            ones; ``%%frost`` cells show their traceback instead).  None
+            (default): on when an IPython shell runs this process, off in
+            plain scripts.
         **backend_options: for ``backend="dask"``: ``address=`` or
             ``client=``, and LocalCluster options.
 
@@ -125,6 +159,9 @@ class Dispatcher(concurrent.futures.Executor):
                  backend: str | Backend = "threads", output_cap: int = defaults.OUTPUT_CAP,
                  grace: float = defaults.GRACE, clock: Callable[[], float] | None = None,
                  history: str | os.PathLike | None = None,
+                 forward_budget: int = forward.DEFAULT_BUDGET,
+                 forward_rate: float = forward.DEFAULT_RATE,
+                 failure_notices: bool | None = None,
                  **backend_options: Any) -> None:
         workers = _check_count("workers", workers, minimum=1)
         _check_number("expiry", expiry, allow_none=True, positive=False)
@@ -133,6 +170,12 @@ class Dispatcher(concurrent.futures.Executor):
         _check_number("grace", grace, allow_none=False, positive=False)
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be callable, got {clock!r}")
+        self.forward_budget = _check_count("forward_budget", forward_budget, minimum=0)
+        _check_number("forward_rate", forward_rate, allow_none=False, positive=True)
+        #: What all jobs of this dispatcher may send to the notebook (see `nbfrost.forward`).
+        self.forward_bucket = forward.Bucket(forward_rate, 2 * forward_rate)
+        if failure_notices is None:
+            failure_notices = _in_ipython()
         self._journal = None
         if history is not None:
             # Opened (and checked) before anything starts, so a bad file
@@ -156,6 +199,8 @@ class Dispatcher(concurrent.futures.Executor):
         self._last_context: contextvars.Context | None = None  # see _caller_context
         self._stopped = False
         self.registry.on_ready = self._backend.submit
+        if failure_notices and hasattr(self._backend, "on_failure"):
+            self._backend.on_failure = _failure_notice
         self.registry.on_start_timed = self._arm_timeout
         capture.acquire()
         self._backend.start(self.registry)

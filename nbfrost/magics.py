@@ -32,7 +32,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Enum, Float, Int, Unicode, observe
 
-from . import defaults, frontends
+from . import defaults, forward, frontends
 from .badge import LiveTracker, live, print_notice
 from .cell_runner import CellRunner, cell_number, compile_shell_cell
 from .dispatcher import Dispatcher
@@ -132,6 +132,8 @@ class FrostMagics(Magics):
       one keeps running jobs.  The new registry starts empty; trackers of
       earlier jobs keep working.
     - ``route_output`` and ``notify`` apply to jobs queued afterwards.
+    - ``forward_budget`` and ``forward_rate`` apply at once;
+      ``failure_notices`` to the next dispatcher.
     """
 
     workers = Int(defaults.WORKERS, min=1,
@@ -158,8 +160,23 @@ class FrostMagics(Magics):
                       "with %frost history.  Empty: no history.").tag(config=True)
     grace = Float(defaults.GRACE, min=0.0, help="Seconds running jobs get to stop at unload, and "
                   "interrupted jobs before their worker is replaced.").tag(config=True)
+    forward_budget = Int(forward.DEFAULT_BUDGET, min=0,
+                         help="Characters of one job's output shown in the notebook; past it "
+                         "one marker line says how much was left out (%frost output ID has it "
+                         "all).  Applies at once to jobs that start afterwards.").tag(config=True)
+    forward_rate = Float(float(forward.DEFAULT_RATE), min=1.0,
+                         help="Characters per second all jobs together send to the notebook, on "
+                         "average (bursts up to twice that).  Applies at once.").tag(config=True)
+    failure_notices = Bool(True, help="Print a one-line notice under the queuing cell when a "
+                           "job queued with the Python API (d.queue) fails.  Applies to the "
+                           "next dispatcher.").tag(config=True)
 
-    _RECREATE = ("backend", "max_queue", "output_cap", "dask_address", "history")
+    # Config loaded in __init__ (a %config made before %load_ext) fires the
+    # observers below before __init__ has set the instance's own value.
+    _dispatcher: Dispatcher | None = None
+
+    _RECREATE = ("backend", "max_queue", "output_cap", "dask_address", "history",
+                 "failure_notices")
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -168,6 +185,18 @@ class FrostMagics(Magics):
         self._stale = False
         self._dashboards: list[Any] = []
         self._binding: dict[int, threading.Event] = {}  # job id -> -o bound (Dask)
+        # Gates of this execution's %%frost cells: the badge's display opens
+        # each; whatever is still closed when the cell ends opens then (a
+        # badge that was never displayed must not hold the output back).
+        self._gates: list[forward.Gate] = []
+        if shell is not None:
+            shell.events.register("post_run_cell", self._open_gates)
+
+    def _open_gates(self, result: Any = None) -> None:
+        with self._lock:
+            gates, self._gates = self._gates, []
+        for gate in gates:
+            gate.open()
 
     @property
     def _ip(self) -> InteractiveShell:
@@ -203,7 +232,8 @@ class FrostMagics(Magics):
             options["address"] = self.dask_address
         return Dispatcher(workers=self.workers, expiry=self.expiry, max_queue=self.max_queue,
                           backend=self.backend, output_cap=self.output_cap, grace=self.grace,
-                          **options)
+                          forward_budget=self.forward_budget, forward_rate=self.forward_rate,
+                          failure_notices=self.failure_notices, **options)
 
     @observe("workers")
     def _workers_changed(self, change: Any) -> None:
@@ -222,6 +252,16 @@ class FrostMagics(Magics):
         d = self._dispatcher
         if d is not None and not d.closed:
             d.grace = float(change["new"])
+
+    @observe("forward_budget", "forward_rate")
+    def _forward_changed(self, change: Any) -> None:
+        d = self._dispatcher
+        if d is not None and not d.closed:
+            if change["name"] == "forward_budget":
+                d.forward_budget = change["new"]
+            else:
+                d.forward_bucket.rate = float(change["new"])
+                d.forward_bucket.burst = 2.0 * float(change["new"])
 
     @observe(*_RECREATE)
     def _recreate_changed(self, change: Any) -> None:
@@ -308,6 +348,8 @@ class FrostMagics(Magics):
                 code.source, code.filename, {n: shell.user_ns[n] for n in push})
         else:
             runner = CellRunner(shell, code, args.output, self.route_output)
+            with self._lock:
+                self._gates.append(runner.gate)
         try:
             tracker = d.queue(runner, name=name, tags=args.tag, timeout=args.timeout,
                               retries=args.retries, after=args.after, quiet=args.quiet)
@@ -353,10 +395,10 @@ class FrostMagics(Magics):
 
     def _notify_later(self, tracker: Tracker) -> None:
         holder = [contextvars.copy_context()]
+        gate = getattr(tracker._job.fn, "gate", None)
 
         def notice(t: Tracker) -> None:
-            ctx = holder.pop()
-            ctx.run(print_notice, t)
+            print_notice(t, holder.pop(), gate)
 
         tracker.add_done_callback(notice)
 
@@ -651,6 +693,13 @@ def unload_ipython_extension(ipython: Any) -> None:
             for name, fn in list(table.items()):
                 if getattr(fn, "__self__", None) is magics:
                     del table[name]
+        open_gates = getattr(magics, "_open_gates", None)
+        if open_gates is not None:
+            try:
+                ipython.events.unregister("post_run_cell", open_gates)
+            except ValueError:
+                pass  # never registered (no shell at construction)
+            open_gates()
         if manager.registry.get(MAGICS_NAME) is magics:
             del manager.registry[MAGICS_NAME]
         configurables = getattr(ipython, "configurables", None)

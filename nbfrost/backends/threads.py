@@ -21,6 +21,7 @@ asynchronous exception in the thread.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import logging
 import queue
@@ -29,9 +30,10 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from .. import defaults
-from ..capture import CURRENT, JobContext
+from ..capture import CURRENT, JobContext, end_attempt
 from ..coroutines import close_loop, run_coroutine_job
 from ..job import RUNNING, Job
+from ..states import FAILED
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -91,6 +93,9 @@ class ThreadBackend:
 
     name = "threads"
     shares_namespace = True  # jobs run in this process
+    #: ``on_failure(job, context)``: called on the worker when a job failed
+    #: for good, with the context it ran in (the dispatcher's failure notice).
+    on_failure: Callable[[Job, contextvars.Context], None] | None = None
 
     def __init__(self, workers: int = defaults.WORKERS, *, output_cap: int = defaults.OUTPUT_CAP,
                  prefix: str = "worker") -> None:
@@ -192,7 +197,12 @@ class ThreadBackend:
                             error = None
                         except BaseException as exc:  # a job never kills a worker
                             result, error = None, exc
+                        if w.lane is not None:  # it printed: the rest goes out first
+                            end_attempt(w)
                         again = finish(job, result, error) and restart(job)
+                    if error is not None and self.on_failure is not None \
+                            and context is not None and job.state is FAILED:
+                        self.on_failure(job, context)
                     # Not kept until the next job: the result belongs to
                     # whoever asked for it (a map() hands it over).
                     result = error = None
@@ -265,6 +275,8 @@ class ThreadBackend:
                             result = self._await(w, job, result, context)
                     except BaseException as exc:  # a job never kills a worker
                         result, error = None, exc
+                    if w.lane is not None:  # it printed: the rest goes out first
+                        end_attempt(w)
                     # Listeners are read per job: one subscribed mid-chunk
                     # must see the rest of it.
                     if error is None and chunk and handover is not None \
@@ -320,9 +332,12 @@ class ThreadBackend:
                 result = context.run(job.fn, *job.args, **job.kwargs)
             if result.__class__ is _CORO:
                 result = self._await(w, job, result, context)
-            return result, None
+            error = None
         except BaseException as exc:  # a job never kills a worker
-            return None, exc
+            result, error = None, exc
+        if w.lane is not None:  # it printed: the rest goes out first
+            end_attempt(w)
+        return result, error
 
     def _await(self, w: _Worker, job: Job, coro: Any, context: Any) -> Any:
         """Run a coroutine job's coroutine on the worker's own event loop."""

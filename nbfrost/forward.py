@@ -1,0 +1,437 @@
+"""Forwarding job output to the notebook: whole lines, in order, within a budget.
+
+Capture (`capture.StreamRouter`) sees every write of every job.  Writing
+each one straight on to ipykernel's stream mixes jobs mid-line (``print(a,
+b)`` is four writes) and lets a job's first line overtake its cell's badge.
+So a job's echoed output goes into its own `Lane` instead, and reaches the
+real stream only here, in batches of whole lines:
+
+- The job thread only appends to its lane (a ``deque.append``); it never
+  waits for the notebook and never wakes a thread per write.
+- One flusher thread per process (``nbfrost-forward``, started on the first
+  printing job, stopped when the last dispatcher releases the router) wakes
+  every `TICK` seconds while some lane is open.  It writes each lane's
+  complete lines with one ``write()`` per stream, inside the job's context
+  (so ipykernel puts them under the queuing cell) and under `_lock`, which
+  serialises every write nbfrost makes to the real streams: two jobs'
+  batches never interleave.  A partial line (a ``\\r`` ticker,
+  ``print(..., end='')``) goes out once it has waited `PARTIAL_DELAY` s.
+- At the end of each attempt the worker drains its lane itself (`end`),
+  before the job is marked finished, so a job's output precedes its final
+  badge and notices.
+- A lane may be *gated* (`Gate`): a ``%%frost`` cell opens the gate after it
+  displayed its badge, so the badge is the first output under the cell.
+  Until then the lane holds everything; ``flush()`` from the job (which
+  ipykernel's display publisher calls before every ``display()``) waits up
+  to `GATE_WAIT` s for the gate; a lane that ends while gated is handed to
+  the gate, which writes it when it opens.
+- Budgets: each job forwards at most ``budget`` characters (whole lines);
+  the rest is counted, not kept here (``t.output`` still has it), and one
+  marker line says how much was not shown and where to read it.  Each
+  dispatcher has a `Bucket`, a token bucket (characters per second with a
+  burst) that bounds what all its jobs together send: while it is empty,
+  lanes wait (bounded by their budget), and a lane that ends deep in debt
+  is dropped into its marker.
+
+The module knows nothing about jobs beyond ``id`` and ``name``, nor about
+kernels; it sits at the bottom next to `capture`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Bucket", "Gate", "Lane", "emit", "end", "flush", "stop",
+           "DEFAULT_BUDGET", "DEFAULT_RATE", "DEFAULT_BURST", "NOTICE_LIMIT", "NOTICE_WINDOW"]
+
+#: Characters of one job's output forwarded to the notebook (the rest is only captured).
+DEFAULT_BUDGET = 256 * 1024
+#: Characters per second all jobs of one dispatcher may forward together, on average ...
+DEFAULT_RATE = 256 * 1024
+#: ... with bursts up to this many characters.
+DEFAULT_BURST = 512 * 1024
+#: Seconds between two batches of a lane: the kernel sends few, large stream messages.
+TICK = 0.05
+#: Seconds a partial line waits for its end before it is forwarded anyway.
+PARTIAL_DELAY = 0.1
+#: Seconds a job's ``flush()`` (or ``display()``) waits for its cell's badge.
+GATE_WAIT = 2.0
+#: Seconds after a job went over its budget before its marker is shown, if it still runs.
+MARKER_DELAY = 1.0
+#: At most this many failure notices per `NOTICE_WINDOW` seconds; then one summary line.
+NOTICE_LIMIT = 10
+NOTICE_WINDOW = 2.0
+
+# Guards _lanes, _flusher, _stopping, every Lane's remainders and counters
+# read by the flusher, every Gate's state, the notice window, and every write
+# nbfrost makes to a real stream (so batches never interleave).  Never held
+# while waiting for a gate.
+_lock = threading.RLock()
+_wake = threading.Condition(_lock)
+_lanes: set[Lane] = set()
+_flusher: threading.Thread | None = None
+_stopping = False
+
+
+class Bucket:
+    """A token bucket: *rate* characters per second, up to *burst* at once."""
+
+    __slots__ = ("rate", "burst", "tokens", "last")
+
+    def __init__(self, rate: float = DEFAULT_RATE, burst: float = DEFAULT_BURST) -> None:
+        self.rate = float(rate)
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.last = time.monotonic()
+
+    def refill(self, now: float) -> float:
+        """The tokens available now.  Caller holds ``_lock``."""
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        return self.tokens
+
+
+_DEFAULT_BUCKET = Bucket()
+
+
+class Gate:
+    """Holds a ``%%frost`` job's output until its badge is shown.
+
+    Opened by `open` (after the badge's ``display``), or by the shell's
+    ``post_run_cell`` hook when no badge was displayed.
+    """
+
+    __slots__ = ("_open", "_event", "held")
+
+    def __init__(self) -> None:
+        self._open = False
+        self._event = threading.Event()
+        # Lanes that ended while gated and notices, in order: (lane or None, ctx, target, text).
+        self.held: list[tuple[Lane | None, Any, Any, str]] = []
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def open(self) -> None:
+        """Let the output through: write what was held, in order (idempotent)."""
+        with _lock:
+            if self._open:
+                return
+            self._open = True
+            held, self.held = self.held, []
+            now = time.monotonic()
+            for lane, ctx, target, text in held:
+                if lane is not None:
+                    _drain(lane, now, final=True)
+                else:
+                    _write(ctx, target, text)
+            if _lanes:
+                _wake.notify_all()
+        self._event.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._event.wait(timeout)
+
+
+class Lane:
+    """One job attempt's echoed output on its way to the notebook."""
+
+    __slots__ = ("job_id", "name", "ctx", "queue", "gate", "bucket", "budget", "accepted",
+                 "over_since", "over_target", "dropped", "dropped_lines", "marked",
+                 "rem", "rem_since", "dirty", "open_end", "shown", "__weakref__")
+
+    def __init__(self, job: Any, gate: Gate | None = None) -> None:
+        self.job_id = job.id
+        self.name = job.name
+        # Written inside a copy of the context the job writes in: the
+        # queuing cell's parent header (or none, with routing off).
+        self.ctx = contextvars.copy_context()
+        self.queue: deque[tuple[Any, str]] = deque()
+        self.gate = gate
+        dispatcher = getattr(job, "_dispatcher", None)
+        self.bucket: Bucket = getattr(dispatcher, "forward_bucket", None) or _DEFAULT_BUCKET
+        self.budget: int = getattr(dispatcher, "forward_budget", DEFAULT_BUDGET)
+        self.accepted = 0            # characters queued for the notebook (job thread only)
+        self.over_since = 0.0        # when the budget ran out (0: not yet)
+        self.over_target: Any = None
+        self.dropped = 0             # characters not shown (job thread, then _lock)
+        self.dropped_lines = 0
+        self.marked = False
+        self.rem: dict[Any, str] = {}  # target -> partial line held back
+        self.rem_since = 0.0
+        self.dirty: set[Any] = set()   # targets written since their last flush()
+        self.open_end: dict[Any, bool] = {}  # target -> last forwarded text lacks "\n"
+        self.shown = 0
+        with _lock:
+            _lanes.add(self)
+            _ensure_flusher()
+
+    def put(self, target: Any, text: str) -> None:
+        """Queue *text* for *target* (the job's thread; no lock, no wake-up)."""
+        accepted = self.accepted + len(text)
+        if accepted <= self.budget:
+            self.accepted = accepted
+            self.queue.append((target, text))
+            return
+        self._over(target, text)
+
+    def _over(self, target: Any, text: str) -> None:
+        if not self.over_since:
+            # Keep whole lines up to the budget; the rest is counted.
+            room = self.budget - self.accepted
+            cut = text.rfind("\n", 0, room) + 1 if room > 0 else 0
+            if cut:
+                self.queue.append((target, text[:cut]))
+                self.accepted += cut
+                text = text[cut:]
+            self.over_target = target
+            self.over_since = time.monotonic()
+        self.dropped += len(text)
+        self.dropped_lines += text.count("\n")
+
+
+def _ensure_flusher() -> None:
+    """Start the flusher if it is not running.  Caller holds ``_lock``."""
+    global _flusher, _stopping
+    if _flusher is not None and _flusher.is_alive():
+        _wake.notify_all()
+        return
+    _stopping = False
+    _flusher = threading.Thread(target=_run, name="nbfrost-forward", daemon=True)
+    _flusher.start()
+
+
+def _run() -> None:
+    with _lock:
+        while not _stopping:
+            if not _lanes and not _notices.pending:
+                _wake.wait()
+                continue
+            _wake.wait(TICK)
+            now = time.monotonic()
+            for lane in list(_lanes):
+                gate = lane.gate
+                if gate is None or gate._open:
+                    _drain(lane, now, final=False)
+            _notices.tick(now)
+
+
+def stop() -> None:
+    """Stop the flusher after one last pass (the last dispatcher released the router)."""
+    global _flusher, _stopping
+    with _lock:
+        thread = _flusher
+        if thread is None:
+            return
+        now = time.monotonic()
+        for lane in list(_lanes):
+            if lane.gate is None or lane.gate._open:
+                _drain(lane, now, final=False)
+        _notices.tick(now, force=True)
+        _stopping = True
+        _flusher = None
+        _wake.notify_all()
+    if thread is not threading.current_thread():
+        thread.join()
+
+
+def _write(ctx: Any, target: Any, text: str) -> None:
+    """One write to a real stream, in *ctx*.  Caller holds ``_lock``."""
+    try:
+        if ctx is None:
+            target.write(text)
+        else:
+            ctx.run(target.write, text)
+    except Exception:  # a closed stream must not kill the flusher or a worker
+        import logging
+        logging.getLogger("nbfrost").exception("nbfrost: writing job output failed")
+
+
+def _drain(lane: Lane, now: float, final: bool) -> None:
+    """Forward a lane's complete lines (all of it when *final*).  Caller holds ``_lock``."""
+    q = lane.queue
+    n = len(q)
+    out: list[tuple[Any, list[str]]] = []
+    rem = lane.rem
+    if n:
+        bucket = lane.bucket
+        if not final and bucket.refill(now) <= 0:
+            n = 0  # over the dispatcher's rate: wait (bounded by the lane's budget)
+        for _ in range(n):
+            target, text = q.popleft()
+            if "\n" not in text:
+                if target not in rem and not rem:
+                    lane.rem_since = now
+                rem[target] = rem.get(target, "") + text
+                continue
+            head = rem.pop(target, "")
+            cut = text.rfind("\n") + 1
+            piece = head + text[:cut] if head else text[:cut]
+            if cut < len(text):
+                if not rem:
+                    lane.rem_since = now
+                rem[target] = text[cut:]
+            if out and out[-1][0] is target:
+                out[-1][1].append(piece)
+            else:
+                out.append((target, [piece]))
+    if rem and (final or now - lane.rem_since >= PARTIAL_DELAY):
+        for target, text in rem.items():
+            out.append((target, [text]))
+        rem.clear()
+    if out:
+        size = 0
+        if final and lane.bucket.refill(now) < -lane.bucket.burst:
+            # The dispatcher is far over its rate: what is left goes into the marker.
+            for _, parts in out:
+                for p in parts:
+                    lane.dropped += len(p)
+                    lane.dropped_lines += p.count("\n")
+            if not lane.over_since:
+                lane.over_since = now
+                lane.over_target = out[0][0]
+        else:
+            for target, parts in out:
+                text = "".join(parts)
+                size += len(text)
+                _write(lane.ctx, target, text)
+                lane.dirty.add(target)
+                lane.open_end[target] = not text.endswith("\n")
+            lane.bucket.tokens -= size
+            lane.shown += size
+    if final:
+        # A job's output ends with a whole line, so the next job's does not
+        # continue it (``t.output`` keeps the text exactly as written).
+        for target, is_open in lane.open_end.items():
+            if is_open:
+                _write(lane.ctx, target, "\n")
+                lane.open_end[target] = False
+    if lane.over_since and not lane.marked and (final or now - lane.over_since >= MARKER_DELAY):
+        lane.marked = True
+        target = lane.over_target
+        lead = "\n" if lane.open_end.get(target) else ""
+        _write(lane.ctx, target, lead + marker(lane, finished=final) + "\n")
+        lane.dirty.add(target)
+        lane.open_end[target] = False
+
+
+def marker(lane: Lane, finished: bool) -> str:
+    """The one line that says what a job's notebook output left out."""
+    what = f"{lane.dropped:,} characters ({lane.dropped_lines:,} lines)"
+    if finished:
+        told = f"{what} of its output were not shown here"
+    else:
+        told = f"the rest of its output is not shown here ({what} so far)"
+    return (f"[nbfrost: job {lane.job_id} {lane.name!r} went over its notebook budget "
+            f"({_size(lane.budget)}); {told}; read all of it with %frost output "
+            f"{lane.job_id} or in the dashboard]")
+
+
+def _size(n: int) -> str:
+    if n >= 1 << 20 and not n % (1 << 20):
+        return f"{n >> 20} MiB"
+    if n >= 1 << 10 and not n % (1 << 10):
+        return f"{n >> 10} KiB"
+    return f"{n:,} characters"
+
+
+def end(lane: Lane) -> None:
+    """The job attempt ended: forward everything left (or hand it to its gate)."""
+    with _lock:
+        _lanes.discard(lane)
+        gate = lane.gate
+        if gate is not None and not gate._open:
+            gate.held.append((lane, None, None, ""))
+            return
+        _drain(lane, time.monotonic(), final=True)
+
+
+def flush(lane: Lane | None, gate: Gate | None) -> list[Any]:
+    """A job called ``flush()``: forward what it wrote so far, partial lines too.
+
+    Waits (up to `GATE_WAIT` s) for a closed *gate* first, so that a
+    ``display()`` from the job comes after its cell's badge.  Returns the
+    real streams that were written to since their last flush, which the
+    caller flushes (outside the lock).
+    """
+    if gate is not None and not gate._open:
+        gate.wait(GATE_WAIT)
+    if lane is None:
+        return []
+    with _lock:
+        if lane.gate is not None and not lane.gate._open:
+            return []
+        _drain(lane, time.monotonic(), final=False)
+        if lane.rem:
+            now = time.monotonic()
+            lane.rem_since = now - PARTIAL_DELAY
+            _drain(lane, now, final=False)
+        dirty = list(lane.dirty)
+        lane.dirty.clear()
+    return dirty
+
+
+def emit(ctx: Any, target: Any, text: str, gate: Gate | None = None) -> None:
+    """Write a notice line to a real stream in *ctx*, after the job's output.
+
+    With a closed *gate* the line waits for it, behind the job's output.
+    """
+    with _lock:
+        if gate is not None and not gate._open:
+            gate.held.append((None, ctx, target, text))
+            return
+        _write(ctx, target, text)
+
+
+class _Notices:
+    """Coalesces failure notices: at most `NOTICE_LIMIT` per `NOTICE_WINDOW` s.
+
+    Past the limit, the notices of the window become one summary line,
+    written under the cell of the last one when the window closes.
+    """
+
+    def __init__(self) -> None:
+        self.window_start = 0.0
+        self.count = 0
+        self.pending = 0   # suppressed in this window
+        self.last: tuple[Any, Any, Callable[[int], str]] | None = None
+
+    def add(self, ctx: Any, target: Any, line: str, summary: Callable[[int], str]) -> None:
+        """Caller holds ``_lock``."""
+        now = time.monotonic()
+        if now - self.window_start >= NOTICE_WINDOW:
+            self.tick(now, force=True)
+            self.window_start, self.count = now, 0
+        if self.count < NOTICE_LIMIT:
+            self.count += 1
+            _write(ctx, target, line)
+            return
+        self.pending += 1
+        self.last = (ctx, target, summary)
+        _ensure_flusher()
+
+    def tick(self, now: float, force: bool = False) -> None:
+        """Write the summary of a closed window.  Caller holds ``_lock``."""
+        if not self.pending or not (force or now - self.window_start >= NOTICE_WINDOW):
+            return
+        assert self.last is not None
+        ctx, target, summary = self.last
+        _write(ctx, target, summary(self.pending))
+        self.pending, self.last = 0, None
+        self.window_start, self.count = now, 0
+
+
+_notices = _Notices()
+
+
+def notice(ctx: Any, target: Any, line: str, summary: Callable[[int], str]) -> None:
+    """Write a failure notice *line* in *ctx*, coalesced under the flood rules;
+    ``summary(n)`` is the line that stands for *n* notices left out."""
+    with _lock:
+        _notices.add(ctx, target, line, summary)
