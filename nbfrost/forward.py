@@ -144,7 +144,8 @@ class Lane:
 
     __slots__ = ("job_id", "name", "ctx", "queue", "gate", "bucket", "budget", "accepted",
                  "over_since", "over_target", "dropped", "dropped_lines", "marked",
-                 "rem", "rem_since", "dirty", "open_end", "shown", "__weakref__")
+                 "rem", "rem_since", "dirty", "open_end", "shown", "finishing",
+                 "__weakref__")
 
     def __init__(self, job: Any, gate: Gate | None = None) -> None:
         self.job_id = job.id
@@ -168,6 +169,7 @@ class Lane:
         self.dirty: set[Any] = set()   # targets written since their last flush()
         self.open_end: dict[Any, bool] = {}  # target -> last forwarded text lacks "\n"
         self.shown = 0
+        self.finishing: Any = None   # the target whose cut line is being ended
         with _lock:
             _lanes.add(self)
             _ensure_flusher()
@@ -182,18 +184,37 @@ class Lane:
         self._over(target, text)
 
     def _over(self, target: Any, text: str) -> None:
+        """Past the budget: keep whole lines up to it, finish an open line, count the rest."""
         if not self.over_since:
-            # Keep whole lines up to the budget; the rest is counted.
             room = self.budget - self.accepted
             cut = text.rfind("\n", 0, room) + 1 if room > 0 else 0
             if cut:
                 self.queue.append((target, text[:cut]))
-                self.accepted += cut
                 text = text[cut:]
+            elif self._line_open(target):
+                self.finishing = target
+            self.accepted = self.budget + 1  # nothing fits any more
             self.over_target = target
             self.over_since = time.monotonic()
+        if self.finishing is target:
+            # The last line shown was cut mid-way (print(a, b) is several
+            # writes): let it end, so the notebook shows only whole lines.
+            end = text.find("\n") + 1
+            self.queue.append((target, text[:end] if end else text))
+            if not end:
+                return
+            self.finishing = None
+            text = text[end:]
         self.dropped += len(text)
         self.dropped_lines += text.count("\n")
+
+    def _line_open(self, target: Any) -> bool:
+        """Does what was accepted for *target* end mid-line?  (Once per lane.)"""
+        with _lock:  # the flusher is not between popping and keeping a remainder
+            for queued_target, queued in reversed(self.queue):
+                if queued_target is target:
+                    return not queued.endswith("\n")
+            return bool(self.rem.get(target)) or bool(self.open_end.get(target))
 
 
 def _ensure_flusher() -> None:
