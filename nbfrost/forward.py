@@ -147,12 +147,13 @@ class Lane:
                  "rem", "rem_since", "dirty", "open_end", "shown", "finishing",
                  "__weakref__")
 
-    def __init__(self, job: Any, gate: Gate | None = None) -> None:
+    def __init__(self, job: Any, gate: Gate | None = None,
+                 context: contextvars.Context | None = None) -> None:
         self.job_id = job.id
         self.name = job.name
-        # Written inside a copy of the context the job writes in: the
-        # queuing cell's parent header (or none, with routing off).
-        self.ctx = contextvars.copy_context()
+        # Written inside a copy of the context the job writes in (the
+        # queuing cell's parent header, or none with routing off), or *context*.
+        self.ctx = contextvars.copy_context() if context is None else context
         self.queue: deque[tuple[Any, str]] = deque()
         self.gate = gate
         dispatcher = getattr(job, "_dispatcher", None)

@@ -12,12 +12,12 @@ import itertools
 import logging
 import queue
 import re
-import sys
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ... import defaults
+from ... import defaults, forward
+from ...capture import real_stream
 from ...job import QUEUED, RUNNING, TERMINAL, Job
 from .cells import CellJob
 from .worker import (
@@ -445,15 +445,15 @@ class DaskBackend:
         if not job.write_output(output, self._cap):
             return  # quiet
         context = job.caller_context
-        # The router passes it through (this thread runs no job); inside the
-        # job's copied context ipykernel puts it under the queuing cell.
-        if context is not None:
-            # A copy: the snapshot may be shared by several jobs (see
-            # Dispatcher._caller_context), and a Context is entered by one thread
-            # at a time.
-            context.copy().run(sys.stdout.write, output)
-        else:
-            sys.stdout.write(output)
+        # Through a lane, like a thread job's output: whole lines, within the
+        # job's notebook budget, written inside the job's copied context
+        # (ipykernel then puts it under the queuing cell).  A copy: the
+        # snapshot may be shared by several jobs (see
+        # Dispatcher._caller_context), and a Context is entered by one thread
+        # at a time.
+        lane = forward.Lane(job, context=None if context is None else context.copy())
+        lane.put(real_stream("stdout"), output)
+        forward.end(lane)
 
     # --------------------------------------------------------- interruption
     def request_cancel(self, job: Job) -> None:
