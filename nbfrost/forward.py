@@ -275,15 +275,16 @@ def _write(ctx: Any, target: Any, text: str) -> None:
         logging.getLogger("nbfrost").exception("nbfrost: writing job output failed")
 
 
-def _drain(lane: Lane, now: float, final: bool) -> None:
-    """Forward a lane's complete lines (all of it when *final*).  Caller holds ``_lock``."""
+def _drain(lane: Lane, now: float, final: bool, partial: bool = False) -> None:
+    """Forward a lane's complete lines; its partial lines too when *partial*
+    (a flush) or *final* (the attempt ended).  Caller holds ``_lock``."""
     q = lane.queue
     n = len(q)
     out: list[tuple[Any, list[str]]] = []
     rem = lane.rem
     if n:
         bucket = lane.bucket
-        if not final and bucket.refill(now) <= 0:
+        if not (final or partial) and bucket.refill(now) <= 0:
             n = 0  # over the dispatcher's rate: wait (bounded by the lane's budget)
         for _ in range(n):
             target, text = q.popleft()
@@ -303,7 +304,7 @@ def _drain(lane: Lane, now: float, final: bool) -> None:
                 out[-1][1].append(piece)
             else:
                 out.append((target, [piece]))
-    if rem and (final or now - lane.rem_since >= PARTIAL_DELAY):
+    if rem and (final or partial or now - lane.rem_since >= PARTIAL_DELAY):
         for target, text in rem.items():
             out.append((target, [text]))
         rem.clear()
@@ -389,11 +390,7 @@ def flush(lane: Lane | None, gate: Gate | None) -> list[Any]:
     with _lock:
         if lane.gate is not None and not lane.gate._open:
             return []
-        _drain(lane, time.monotonic(), final=False)
-        if lane.rem:
-            now = time.monotonic()
-            lane.rem_since = now - PARTIAL_DELAY
-            _drain(lane, now, final=False)
+        _drain(lane, time.monotonic(), final=False, partial=True)
         dirty = list(lane.dirty)
         lane.dirty.clear()
     return dirty
