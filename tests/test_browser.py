@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(240)]
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "tests" / "notebooks" / "dashboard_browser.ipynb"
+FLOOD_NOTEBOOK = REPO / "tests" / "notebooks" / "flood_browser.ipynb"
 CHROMIUM, CHROMIUM_ARGS = frontends.CHROMIUM, frontends.CHROMIUM_ARGS
 XSS = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
 
@@ -34,7 +35,8 @@ def lab(tmp_path):
     frontends.require_chromium()
     root = tmp_path / "root"
     root.mkdir()
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    for notebook in (NOTEBOOK, FLOOD_NOTEBOOK):
+        shutil.copy(notebook, root / notebook.name)
     with frontends.lab(root, tmp_path / "home", log=tmp_path / "jupyter-lab.log") as server:
         yield server.base, server.token
 
@@ -146,3 +148,45 @@ def _option_index(select, needle: str) -> int:
     matches = [i for i, label in enumerate(labels) if label.endswith(f" · {needle}")]
     assert matches, f"no job {needle!r} in the dropdown: {labels}"
     return matches[0]
+
+
+def test_a_flood_stays_calm_in_jupyterlab(lab, tmp_path):
+    """A %%frost job prints 200k lines: the next cell answers within 3 s, the
+    notebook is idle within 5 s of the job's end, and one marker line says
+    what was not shown."""
+    import time
+
+    from playwright.sync_api import expect, sync_playwright
+
+    base, token = lab
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{base}/lab/tree/{FLOOD_NOTEBOOK.name}?token={token}")
+            frontends.dismiss_news_toast(page)
+            frontends.wait_for_kernel_idle(page)
+            outputs = page.locator(".jp-OutputArea-output")
+            frontends.run_all_cells(page)
+            # A cold start can be slow on a loaded machine; the timed part starts here.
+            expect(outputs.filter(has_text="ready")).to_have_count(1, timeout=90_000)
+            started = time.monotonic()
+            expect(outputs.filter(has_text="next cell output 42")).to_have_count(1, timeout=30_000)
+            next_cell = time.monotonic() - started
+            after = outputs.filter(has_text="after the flood")
+            expect(after).to_have_count(1, timeout=60_000)
+            flood_end = float(after.inner_text().split()[-1])
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first
+                   ).to_be_visible(timeout=30_000)
+            idle_after_end = time.time() - flood_end
+            marker = outputs.filter(has_text="went over its notebook budget")
+            expect(marker).to_have_count(1, timeout=10_000)
+            expect(marker).to_contain_text("%frost output")
+            page.screenshot(path=str(tmp_path / "flood.png"))
+            shutil.copy(tmp_path / "flood.png", artifacts_dir() / "jupyterlab-flood.png")
+        finally:
+            browser.close()
+    print(f"flood in JupyterLab: next cell after {next_cell:.2f} s, "
+          f"idle {idle_after_end:.2f} s after the job ended")
+    assert next_cell < 3.0, next_cell
+    assert idle_after_end < 5.0, idle_after_end
