@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import live_threads, wait_for_threads
-from kernel_helpers import Kernel, parent
+from helpers import Kernel, assert_no_leaked_threads, live_threads, parent
 
 from nbfrost import forward
 
@@ -34,8 +33,7 @@ def kernel():
           "        print(f'j{n}', i, 'x')\n")
     yield k
     k.close()
-    leaked = wait_for_threads(baseline)
-    assert not leaked, f"leaked threads: {sorted(t.name for t in leaked)}"
+    assert_no_leaked_threads(baseline)
 
 
 def streams_of(kernel: Kernel, cell: str, name: str = "stdout") -> list[dict]:
