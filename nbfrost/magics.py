@@ -548,8 +548,15 @@ class FrostMagics(Magics):
     @argument("id", type=int, help="Id of a finished job.")
     def _cmd_retry(self, args: Any) -> LiveTracker:
         """Queue a finished job again (same code, options); its output goes under this cell."""
+        d = self.get_dispatcher()
+        runner = d.tracker(args.id)._job.fn
+        if isinstance(runner, CellRunner):
+            # A fresh gate: the new attempt's output waits for this cell's badge.
+            runner.gate = forward.Gate()
+            with self._lock:
+                self._gates.append(runner.gate)
         try:
-            tracker = self.get_dispatcher().retry(args.id)
+            tracker = d.retry(args.id)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"%frost retry: {exc}") from None
         return live(tracker)

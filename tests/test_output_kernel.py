@@ -189,6 +189,18 @@ def test_frost_cell_failure_shows_its_traceback_not_a_notice(kernel):
     assert "%frost status" not in text
 
 
+def test_a_retried_cell_shows_its_badge_first_too(kernel):
+    kernel.run("%%frost -n again\nprint('attempt output')\n")
+    kernel.run("%frost wait\nretry_id = nbfrost.get_dispatcher().jobs(name='again')[-1].id")
+    cells = [kernel.run("%frost retry $retry_id") for _ in range(5)]
+    kernel.run("%frost wait")
+    for cell in cells:
+        kernel.wait_for(lambda m, c=cell: parent(m) == c and m["msg_type"] == "stream")
+        with kernel._cond:
+            kinds = [m["msg_type"] for m in kernel.messages if parent(m) == cell
+                     and m["msg_type"] in ("stream", "display_data")]
+        assert kinds[0] == "display_data", kinds
+
 def test_threads_return_to_baseline_after_unload_and_reload(kernel):
     kernel.run("dn.shutdown()")
     check = ("left = [t.name for t in threading.enumerate() if t.name.startswith('nbfrost')]\n"
@@ -201,3 +213,4 @@ def test_threads_return_to_baseline_after_unload_and_reload(kernel):
     kernel.run("%%frost\nprint('and again')\n")
     kernel.run("%frost wait\n%unload_ext nbfrost")
     kernel.run(check)
+
