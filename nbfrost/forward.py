@@ -144,7 +144,7 @@ class Lane:
 
     __slots__ = ("job_id", "name", "ctx", "queue", "gate", "bucket", "budget", "accepted",
                  "over_since", "over_target", "dropped", "dropped_lines", "marked",
-                 "rem", "rem_since", "dirty", "open_end", "shown", "finishing",
+                 "rem", "rem_since", "dirty", "open_end", "shown", "finishing", "over_rate",
                  "__weakref__")
 
     def __init__(self, job: Any, gate: Gate | None = None,
@@ -171,6 +171,7 @@ class Lane:
         self.open_end: dict[Any, bool] = {}  # target -> last forwarded text lacks "\n"
         self.shown = 0
         self.finishing: Any = None   # the target whose cut line is being ended
+        self.over_rate = False       # cut by the dispatcher's rate, not the job's budget
         with _lock:
             _lanes.add(self)
             _ensure_flusher()
@@ -310,7 +311,7 @@ def _drain(lane: Lane, now: float, final: bool, partial: bool = False) -> None:
         rem.clear()
     if out:
         size = 0
-        if final and lane.bucket.refill(now) < -lane.bucket.burst:
+        if final and lane.bucket.refill(now) <= -lane.bucket.burst:
             # The dispatcher is far over its rate: what is left goes into the marker.
             for _, parts in out:
                 for p in parts:
@@ -319,6 +320,7 @@ def _drain(lane: Lane, now: float, final: bool, partial: bool = False) -> None:
             if not lane.over_since:
                 lane.over_since = now
                 lane.over_target = out[0][0]
+                lane.over_rate = True
         else:
             for target, parts in out:
                 text = "".join(parts)
@@ -351,9 +353,12 @@ def marker(lane: Lane, finished: bool) -> str:
         told = f"{what} of its output were not shown here"
     else:
         told = f"the rest of its output is not shown here ({what} so far)"
-    return (f"[nbfrost: job {lane.job_id} {lane.name!r} went over its notebook budget "
-            f"({_size(lane.budget)}); {told}; read all of it with %frost output "
-            f"{lane.job_id} or in the dashboard]")
+    if lane.over_rate:
+        limit = f"its dispatcher's notebook rate ({_size(int(lane.bucket.rate))}/s)"
+    else:
+        limit = f"its notebook budget ({_size(lane.budget)})"
+    return (f"[nbfrost: job {lane.job_id} {lane.name!r} went over {limit}; {told}; "
+            f"read all of it with %frost output {lane.job_id} or in the dashboard]")
 
 
 def _size(n: int) -> str:

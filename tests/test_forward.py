@@ -152,3 +152,25 @@ def test_a_printing_job_leaves_no_thread_after_shutdown(dispatcher, capsys):
 def test_bad_budgets_raise_before_anything_starts(kwargs, exc, thread_baseline):
     with pytest.raises(exc):
         nbfrost.Dispatcher(**kwargs)
+
+
+def test_the_dispatcher_rate_bounds_all_its_jobs_together(flusher):
+    """Jobs of one dispatcher share a bucket: once it is deep in debt, what a
+    job still holds at its end goes into its marker instead of the notebook."""
+    out = Recorder()
+    bucket = forward.Bucket(rate=1, burst=100)  # about nothing refills during the test
+    shown = []
+    for n in range(4):
+        job = FakeJob(n)
+        job._dispatcher.forward_bucket = bucket
+        lane = forward.Lane(job)
+        lane.put(out, "x" * 99 + "\n")
+        forward.end(lane)
+        shown.append("".join(out.writes))
+        out.writes.clear()
+    # From the burst, then into debt down to -burst (a job's end never waits) ...
+    assert shown[:3] == ["x" * 99 + "\n"] * 3
+    # ... then the rest goes into the job's marker.
+    assert shown[3].startswith("[nbfrost: job 3 'job-3' went over its dispatcher's "
+                               "notebook rate (1 characters/s)")
+    assert "100 characters (1 lines) of its output were not shown here" in shown[3]
