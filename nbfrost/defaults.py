@@ -7,7 +7,8 @@ all take their defaults from here and a default is changed in one place.
 
 from __future__ import annotations
 
-__all__ = ["WORKERS", "EXPIRY", "MAX_QUEUE", "OUTPUT_CAP", "GRACE"]
+__all__ = ["WORKERS", "EXPIRY", "MAX_QUEUE", "OUTPUT_CAP", "GRACE", "FORWARD_BUDGET",
+           "FORWARD_RATE", "FAILURE_NOTICE_LIMIT", "FAILURE_NOTICE_WINDOW"]
 
 #: How many jobs run at once: worker threads, or Dask task slots.
 WORKERS = 4
@@ -20,3 +21,15 @@ OUTPUT_CAP = 1 << 20
 #: Seconds an interrupted or timed-out job gets to stop before its worker
 #: thread is abandoned and replaced (and that running jobs get at unload).
 GRACE = 2.0
+#: Characters of one job's output shown in the notebook (256 KiB, whole lines);
+#: past it, one marker line says how much was not shown (capture is separate:
+#: OUTPUT_CAP).  Smaller than the capture cap: a browser renders 256 KiB of
+#: text in one output area without stalling, 1 MiB and more it does not.
+FORWARD_BUDGET = 256 * 1024
+#: Characters per second all jobs of one dispatcher send to the notebook
+#: together, on average; bursts may reach twice that.
+FORWARD_RATE = 256 * 1024
+#: At most this many failure notices per FAILURE_NOTICE_WINDOW seconds; the
+#: rest of the window becomes one summary line.
+FAILURE_NOTICE_LIMIT = 10
+FAILURE_NOTICE_WINDOW = 2.0

@@ -159,8 +159,8 @@ class Dispatcher(concurrent.futures.Executor):
                  backend: str | Backend = "threads", output_cap: int = defaults.OUTPUT_CAP,
                  grace: float = defaults.GRACE, clock: Callable[[], float] | None = None,
                  history: str | os.PathLike | None = None,
-                 forward_budget: int = forward.DEFAULT_BUDGET,
-                 forward_rate: float = forward.DEFAULT_RATE,
+                 forward_budget: int = defaults.FORWARD_BUDGET,
+                 forward_rate: float = defaults.FORWARD_RATE,
                  failure_notices: bool | None = None,
                  **backend_options: Any) -> None:
         workers = _check_count("workers", workers, minimum=1)

@@ -46,15 +46,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Bucket", "Gate", "Lane", "emit", "end", "flush", "stop",
-           "DEFAULT_BUDGET", "DEFAULT_RATE", "DEFAULT_BURST", "NOTICE_LIMIT", "NOTICE_WINDOW"]
+from . import defaults
 
-#: Characters of one job's output forwarded to the notebook (the rest is only captured).
-DEFAULT_BUDGET = 256 * 1024
-#: Characters per second all jobs of one dispatcher may forward together, on average ...
-DEFAULT_RATE = 256 * 1024
-#: ... with bursts up to this many characters.
-DEFAULT_BURST = 512 * 1024
+__all__ = ["Bucket", "Gate", "Lane", "emit", "end", "flush", "stop",
+           "NOTICE_LIMIT", "NOTICE_WINDOW"]
+
+# The user-facing defaults (budget, rate, notice limits) live in nbfrost.defaults.
 #: Seconds between two batches of a lane: the kernel sends few, large stream messages.
 TICK = 0.05
 #: Seconds a partial line waits for its end before it is forwarded anyway.
@@ -64,8 +61,8 @@ GATE_WAIT = 2.0
 #: Seconds after a job went over its budget before its marker is shown, if it still runs.
 MARKER_DELAY = 1.0
 #: At most this many failure notices per `NOTICE_WINDOW` seconds; then one summary line.
-NOTICE_LIMIT = 10
-NOTICE_WINDOW = 2.0
+NOTICE_LIMIT = defaults.FAILURE_NOTICE_LIMIT
+NOTICE_WINDOW = defaults.FAILURE_NOTICE_WINDOW
 
 # Guards _lanes, _flusher, _stopping, every Lane's remainders and counters
 # read by the flusher, every Gate's state, the notice window, and every write
@@ -83,7 +80,8 @@ class Bucket:
 
     __slots__ = ("rate", "burst", "tokens", "last")
 
-    def __init__(self, rate: float = DEFAULT_RATE, burst: float = DEFAULT_BURST) -> None:
+    def __init__(self, rate: float = defaults.FORWARD_RATE,
+                 burst: float = 2 * defaults.FORWARD_RATE) -> None:
         self.rate = float(rate)
         self.burst = float(burst)
         self.tokens = float(burst)
@@ -158,7 +156,7 @@ class Lane:
         self.gate = gate
         dispatcher = getattr(job, "_dispatcher", None)
         self.bucket: Bucket = getattr(dispatcher, "forward_bucket", None) or _DEFAULT_BUCKET
-        self.budget: int = getattr(dispatcher, "forward_budget", DEFAULT_BUDGET)
+        self.budget: int = getattr(dispatcher, "forward_budget", defaults.FORWARD_BUDGET)
         self.accepted = 0            # characters queued for the notebook (job thread only)
         self.over_since = 0.0        # when the budget ran out (0: not yet)
         self.over_target: Any = None

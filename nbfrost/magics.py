@@ -160,11 +160,11 @@ class FrostMagics(Magics):
                       "with %frost history.  Empty: no history.").tag(config=True)
     grace = Float(defaults.GRACE, min=0.0, help="Seconds running jobs get to stop at unload, and "
                   "interrupted jobs before their worker is replaced.").tag(config=True)
-    forward_budget = Int(forward.DEFAULT_BUDGET, min=0,
+    forward_budget = Int(defaults.FORWARD_BUDGET, min=0,
                          help="Characters of one job's output shown in the notebook; past it "
                          "one marker line says how much was left out (%frost output ID has it "
                          "all).  Applies at once to jobs that start afterwards.").tag(config=True)
-    forward_rate = Float(float(forward.DEFAULT_RATE), min=1.0,
+    forward_rate = Float(float(defaults.FORWARD_RATE), min=1.0,
                          help="Characters per second all jobs together send to the notebook, on "
                          "average (bursts up to twice that).  Applies at once.").tag(config=True)
     failure_notices = Bool(True, help="Print a one-line notice under the queuing cell when a "

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 import nbfrost
-from nbfrost import forward
+from nbfrost import defaults, forward
 
 
 class Recorder:
@@ -37,7 +37,7 @@ class Recorder:
 
 
 class FakeJob:
-    def __init__(self, job_id: int, budget: int = forward.DEFAULT_BUDGET) -> None:
+    def __init__(self, job_id: int, budget: int = defaults.FORWARD_BUDGET) -> None:
         self.id = job_id
         self.name = f"job-{job_id}"
         self._dispatcher = type("D", (), {"forward_budget": budget,

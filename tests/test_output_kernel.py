@@ -14,7 +14,7 @@ import re
 import pytest
 from helpers import Kernel, assert_no_leaked_threads, live_threads, parent
 
-from nbfrost import forward
+from nbfrost import defaults, forward
 
 pytestmark = [pytest.mark.slow, pytest.mark.kernel, pytest.mark.timeout(300)]
 
@@ -129,7 +129,7 @@ def test_a_flood_is_cut_at_its_budget_with_one_marker(kernel):
     msgs = streams_of(kernel, cell)
     text = "".join(m["content"]["text"] for m in msgs)
     sent = len(text.encode())
-    assert sent <= forward.DEFAULT_BUDGET + 400, sent
+    assert sent <= defaults.FORWARD_BUDGET + 400, sent
     assert text.count("notebook budget") == 1
     marker = text.splitlines()[-1]
     # Shown when the job ended, or a second after the budget ran out if it still ran.
