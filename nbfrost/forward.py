@@ -64,7 +64,7 @@ MARKER_DELAY = 1.0
 NOTICE_LIMIT = defaults.FAILURE_NOTICE_LIMIT
 NOTICE_WINDOW = defaults.FAILURE_NOTICE_WINDOW
 
-# Guards _lanes, _flusher, _stopping, every Lane's remainders and counters
+# Guards _lanes, _flusher, _idle, every Lane's remainders and counters
 # read by the flusher, every Gate's state, the notice window, and every write
 # nbfrost makes to a real stream (so batches never interleave).  Never held
 # while waiting for a gate.
@@ -72,7 +72,7 @@ _lock = threading.RLock()
 _wake = threading.Condition(_lock)
 _lanes: set[Lane] = set()
 _flusher: threading.Thread | None = None
-_stopping = False
+_idle = False  # the flusher waits for work (no lane, no pending notice)
 
 
 class Bucket:
@@ -218,21 +218,26 @@ class Lane:
 
 
 def _ensure_flusher() -> None:
-    """Start the flusher if it is not running.  Caller holds ``_lock``."""
-    global _flusher, _stopping
-    if _flusher is not None and _flusher.is_alive():
-        _wake.notify_all()
+    """Start the flusher, or wake it if it sleeps.  Caller holds ``_lock``."""
+    global _flusher
+    if _flusher is not None:
+        if _idle:  # asleep until there is work: one wake-up per printing job at most
+            _wake.notify_all()
         return
-    _stopping = False
     _flusher = threading.Thread(target=_run, name="nbfrost-forward", daemon=True)
     _flusher.start()
 
 
 def _run() -> None:
+    global _idle
+    me = threading.current_thread()
     with _lock:
-        while not _stopping:
+        # Runs until stop() replaces it (a later start makes a new thread).
+        while _flusher is me:
             if not _lanes and not _notices.pending:
+                _idle = True
                 _wake.wait()
+                _idle = False
                 continue
             _wake.wait(TICK)
             now = time.monotonic()
@@ -245,7 +250,7 @@ def _run() -> None:
 
 def stop() -> None:
     """Stop the flusher after one last pass (the last dispatcher released the router)."""
-    global _flusher, _stopping
+    global _flusher
     with _lock:
         thread = _flusher
         if thread is None:
@@ -255,7 +260,6 @@ def stop() -> None:
             if lane.gate is None or lane.gate._open:
                 _drain(lane, now, final=False)
         _notices.tick(now, force=True)
-        _stopping = True
         _flusher = None
         _wake.notify_all()
     if thread is not threading.current_thread():
@@ -285,24 +289,35 @@ def _drain(lane: Lane, now: float, final: bool, partial: bool = False) -> None:
         bucket = lane.bucket
         if not (final or partial) and bucket.refill(now) <= 0:
             n = 0  # over the dispatcher's rate: wait (bounded by the lane's budget)
+        # Runs of writes to one stream, joined once each (a job printing
+        # thousands of lines a tick costs one join, not a loop of concatenations).
+        runs: list[tuple[Any, list[str]]] = []
+        last: Any = None
+        parts: list[str] = []
+        popleft = q.popleft
         for _ in range(n):
-            target, text = q.popleft()
-            if "\n" not in text:
-                if target not in rem and not rem:
-                    lane.rem_since = now
-                rem[target] = rem.get(target, "") + text
-                continue
-            head = rem.pop(target, "")
+            target, text = popleft()
+            if target is last:
+                parts.append(text)
+            else:
+                parts = [text]
+                runs.append((target, parts))
+                last = target
+        for target, parts in runs:
+            text = "".join(parts)
+            held = rem.pop(target, None)
+            if held is not None:
+                text = held + text
             cut = text.rfind("\n") + 1
-            piece = head + text[:cut] if head else text[:cut]
             if cut < len(text):
-                if not rem:
+                if not rem and (cut or held is None):  # a new partial line starts waiting
                     lane.rem_since = now
                 rem[target] = text[cut:]
-            if out and out[-1][0] is target:
-                out[-1][1].append(piece)
-            else:
-                out.append((target, [piece]))
+            if cut:
+                if out and out[-1][0] is target:
+                    out[-1][1].append(text[:cut])
+                else:
+                    out.append((target, [text[:cut]]))
     if rem and (final or partial or now - lane.rem_since >= PARTIAL_DELAY):
         for target, text in rem.items():
             out.append((target, [text]))
