@@ -174,3 +174,14 @@ def test_the_dispatcher_rate_bounds_all_its_jobs_together(flusher):
     assert shown[3].startswith("[nbfrost: job 3 'job-3' went over its dispatcher's "
                                "notebook rate (1 characters/s)")
     assert "100 characters (1 lines) of its output were not shown here" in shown[3]
+
+
+def test_jobs_run_in_chunks_end_their_lanes(dispatcher):
+    """map() hands jobs over in chunks: each job's output still ends with
+    the job (no lane left open, none shared with the next job)."""
+    def shout(i: int) -> int:
+        print("item", i, end="" if i % 2 else "\n")
+        return i
+
+    assert list(dispatcher.map(shout, range(200), chunksize=50)) == list(range(200))
+    assert not forward._lanes

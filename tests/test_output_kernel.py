@@ -201,6 +201,18 @@ def test_a_retried_cell_shows_its_badge_first_too(kernel):
                      and m["msg_type"] in ("stream", "display_data")]
         assert kinds[0] == "display_data", kinds
 
+def test_an_async_cell_shows_its_badge_first(kernel):
+    cells = [kernel.run(f"%%frost -n async{n}\nimport asyncio\nawait asyncio.sleep(0)\n"
+                        f"print('async', {n})\n") for n in range(10)]
+    kernel.run("%frost wait")
+    for n, cell in enumerate(cells):
+        kernel.wait_for(lambda m, c=cell: parent(m) == c and m["msg_type"] == "stream")
+        with kernel._cond:
+            mine = [m for m in kernel.messages if parent(m) == cell
+                    and m["msg_type"] in ("stream", "display_data")]
+        assert mine[0]["msg_type"] == "display_data", [m["msg_type"] for m in mine]
+        assert "".join(m["content"]["text"] for m in mine[1:]) == f"async {n}\n"
+
 def test_threads_return_to_baseline_after_unload_and_reload(kernel):
     kernel.run("dn.shutdown()")
     check = ("left = [t.name for t in threading.enumerate() if t.name.startswith('nbfrost')]\n"
