@@ -167,6 +167,7 @@ def test_a_flood_stays_calm_in_jupyterlab(lab, tmp_path):
             frontends.dismiss_news_toast(page)
             frontends.wait_for_kernel_idle(page)
             outputs = page.locator(".jp-OutputArea-output")
+            page.locator(".jp-Notebook .jp-Cell").first.click()  # Run All needs the focus
             frontends.run_all_cells(page)
             # A cold start can be slow on a loaded machine; the timed part starts here.
             expect(outputs.filter(has_text="ready")).to_have_count(1, timeout=90_000)
