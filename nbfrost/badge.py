@@ -21,6 +21,7 @@ import contextvars
 import html
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -129,7 +130,7 @@ def _in_kernel(shell: Any) -> bool:
     return getattr(shell, "kernel", None) is not None
 
 
-class Badge:
+class Badge(ABC):
     """One displayed badge of one job; subclasses say how it is redrawn.
 
     `update` redraws it when what it shows changed; the ticker calls it a
@@ -177,8 +178,9 @@ class Badge:
     def finished(self) -> bool:
         return self._closed
 
+    @abstractmethod
     def _draw(self, bundle: dict[str, str]) -> None:
-        raise NotImplementedError
+        """Show *bundle* (``text/html`` and ``text/plain``) in the frontend."""
 
 
 class DisplayBadge(Badge):
