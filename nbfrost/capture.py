@@ -35,31 +35,55 @@ CURRENT = threading.local()
 class OutputBuffer:
     """One job's captured output: the text written, kept up to a cap.
 
-    The first write that crosses the cap is cut there and followed by a
-    visible marker; later writes are dropped.  The job record in this
-    process and the Dask worker's stand-in both keep their output here, so
-    the two truncate alike.
+    Whenever anything is dropped, a visible marker follows what was kept:
+    the write that crosses the cap is cut there, and a write that arrives
+    once the cap is reached exactly (nothing was cut yet) adds the marker
+    too.  Later writes are dropped.  The job record in this process and the
+    Dask worker's stand-in both keep their output here, so the two truncate
+    alike.  The registry may replace a finished job's output with a note
+    (`drop`) to stay within ``output_budget``.
     """
 
     # Pieces are joined only when the output is read: a write stays one
     # append, which matters for jobs that print in a tight loop.
-    __slots__ = ("parts", "size")
+    __slots__ = ("parts", "size", "truncated")
 
     def __init__(self) -> None:
         self.parts: list[str] = []
-        self.size = 0  # characters kept so far, at most the cap
+        self.size = 0  # characters of text kept so far, at most the cap
+        self.truncated = False  # the marker was added: nothing more is kept
 
     def write(self, text: str, cap: int) -> None:
         """Keep *text*, or as much of it as fits under *cap* characters."""
         size = self.size
-        if size < cap:
-            if size + len(text) > cap:
-                self.parts.append(text[: cap - size])
-                self.parts.append(f"\n[nbfrost: output truncated at {cap} characters]\n")
-                self.size = cap
-            else:
+        end = size + len(text)
+        if end <= cap:
+            if text and not self.truncated:
                 self.parts.append(text)
-                self.size = size + len(text)
+                self.size = end
+            return
+        if self.truncated:
+            return
+        if size < cap:
+            self.parts.append(text[: cap - size])
+            self.size = cap
+        self.parts.append(f"\n[nbfrost: output truncated at {cap} characters]\n")
+        self.truncated = True
+
+    def chars(self) -> int:
+        """Characters kept, marker included (the length of `getvalue`)."""
+        return self.size + (len(self.parts[-1]) if self.truncated else 0)
+
+    def drop(self, note: str) -> int:
+        """Replace everything kept with *note*; nothing more is kept after.
+
+        Returns how many characters were dropped.
+        """
+        n = self.size
+        self.parts = [note]
+        self.size = 0
+        self.truncated = True
+        return n
 
     def getvalue(self) -> str:
         """Everything kept, marker included."""

@@ -368,6 +368,24 @@ def test_output_cap(kit):
     assert t.output.startswith("x" * 10) and "truncated at 10 characters" in t.output
 
 
+def _fill_to_the_cap_then_more() -> None:
+    # 1,024 lines of 1,024 characters fill a 1 MiB cap exactly; then more.
+    line = "y" * 1023 + "\n"
+    for _ in range(1024):
+        sys.stdout.write(line)
+    print("and then more")
+
+
+def test_output_that_reaches_the_cap_exactly_then_continues_is_marked(kit):
+    d = kit.dispatcher(output_cap=1 << 20)
+    t = d.queue(_fill_to_the_cap_then_more, quiet=True)
+    t.result(WAIT)
+    out = t.output
+    assert out.startswith("y" * 1023 + "\n") and "and then more" not in out
+    assert out.endswith(f"\n[nbfrost: output truncated at {1 << 20} characters]\n")
+    assert out.count("y") == 1023 * 1024
+
+
 def test_expiry_with_injected_clock(kit, clock):
     d = kit.dispatcher(expiry=30.0, clock=clock)
     t = d.queue(add, 2, 2)
