@@ -24,6 +24,7 @@ from .errors import (
     NbfrostError,
     QueueFull,
     WaitInterrupted,
+    ResultReleased,
 )
 from .job import TERMINAL, JobState, JobStatus
 from .progress import cancelled, progress, report
@@ -91,6 +92,7 @@ __all__ = [
     "JobCancelled",
     "JobTimeout",
     "QueueFull",
+    "ResultReleased",
     "Dashboard",
     "FrostMagics",
     "get_dispatcher",

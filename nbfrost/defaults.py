@@ -7,8 +7,8 @@ all take their defaults from here and a default is changed in one place.
 
 from __future__ import annotations
 
-__all__ = ["WORKERS", "EXPIRY", "MAX_QUEUE", "OUTPUT_CAP", "GRACE", "FORWARD_BUDGET",
-           "FORWARD_RATE", "FAILURE_NOTICE_LIMIT", "FAILURE_NOTICE_WINDOW"]
+__all__ = ["WORKERS", "EXPIRY", "MAX_QUEUE", "OUTPUT_CAP", "OUTPUT_BUDGET", "GRACE",
+           "FORWARD_BUDGET", "FORWARD_RATE", "FAILURE_NOTICE_LIMIT", "FAILURE_NOTICE_WINDOW"]
 
 #: How many jobs run at once: worker threads, or Dask task slots.
 WORKERS = 4
@@ -18,6 +18,9 @@ EXPIRY: float | None = 300.0
 MAX_QUEUE = 0
 #: Characters of stdout/stderr kept per job (1 MiB); the rest is cut with a note.
 OUTPUT_CAP = 1 << 20
+#: Characters of output kept by all *finished* jobs together (64 MiB); past
+#: it the oldest finished jobs' output is replaced by a note (None: no limit).
+OUTPUT_BUDGET: int | None = 64 << 20
 #: Seconds an interrupted or timed-out job gets to stop before its worker
 #: thread is abandoned and replaced (and that running jobs get at unload).
 GRACE = 2.0

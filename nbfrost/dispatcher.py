@@ -126,6 +126,10 @@ class Dispatcher(concurrent.futures.Executor):
         backend: ``"threads"`` (default), ``"dask"``, or an object that has
             what `nbfrost.backends.Backend` lists.
         output_cap: characters of stdout/stderr kept per job.
+        output_budget: characters of output kept by all *finished* jobs
+            together (default 64 MiB; ``None``: no limit).  Past it, the
+            oldest finished jobs' output is replaced by a note saying so.
+            Queued and running jobs are never cut below ``output_cap``.
         grace: seconds an interrupted or timed-out job gets to stop before
             its worker thread is abandoned and replaced.
         clock: returns epoch seconds; injectable so tests drive expiry.
@@ -157,6 +161,7 @@ class Dispatcher(concurrent.futures.Executor):
     def __init__(self, workers: int = defaults.WORKERS, expiry: float | None = defaults.EXPIRY,
                  max_queue: int = defaults.MAX_QUEUE, *,
                  backend: str | Backend = "threads", output_cap: int = defaults.OUTPUT_CAP,
+                 output_budget: int | None = defaults.OUTPUT_BUDGET,
                  grace: float = defaults.GRACE, clock: Callable[[], float] | None = None,
                  history: str | os.PathLike | None = None,
                  forward_budget: int = defaults.FORWARD_BUDGET,
@@ -167,6 +172,8 @@ class Dispatcher(concurrent.futures.Executor):
         _check_number("expiry", expiry, allow_none=True, positive=False)
         max_queue = _check_count("max_queue", max_queue, minimum=0)
         output_cap = _check_count("output_cap", output_cap, minimum=0)
+        if output_budget is not None:
+            output_budget = _check_count("output_budget", output_budget, minimum=0)
         _check_number("grace", grace, allow_none=False, positive=False)
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be callable, got {clock!r}")
@@ -182,7 +189,8 @@ class Dispatcher(concurrent.futures.Executor):
             # fails here and never inside a job.
             from .journal import Journal
             self._journal = Journal(history)
-        self.registry = Registry(expiry=expiry, max_queue=max_queue, clock=clock or time.time)
+        self.registry = Registry(expiry=expiry, max_queue=max_queue, output_budget=output_budget,
+                                 clock=clock or time.time)
         try:
             self._backend: Backend = make_backend(backend, workers, output_cap, backend_options)
         except BaseException:
@@ -437,15 +445,28 @@ class Dispatcher(concurrent.futures.Executor):
         return deps
 
     def retry(self, job_id: int | Tracker) -> Tracker:
-        """Queue a finished job again with the same callable, arguments and options."""
+        """Queue a failed or cancelled job again with the same callable,
+        arguments and options.  Returns the new job's `Tracker`.
+
+        Raises:
+            ValueError: the job is still queued or running, or it succeeded
+                (a succeeded job's callable and arguments are dropped when
+                it succeeds, so that they do not stay in memory until it
+                expires; queue it again yourself).
+            JobNotFound: no such job (any more).
+        """
         job = job_id._job if isinstance(job_id, Tracker) else self.registry.get(job_id)
         if job.state not in TERMINAL:
             raise ValueError(f"job {job.id} is still {job.state.value}; only finished jobs can be retried")
-        if job.fn is None:
-            raise ValueError(f"job {job.id} has no callable to run again")
-        return self.queue(job.fn, *job.args, name=job.label, tags=job.tags,
+        fn, args, kwargs = job.fn, job.args, job.kwargs
+        if fn is None or args is None or kwargs is None:
+            raise ValueError(
+                f"job {job.id} ({job.display_name}) {job.state.value}, and a succeeded job "
+                "lets go of its callable and arguments; only failed or cancelled jobs "
+                "can be retried; queue it again (or re-run its %%frost cell)")
+        return self.queue(fn, *args, name=job.label, tags=job.tags,
                           timeout=job.timeout, retries=job.retries, quiet=not job.echo,
-                          **job.kwargs)
+                          **kwargs)
 
     # --------------------------------------------------------------- timeouts
     def _arm_timeout(self, job: Job) -> None:
@@ -546,6 +567,8 @@ class Dispatcher(concurrent.futures.Executor):
         out["busy"] = self._backend.busy()
         out["backend"] = self._backend.name
         out["expiry"] = self.registry.expiry
+        out["output_budget"] = self.registry.output_budget
+        out["output_kept"] = self.registry.output_kept
         return out
 
     def on_finish(self, callback: Callable[[Tracker], Any]) -> Callable[[], None]:
@@ -594,6 +617,19 @@ class Dispatcher(concurrent.futures.Executor):
     def expiry(self, value: float | None) -> None:
         _check_number("expiry", value, allow_none=True, positive=False)
         self.registry.expiry = value
+
+    @property
+    def output_budget(self) -> int | None:
+        """Characters of output all finished jobs keep together (None: no
+        limit).  Setting it applies at once: output over the new budget is
+        dropped, oldest first."""
+        return self.registry.output_budget
+
+    @output_budget.setter
+    def output_budget(self, value: int | None) -> None:
+        if value is not None:
+            value = _check_count("output_budget", value, minimum=0)
+        self.registry.output_budget = value
 
     @property
     def backend(self) -> Backend:

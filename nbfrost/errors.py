@@ -18,6 +18,7 @@ __all__ = [
     "QueueFull",
     "RemoteJobError",
     "WaitInterrupted",
+    "ResultReleased",
 ]
 
 
@@ -141,3 +142,8 @@ class WaitInterrupted(KeyboardInterrupt):
     def _render_traceback_(self) -> list[str]:
         """What IPython shows for it: the message alone, no traceback."""
         return f"{type(self).__name__}: {self}".splitlines()
+class ResultReleased(NbfrostError):
+    """Raised by `Tracker.result()` for a succeeded job whose value was
+    handed to its only consumer and then dropped (the jobs of
+    `Dispatcher.map` once their result was yielded).  The status stays.
+    """

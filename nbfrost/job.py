@@ -37,7 +37,7 @@ from .states import (
     state_badge_html,
 )
 from .tracebacks import format_traceback, name_cells
-from .tracker import Tracker
+from .tracker import RELEASED, Tracker
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
@@ -123,8 +123,15 @@ class Job(Tracker):
     per job was a large part of the hot path's cost (figures in
     ``benchmarks/``).  So that the handle's API stays as it was, the
     record's own fields avoid its names: the return value is ``value``
-    (``result()`` is the method), the name given to queue() is ``label``
-    (``name`` is the display name).
+    (``result()`` is the method), the display name is ``label`` (``name``
+    is the Tracker's property).
+
+    What nobody needs any more is let go: a job that succeeds drops
+    ``fn``, ``args`` and ``kwargs`` (a failed or cancelled one keeps them
+    for `Dispatcher.retry`), and `Registry.release` drops the value once
+    its only consumer has it (``map()``).  So ``label`` is set when the
+    job is made, from ``name=`` or the callable, and never read from
+    ``fn`` later.
 
     Memory and the hot path matter here (a registry may hold 100k finished
     jobs), so the record has ``__slots__`` for what every job uses and one
@@ -159,10 +166,11 @@ class Job(Tracker):
                  retries: int, caller_context: contextvars.Context | None, queued_at: float,
                  dispatcher: Dispatcher) -> None:
         self.id = -1
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-        self.label = label
+        self.fn: Callable[..., Any] | None = fn
+        self.args: tuple | None = args
+        self.kwargs: dict | None = kwargs
+        # Named now: the callable is dropped once the job succeeds.
+        self.label: str = label if label is not None else describe_callable(fn)
         self.tags = tags
         self.state = QUEUED
         self.queued_at = queued_at
@@ -269,7 +277,20 @@ class Job(Tracker):
 
     @property
     def display_name(self) -> str:
-        return self.label if self.label is not None else describe_callable(self.fn)
+        return self.label
+
+    def release_result(self) -> bool:
+        """Drop a succeeded job's return value; its status stays.
+
+        For a consumer that took the value and is its only user (the
+        iterator of `Dispatcher.map` calls it once it has yielded the
+        value).  Afterwards ``result()`` raises `ResultReleased`.  Returns
+        False (and changes nothing) unless the job has succeeded.
+        """
+        if self.state is not SUCCEEDED:
+            return False
+        self.value = RELEASED
+        return True
 
     @property
     def error_text(self) -> str | None:

@@ -62,7 +62,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .job import QUEUED, RUNNING, TERMINAL, JobState, describe_callable, format_job_traceback
+from .job import QUEUED, RUNNING, TERMINAL, JobState, format_job_traceback
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -443,16 +443,9 @@ class Journal:
         """
         rows: list[Entry] = []
         append = rows.append
-        last_fn: Callable[..., Any] | None = None
-        last_name = ""
         for job in jobs:
             state = job.state
             name = job.label
-            if name is None:
-                fn = job.fn
-                if fn is not last_fn:  # many jobs share a callable
-                    last_fn, last_name = fn, describe_callable(fn)
-                name = last_name
             tags = job.tags or None
             # Times as integer microseconds: JSON writes an int much faster
             # than a float, and the writer is the GIL's guest.

@@ -124,7 +124,7 @@ class FrostMagics(Magics):
 
     - ``workers`` resizes it at once (`Dispatcher.resize`; running jobs are
       never stopped by a shrink).
-    - ``expiry`` and ``grace`` apply at once.
+    - ``expiry``, ``grace`` and ``output_budget`` apply at once.
     - ``backend``, ``max_queue``, ``output_cap``, ``dask_address`` and
       ``history`` cannot change on a live pool: the next ``%%frost`` (or
       ``get_dispatcher()``) after the current dispatcher is idle shuts it
@@ -146,6 +146,10 @@ class FrostMagics(Magics):
     output_cap = Int(defaults.OUTPUT_CAP, min=0,
                      help="Characters of output kept per job.  Applies to the next dispatcher."
                      ).tag(config=True)
+    output_budget = Int(defaults.OUTPUT_BUDGET, min=0, allow_none=True,
+                        help="Characters of output kept by all finished jobs together; past "
+                        "it the oldest jobs' output is dropped, leaving a note (None: no "
+                        "limit).  Applies live.").tag(config=True)
     route_output = Bool(True, help="Show a job's output under the cell that queued it.  When "
                         "False, jobs run without the cell's context and ipykernel sends their "
                         "output to the most recently executed cell.").tag(config=True)
@@ -231,7 +235,8 @@ class FrostMagics(Magics):
         if self.backend == "dask" and self.dask_address:
             options["address"] = self.dask_address
         return Dispatcher(workers=self.workers, expiry=self.expiry, max_queue=self.max_queue,
-                          backend=self.backend, output_cap=self.output_cap, grace=self.grace,
+                          backend=self.backend, output_cap=self.output_cap,
+                          output_budget=self.output_budget, grace=self.grace,
                           forward_budget=self.forward_budget, forward_rate=self.forward_rate,
                           failure_notices=self.failure_notices, **options)
 
@@ -246,6 +251,12 @@ class FrostMagics(Magics):
         d = self._dispatcher
         if d is not None and not d.closed:
             d.expiry = change["new"]
+
+    @observe("output_budget")
+    def _output_budget_changed(self, change: Any) -> None:
+        d = self._dispatcher
+        if d is not None and not d.closed:
+            d.output_budget = change["new"]
 
     @observe("grace")
     def _grace_changed(self, change: Any) -> None:
@@ -577,7 +588,7 @@ class FrostMagics(Magics):
         else:
             out["dispatcher"] = {"backend": d.backend.name, "workers": d.workers,
                                  "expiry": d.expiry, "max_queue": d.max_queue,
-                                 "grace": d.grace}
+                                 "grace": d.grace, "output_budget": d.output_budget}
             if self._stale:
                 out["pending"] = "a new dispatcher with the settings above, once this one is idle"
         return out

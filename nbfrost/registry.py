@@ -60,6 +60,19 @@ def _fmt_seconds(s: float) -> str:
     return f"{s:.0f} s" if s >= 10 else f"{s:.3g} s"
 
 
+def fmt_chars(n: int) -> str:
+    """*n* characters, the way limits are written in nbfrost's docs (64 MiB)."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n:,}"
+
+
+def _budget_note(budget: int) -> str:
+    return (f"[nbfrost: output dropped to stay within output_budget={fmt_chars(budget)}, "
+            "oldest finished jobs first; raise Dispatcher(output_budget=...)]\n")
+
+
 class Registry:
     """Thread-safe id → job map with lifecycle rules and expiry.
 
@@ -68,6 +81,7 @@ class Registry:
     """
 
     def __init__(self, *, expiry: float | None = defaults.EXPIRY, max_queue: int = defaults.MAX_QUEUE,
+                 output_budget: int | None = defaults.OUTPUT_BUDGET,
                  clock: Callable[[], float] = time.time) -> None:
         self.expiry = expiry
         self.clock = clock
@@ -86,6 +100,16 @@ class Registry:
         self._dropped = dict.fromkeys(TERMINAL, 0)   # expired or cleared
         self._idle = threading.Condition(self._lock)
         self._idle_waiters = 0
+        # The output budget, all under _lock.  Finished jobs that kept
+        # output, oldest first, with the characters each was counted for;
+        # jobs whose output was dropped for the budget move to _notes (their
+        # note is counted).  Expired and cleared jobs leave both (see
+        # _sweep, clear), so what is counted is what the registry holds.
+        self._output_budget = output_budget
+        self._note = "" if output_budget is None else _budget_note(output_budget)
+        self._kept_output: deque[tuple[Job, int]] = deque()
+        self._notes: deque[tuple[Job, int]] = deque()
+        self._output_chars = 0
         self._version = 0
         # Throughput is measured by sampling the finished total when stats()
         # is read, so the hot path pays nothing for it: (time, total) pairs.
@@ -276,6 +300,9 @@ class Registry:
                 job.value = result
                 job.finished_at = now
                 job.caller_context = None
+                # Nobody runs a succeeded job again (retry() refuses): let
+                # its callable and arguments go now, not at expiry.
+                job.fn = job.args = job.kwargs = None
                 job.state = SUCCEEDED  # published last: see Job.snapshot
                 self._running -= 1
                 self._finished[SUCCEEDED] += 1
@@ -477,13 +504,16 @@ class Registry:
             self._idle.notify_all()
 
     def _after_complete(self, job: Job) -> None:
-        """Queue for expiry, wake waiters, run callbacks, release dependents.
+        """Queue for expiry, count its output, wake waiters, run callbacks,
+        release dependents.
 
         Runs after the lock is released.
         """
         self._expiring.append(job)
         details = job.details
         if details is not None:
+            if details.out is not None and self._output_budget is not None:
+                self._count_output(job, details.out.chars())
             if details.waiters:
                 with self._lock:  # no waiter can join a finished job
                     waiters, details.waiters = details.waiters, None
@@ -504,6 +534,84 @@ class Registry:
             dependents, details.dependents = details.dependents, None
             for dep in dependents:
                 self._dependency_done(dep, job)
+
+    # -------------------------------------------------------- output budget
+    @property
+    def output_budget(self) -> int | None:
+        """Characters of output all finished jobs may keep together (None: no limit)."""
+        return self._output_budget
+
+    @output_budget.setter
+    def output_budget(self, budget: int | None) -> None:
+        with self._lock:
+            self._output_budget = budget
+            self._note = "" if budget is None else _budget_note(budget)
+            if budget is None:
+                self._kept_output.clear()
+                self._notes.clear()
+                self._output_chars = 0
+                return
+            victims = self._over_budget()
+        self._drop_output(victims)
+
+    @property
+    def output_kept(self) -> int:
+        """Characters of output that finished jobs keep now, notes included
+        (0 without a budget: nothing is counted then)."""
+        return self._output_chars
+
+    def _count_output(self, job: Job, chars: int) -> None:
+        """Count a finished job's output; drop the oldest output over budget.
+
+        Each job is counted once, when it finishes: the cost per finish does
+        not grow with the number of jobs held.
+        """
+        with self._lock:
+            if not chars or self._output_budget is None or self._jobs.get(job.id) is not job:
+                return  # nothing to count, no budget, or cleared before it was counted
+            self._kept_output.append((job, chars))
+            self._output_chars += chars
+            victims = self._over_budget()
+        self._drop_output(victims)
+
+    def _over_budget(self) -> list[tuple[Job, str]]:
+        """Uncount the oldest output until the rest fits.  Caller holds ``_lock``.
+
+        Returns the jobs whose output is to be replaced by the note (after
+        the lock is released: freeing a large string is not free).
+        """
+        budget = self._output_budget
+        if budget is None or self._output_chars <= budget:
+            return []
+        note = self._note
+        victims = []
+        kept, jobs = self._kept_output, self._jobs
+        while self._output_chars > budget and kept:
+            job, chars = kept.popleft()
+            self._output_chars -= chars
+            if jobs.get(job.id) is job:
+                victims.append((job, note))
+                self._notes.append((job, len(note)))
+                self._output_chars += len(note)
+        if victims:
+            self._version += 1
+        return victims
+
+    @staticmethod
+    def _drop_output(victims: list[tuple[Job, str]]) -> None:
+        for job, note in victims:
+            details = job.details
+            if details is not None and details.out is not None:
+                details.out.drop(note)
+
+    def _uncount_gone(self) -> None:
+        """Give back the share of output of jobs no longer held, from the
+        front of both queues (they are in finish order, like expiry).
+        Caller holds ``_lock``."""
+        jobs = self._jobs
+        for queue in (self._kept_output, self._notes):
+            while queue and jobs.get(queue[0][0].id) is not queue[0][0]:
+                self._output_chars -= queue.popleft()[1]
 
     def _dependency_done(self, job: Job, dep: Job) -> None:
         if dep.state is not SUCCEEDED:
@@ -764,6 +872,8 @@ class Registry:
                 recent[job.id] = limit if job.finished_at is None else job.finished_at
                 n += 1
         if n:
+            if self._output_chars:
+                self._uncount_gone()
             if len(recent) > 2 * _RECENT_PURGES:
                 # Keep the newest.  Rebuilding now and then costs O(1) per
                 # purge; deleting the oldest key one at a time rescans the
@@ -784,6 +894,14 @@ class Registry:
             if drop:
                 self._version += 1
                 self._forget_cleared()
+                if self._output_chars:
+                    # Anywhere in the queues, not only at their front.
+                    jobs = self._jobs
+                    for queue in (self._kept_output, self._notes):
+                        keep = [(j, n) for j, n in queue if jobs.get(j.id) is j]
+                        self._output_chars -= sum(n for _, n in queue) - sum(n for _, n in keep)
+                        queue.clear()
+                        queue.extend(keep)
         return len(drop)
 
     def _forget_cleared(self) -> None:

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .errors import JobCancelled, JobFailed, WaitInterrupted
+from .errors import JobCancelled, JobFailed, ResultReleased, WaitInterrupted
 from .states import CANCELLED, FAILED, SUCCEEDED, TERMINAL, JobState, state_badge_html
 
 if TYPE_CHECKING:
@@ -27,6 +27,19 @@ if TYPE_CHECKING:
 __all__ = ["Tracker", "wait_interrupted"]
 
 _future_lock = threading.Lock()  # guards creation of a job's future view
+
+
+class _Released:
+    """The type of `RELEASED`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<nbfrost: result released>"
+
+
+#: What a succeeded job's ``value`` becomes once `Job.release_result` ran.
+RELEASED = _Released()
 
 
 class _JobFuture(concurrent.futures.Future):
@@ -132,11 +145,19 @@ class Tracker:
                 traceback for it.
             JobCancelled: the job was cancelled.
             WaitInterrupted: the wait was interrupted; the job keeps running.
+            ResultReleased: the job succeeded and its value was released
+                (see `Dispatcher.map`).
         """
         self._wait_or_raise(timeout)
         job = self._job
         if job.state is SUCCEEDED:
-            return job.value
+            value = job.value
+            if value is RELEASED:
+                raise ResultReleased(
+                    f"job {job.id} ({job.display_name}) succeeded, but its result was "
+                    "handed to the iterator of Dispatcher.map() and then released; keep "
+                    "the values map() yields, or use queue()/submit() to keep results")
+            return value
         if job.state is FAILED:
             raise JobFailed(
                 f"job {job.id} ({job.display_name}) failed: "

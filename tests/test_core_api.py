@@ -595,6 +595,10 @@ def test_a_raising_on_finish_listener_is_logged_and_harmless(dispatcher, caplog)
     assert concurrency_probe(d, 6, 4) == 4
 
 
+def _raise_now() -> None:
+    raise RuntimeError("a failed dependency")
+
+
 def test_retry_requeues_a_finished_job(dispatcher):
     d = dispatcher
     calls: list[int] = []
@@ -611,8 +615,13 @@ def test_retry_requeues_a_finished_job(dispatcher):
     assert t2.id == t.id + 1 and t2.name == "flaky" and t2.tags == ("r",)
     assert t2.result(WAIT) == 3
     assert calls == [1, 1]
-    t3 = d.retry(t2)  # a tracker works too
-    assert t3.result(WAIT) == 3
+    # A succeeded job let go of its callable and arguments: no retry.
+    with pytest.raises(ValueError, match="only failed or cancelled jobs can be retried"):
+        d.retry(t2)
+    cancelled = d.queue(flaky, 5, y=1, after=d.queue(_raise_now))
+    assert cancelled.wait(WAIT) and cancelled.state is JobState.CANCELLED
+    t3 = d.retry(cancelled)  # a tracker works too, and cancelled jobs keep their arguments
+    assert t3.result(WAIT) == 6
     gate = threading.Event()
     busy = d.queue(gate.wait, WAIT)
     with pytest.raises(ValueError, match="still"):

@@ -851,21 +851,30 @@ def test_first_output_and_first_waiter_at_once_keep_the_event(dispatcher, monkey
 
 
 class _PausingName:
-    """A callable whose name lookup can pause, to hold a snapshot half-read."""
+    """A job whose name lookup can pause, to hold a snapshot half-read.
 
-    def __init__(self) -> None:
+    The name is fixed when the job is queued, so the pause is in
+    ``Job.display_name``, which readers use after they read the state.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from nbfrost.job import Job
+
         self.armed_for: threading.Thread | None = None
         self.paused, self.proceed = threading.Event(), threading.Event()
+        plain = Job.display_name
+
+        def display_name(job: Job) -> str:
+            if threading.current_thread() is self.armed_for and not self.paused.is_set():
+                self.paused.set()
+                self.proceed.wait(WAIT)
+            return plain.fget(job)  # type: ignore[attr-defined]
+
+        monkeypatch.setattr(Job, "display_name", property(display_name))
 
     def __call__(self) -> str:
         return "ran"
 
-    @property
-    def __name__(self) -> str:  # read by status() after the state
-        if threading.current_thread() is self.armed_for and not self.paused.is_set():
-            self.paused.set()
-            self.proceed.wait(WAIT)
-        return "pausing"
 
 
 def _status(d: nbfrost.Dispatcher, t: Tracker) -> nbfrost.JobStatus:
@@ -941,10 +950,11 @@ def _queued_row_without_error(frame, t: Tracker, blocker: Tracker) -> None:
                  id="frame-while-the-queued-job-is-cancelled"),
 ])
 def test_a_view_read_while_the_job_changes_state_is_consistent(read, race, outcome, check,
-                                                               clock, thread_baseline):
+                                                               clock, thread_baseline,
+                                                               monkeypatch):
     """A snapshot or frame is read while the job changes state between the
     reader's read of the state and of the later fields (the reader is held
-    there by the job's ``__name__``): what it returns must agree with the
+    there by ``Job.display_name``): what it returns must agree with the
     state it read."""
     import pandas  # noqa: F401 - imported here, not while the reader is paused
 
@@ -952,7 +962,7 @@ def test_a_view_read_while_the_job_changes_state_is_consistent(read, race, outco
         gate = threading.Event()
         blocker = d.queue(gate.wait, WAIT)
         running(blocker)
-        fn = _PausingName()
+        fn = _PausingName(monkeypatch)
         t = d.queue(fn)
         got: list = []
         reader = threading.Thread(target=lambda: got.append(read(d, t)))

@@ -365,13 +365,16 @@ def test_cancel_queued_and_interrupt_running(shell, capsys):
 
 def test_retry_runs_the_cell_again(shell):
     shell.user_ns["runs"] = 0
-    t = ok(shell, "%%frost -n again -o last\nruns += 1\nruns")
-    assert t.result(timeout=10) == 1
+    t = ok(shell, "%%frost -n again -o last\nruns += 1\nassert runs > 1, 'first run'\nruns")
+    assert t.wait(10) and t.state is JobState.FAILED
     t2 = ok(shell, f"%frost retry {t.id}")
     assert isinstance(t2, LiveTracker) and t2.id != t.id
     assert t2.result(timeout=10) == 2
     assert shell.user_ns["last"] == 2
     assert t2.status().name == "again"
+    # A succeeded cell let go of its code: re-run the cell instead.
+    with pytest.raises(UsageError, match="only failed or cancelled jobs can be retried"):
+        shell.run_line_magic("frost", f"retry {t2.id}")
 
 
 def test_config_shows_effective_settings(shell):
@@ -380,10 +383,11 @@ def test_config_shows_effective_settings(shell):
     ok(shell, "%config FrostMagics.workers = 3")
     ok(shell, "%config FrostMagics.expiry = 12.5")
     disp(shell)
+    ok(shell, "%config FrostMagics.output_budget = 4096")  # applies live
     cfg = ok(shell, "%frost config")
-    assert cfg["workers"] == 3 and cfg["expiry"] == 12.5
+    assert cfg["workers"] == 3 and cfg["expiry"] == 12.5 and cfg["output_budget"] == 4096
     assert cfg["dispatcher"] == {"backend": "threads", "workers": 3, "expiry": 12.5,
-                                 "max_queue": 0, "grace": 2.0}
+                                 "max_queue": 0, "grace": 2.0, "output_budget": 4096}
 
 
 def test_dashboard_or_jobs_table(shell):

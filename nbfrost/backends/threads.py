@@ -203,9 +203,6 @@ class ThreadBackend:
                     if error is not None and self.on_failure is not None \
                             and context is not None and job.state is FAILED:
                         self.on_failure(job, context)
-                    # Not kept until the next job: the result belongs to
-                    # whoever asked for it (a map() hands it over).
-                    result = error = None
                 except BaseException:
                     # Only an interrupt aimed at this job can land here, and it
                     # is sent only after the job was already given its final
@@ -215,6 +212,11 @@ class ThreadBackend:
                     w.job = None
                     if job.details is not None:
                         registry.clear_pending_interrupt(job, w.clear_interrupt)
+                # Keep nothing of this job while waiting for the next one: its
+                # record, result and error (with the frames its traceback
+                # holds) belong to the registry, which lets them go, and the
+                # result to whoever asked for it (a map() hands it over).
+                job = context = result = error = None
                 if self._retire and self._should_leave(w):
                     break
         finally:
