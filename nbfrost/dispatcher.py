@@ -458,15 +458,16 @@ class Dispatcher(concurrent.futures.Executor):
         job = job_id._job if isinstance(job_id, Tracker) else self.registry.get(job_id)
         if job.state not in TERMINAL:
             raise ValueError(f"job {job.id} is still {job.state.value}; only finished jobs can be retried")
-        fn, args, kwargs = job.fn, job.args, job.kwargs
-        if fn is None or args is None or kwargs is None:
+        fn = job.fn
+        if fn is None:
             raise ValueError(
-                f"job {job.id} ({job.display_name}) {job.state.value}, and a succeeded job "
-                "lets go of its callable and arguments; only failed or cancelled jobs "
-                "can be retried; queue it again (or re-run its %%frost cell)")
-        return self.queue(fn, *args, name=job.label, tags=job.tags,
+                f"job {job.id} ({job.display_name}) {job.state.value} and has no callable "
+                "any more: a succeeded job lets go of its callable and arguments, so only "
+                "failed or cancelled jobs can be retried; queue it again (or re-run its "
+                "%%frost cell)")
+        return self.queue(fn, *job.args, name=job.label, tags=job.tags,
                           timeout=job.timeout, retries=job.retries, quiet=not job.echo,
-                          **kwargs)
+                          **job.kwargs)
 
     # --------------------------------------------------------------- timeouts
     def _arm_timeout(self, job: Job) -> None:

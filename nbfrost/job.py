@@ -37,7 +37,7 @@ from .states import (
     state_badge_html,
 )
 from .tracebacks import format_traceback, name_cells
-from .tracker import RELEASED, Tracker
+from .tracker import Tracker
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
@@ -167,8 +167,8 @@ class Job(Tracker):
                  dispatcher: Dispatcher) -> None:
         self.id = -1
         self.fn: Callable[..., Any] | None = fn
-        self.args: tuple | None = args
-        self.kwargs: dict | None = kwargs
+        self.args = args
+        self.kwargs = kwargs
         # Named now: the callable is dropped once the job succeeds.
         self.label: str = label if label is not None else describe_callable(fn)
         self.tags = tags
@@ -278,19 +278,6 @@ class Job(Tracker):
     @property
     def display_name(self) -> str:
         return self.label
-
-    def release_result(self) -> bool:
-        """Drop a succeeded job's return value; its status stays.
-
-        For a consumer that took the value and is its only user (the
-        iterator of `Dispatcher.map` calls it once it has yielded the
-        value).  Afterwards ``result()`` raises `ResultReleased`.  Returns
-        False (and changes nothing) unless the job has succeeded.
-        """
-        if self.state is not SUCCEEDED:
-            return False
-        self.value = RELEASED
-        return True
 
     @property
     def error_text(self) -> str | None:

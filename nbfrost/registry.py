@@ -43,6 +43,7 @@ from . import defaults
 from .errors import JobCancelled, JobNotFound, JobTimeout, QueueFull
 from .job import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TERMINAL, Job, JobState
 from .states import StateFilter
+from .tracker import RELEASED
 
 __all__ = ["Registry"]
 
@@ -302,7 +303,9 @@ class Registry:
                 job.caller_context = None
                 # Nobody runs a succeeded job again (retry() refuses): let
                 # its callable and arguments go now, not at expiry.
-                job.fn = job.args = job.kwargs = None
+                job.fn = None
+                job.args = ()
+                job.kwargs = _NO_KWARGS
                 job.state = SUCCEEDED  # published last: see Job.snapshot
                 self._running -= 1
                 self._finished[SUCCEEDED] += 1
@@ -418,26 +421,21 @@ class Registry:
         return True
 
     def release(self, job: Job, *, value: bool) -> Any:
-        """Forget what a *succeeded* job no longer needs: its callable and
-        arguments, and with *value* its result too, which is returned.
+        """Forget a *succeeded* job's result (with *value*); return it.
 
-        For jobs of ``submit()`` and ``map()``: their caller holds the
-        result, so the registry keeps only the status.  A job in any other
-        state is left as it is (a failed one can still be retried).
+        For jobs of ``map()``: the iterator hands the result to its caller,
+        so the registry keeps only the status, and the job's ``result()``
+        raises `ResultReleased` afterwards.  (Its callable and arguments
+        went when it succeeded, see `finish`.)  A job in any other state is
+        left as it is and None returned.
         """
         with self._lock:
             if job.state is not SUCCEEDED:
                 return None
-            if job.label is None and job.fn is not None:
-                job.label = job.display_name  # the name outlives the callable
-            record: Any = job  # ``fn`` is typed as set: only here does it go
-            record.fn = None
-            job.args = ()
-            job.kwargs = _NO_KWARGS
             result = job.value
             if value:
-                job.value = None
-            return result
+                job.value = RELEASED
+            return result if result is not RELEASED else None
 
     def time_out(self, job: Job,
                  on_running: Callable[[Job, type[BaseException]], None] | None = None) -> bool:

@@ -141,7 +141,8 @@ def test_map_in_order_lazily_and_handed_over(d):
     assert len(ids) == 8  # all queued at once, before the first next()
     assert list(results) == [i ** i for i in range(8)]
     assert [d.status(i).state for i in ids] == [JobState.SUCCEEDED] * 8
-    assert d.tracker(ids[3]).result() is None  # the iterator took the result
+    with pytest.raises(nbfrost.ResultReleased):  # the iterator took the result
+        d.tracker(ids[3]).result()
 
     for obj in d.map(make_box, range(10)):
         ref = weakref.ref(obj)

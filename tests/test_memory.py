@@ -109,7 +109,8 @@ def test_failed_and_cancelled_jobs_keep_them_for_retry(dispatcher, clock):
 def test_retrying_a_succeeded_job_says_why_not(dispatcher):
     t = dispatcher.queue(_process, Big(), also=Big(), name="proc")
     assert t.result(WAIT) == "done"
-    with pytest.raises(ValueError, match=r"job \d+ \(proc\) succeeded.*only failed or cancelled"):
+    with pytest.raises(ValueError, match=r"job \d+ \(proc\) succeeded and has no callable.*"
+                       "only failed or cancelled"):
         dispatcher.retry(t.id)
 
 
@@ -119,7 +120,7 @@ def test_release_result_keeps_the_status(dispatcher):
     value = t.result(WAIT)
     ref = weakref.ref(value)
     del value
-    assert t._job.release_result()
+    assert d.registry.release(t._job, value=True) is not None
     gc.collect()
     assert ref() is None
     assert t.state is JobState.SUCCEEDED and d.status(t.id).success
@@ -127,7 +128,7 @@ def test_release_result_keeps_the_status(dispatcher):
         t.result()
     # Only a succeeded job's result can be released.
     failed = d.queue(_fail, Big())
-    assert failed.wait(WAIT) and not failed._job.release_result()
+    assert failed.wait(WAIT) and d.registry.release(failed._job, value=True) is None
     with pytest.raises(JobFailed):
         failed.result()
 
