@@ -59,10 +59,10 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .job import QUEUED, RUNNING, TERMINAL, JobState, format_job_traceback
+from .frames import categories, strings, tuples, utc_times
+from .job import QUEUED, RUNNING, TERMINAL, format_job_traceback
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -104,9 +104,6 @@ HISTORY_COLUMNS = ("session", "pid", "id", "name", "state", "tags", "queued_at",
                    "started_at", "finished_at", "duration", "worker", "attempts",
                    "success", "error", "error_type", "traceback")
 
-#: The categories of `history`'s ``state`` column: the job states in
-#: lifecycle order, then `LOST`.
-_STATES = [s.value for s in JobState] + [LOST]
 #: Terminal states by their stored names (entries hold the strings).
 _TERMINAL = frozenset(s.value for s in TERMINAL)
 
@@ -593,9 +590,11 @@ def history(path: str | os.PathLike) -> pd.DataFrame:
 
     One row per job and session (a session is one dispatcher's lifetime),
     ordered by session then job id, with the columns in `HISTORY_COLUMNS`:
-    ``session``, ``pid`` and ``id`` identify the job; the rest match
-    ``Dispatcher.to_frame()`` (``state`` is categorical, times are UTC
-    datetimes, ``duration`` is seconds, ``success`` a nullable boolean).
+    ``session``, ``pid`` and ``id`` identify the job (int64); the rest
+    have the dtypes of ``Dispatcher.to_frame()`` (see
+    `nbfrost.frames.frame_dtypes`: text is ``string``, ``state`` the same
+    categorical, times ``datetime64[ns, UTC]``, ``duration`` seconds,
+    ``success`` a nullable boolean).
 
     A job that had not ended when its process died, or when its session
     closed, has state ``"lost"`` and keeps its last known times
@@ -644,28 +643,25 @@ def history(path: str | os.PathLike) -> pd.DataFrame:
         else:
             durations.append(max(0.0, now - started / 1e6))
 
-    def times(values: list[int | None]) -> pd.DatetimeIndex:  # integer µs -> UTC datetimes
-        arr = np.array([np.nan if v is None else v for v in values], dtype="float64")
-        return pd.to_datetime(arr, unit="us", utc=True)
-
     data = {
         "session": np.array([k[0] for k in keys], dtype="int64"),
         "pid": np.array([sessions.get(k[0], (-1,))[0] for k in keys], dtype="int64"),
         "id": np.array([k[1] for k in keys], dtype="int64"),
-        "name": [r[3] for r in recs],
-        "state": pd.Categorical(states, categories=_STATES),
-        "tags": [tuple(r[4]) if r[4] else () for r in recs],
-        # A queued entry's own time is its queue time.
-        "queued_at": times([r[8] if r[8] is not None else r[2] for r in recs]),
-        "started_at": times([r[7] for r in recs]),
-        "finished_at": times(finished),
+        "name": strings([r[3] for r in recs]),
+        "state": categories(states),
+        "tags": tuples([tuple(r[4]) if r[4] else () for r in recs]),
+        # A queued entry's own time is its queue time.  Times are integer
+        # microseconds in the file.
+        "queued_at": utc_times([r[8] if r[8] is not None else r[2] for r in recs], 1_000_000),
+        "started_at": utc_times([r[7] for r in recs], 1_000_000),
+        "finished_at": utc_times(finished, 1_000_000),
         "duration": np.array(durations, dtype="float64"),
-        "worker": [r[5] for r in recs],
+        "worker": strings([r[5] for r in recs]),
         "attempts": np.array([r[6] or 0 for r in recs], dtype="int64"),
         "success": pd.array([(s == "succeeded") if s in _TERMINAL else None for s in states],
                             dtype="boolean"),
-        "error": [r[9] for r in recs],
-        "error_type": [r[10] for r in recs],
-        "traceback": [r[11] for r in recs],
+        "error": strings([r[9] for r in recs]),
+        "error_type": strings([r[10] for r in recs]),
+        "traceback": strings([r[11] for r in recs]),
     }
     return pd.DataFrame(data, columns=list(HISTORY_COLUMNS))

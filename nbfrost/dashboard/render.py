@@ -74,6 +74,13 @@ def _clock_strings(epoch_ns: Any) -> list[str]:
     return out
 
 
+def _texts(column: Any) -> list:
+    """A ``string`` column's values, missing ones (``pd.NA``) as None.
+
+    ``pd.NA`` has no truth value, so plain ``if value:`` tests need this."""
+    return column.astype(object).where(column.notna(), None).tolist()
+
+
 def _natural_key(text: str) -> list:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
 
@@ -124,7 +131,7 @@ def _display_columns(frame: pd.DataFrame) -> dict[str, list[str]]:
     per `_TABLE_COLUMNS` entry.  User strings stay raw: `_table_html` escapes."""
     states = [str(s) for s in frame["state"].tolist()]
     progress = frame["progress"].tolist()
-    messages = frame["message"].tolist()
+    messages = _texts(frame["message"])
     prog_text = []
     for state, frac, msg in zip(states, progress, messages):
         if state != "running":
@@ -137,8 +144,8 @@ def _display_columns(frame: pd.DataFrame) -> dict[str, list[str]]:
             bits.append(str(msg))
         prog_text.append(" · ".join(bits) if bits else "running…")
     errors = []
-    for etype, err in zip(frame["error_type"].tolist(), frame["error"].tolist()):
-        if err is None or err != err:
+    for etype, err in zip(_texts(frame["error_type"]), _texts(frame["error"])):
+        if err is None:
             errors.append("")
             continue
         first = str(err).splitlines()[0] if str(err) else ""
@@ -249,7 +256,7 @@ def render_timeline(frame: pd.DataFrame, now: float, workers: int, width: int = 
     rows = []
     for jid, name, state, worker, s_ns, f_ns, dur in zip(
             frame.index.tolist(), frame["name"].tolist(), frame["state"].tolist(),
-            frame["worker"].tolist(), started_ns.tolist(), finished_ns.tolist(),
+            _texts(frame["worker"]), started_ns.tolist(), finished_ns.tolist(),
             frame["duration"].tolist()):
         if s_ns == _NAT:
             continue  # still queued (or cancelled before it started): no worker yet
