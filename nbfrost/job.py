@@ -14,6 +14,7 @@ import html
 import json
 import os
 import threading
+import types
 from _thread import LockType
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ __all__ = ["JobState", "TERMINAL", "Job", "JobStatus", "StatusList",
            "STATE_COLOURS", "state_badge_html"]
 
 _UTC = timezone.utc
+_FunctionType = types.FunctionType
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
@@ -56,6 +58,8 @@ def _ts(t: float | None) -> datetime | None:
 
 def describe_callable(fn: Any) -> str:
     """A short human name for a callable or a JobRunner object."""
+    if type(fn) is _FunctionType:  # the common case, on every queue(): kept cheap
+        return fn.__qualname__
     self_obj = getattr(fn, "__self__", None)
     if getattr(fn, "__name__", None) == "run" and self_obj is not None:
         return type(self_obj).__name__

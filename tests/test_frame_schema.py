@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from core_helpers import WAIT, running
+from helpers import WAIT, running
 
 import nbfrost
 from nbfrost.frames import COLUMNS, STATES, frame_dtypes

@@ -13,7 +13,7 @@ import threading
 import weakref
 
 import pytest
-from core_helpers import WAIT, eventually
+from helpers import WAIT, eventually
 
 import nbfrost
 from nbfrost import TERMINAL, JobFailed, JobState, ResultReleased
