@@ -648,7 +648,8 @@ def test_executor_submit_map_and_shutdown(kit):
     assert list(d.map(add, range(6), range(6), timeout=WAIT)) == [2 * i for i in range(6)]
     ids = [s.id for s in d.jobs(name="add")][-6:]
     assert [d.status(i).state for i in ids] == [JobState.SUCCEEDED] * 6
-    assert d.tracker(ids[0]).result() is None  # handed over to the iterator
+    with pytest.raises(nbfrost.ResultReleased):  # handed over to the iterator
+        d.tracker(ids[0]).result()
     it = d.map(fails, [1, 2])
     with pytest.raises(ValueError, match="boom 1"):
         next(it)
