@@ -26,8 +26,8 @@ def _queued_only(d, gate, clock):
     d.resize(1)
     blocker = d.queue(gate.wait, WAIT)
     running(blocker)
-    d.queue(print, "later", tags="t")
-    d.queue(print, "later too")
+    d.queue(print, "later", tags="t", quiet=True)
+    d.queue(print, "later too", quiet=True)
     return lambda frame: frame.drop(index=blocker.id)
 
 
@@ -40,7 +40,7 @@ def _finished_mix(d, gate, clock):
     ok = d.queue(sum, [1, 2], name="ok", tags="x")
     bad = d.queue(_boom)
     assert ok.wait(WAIT) and bad.wait(WAIT)
-    queued = d.queue(print, "never", after=bad)  # cancelled
+    queued = d.queue(print, "never", after=bad, quiet=True)  # cancelled
     assert queued.state is nbfrost.JobState.CANCELLED
     t = d.queue(gate.wait, WAIT)
     running(t)
