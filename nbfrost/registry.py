@@ -354,6 +354,9 @@ class Registry:
                 job.value = result
                 job.finished_at = now
                 job.caller_context = None
+                job.fn = None  # as in finish: a succeeded job lets go of its call
+                job.args = ()
+                job.kwargs = _NO_KWARGS
                 job.state = SUCCEEDED  # published last: see Job.snapshot
                 self._running -= 1
                 self._finished[SUCCEEDED] += 1

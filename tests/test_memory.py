@@ -207,3 +207,31 @@ def test_setting_a_smaller_budget_applies_at_once(dispatcher):
         d.output_budget = -1
     d.output_budget = None
     assert d.registry.output_kept == 0
+
+
+def test_map_jobs_let_go_of_arguments_and_handed_over_results(dispatcher):
+    """The chunked map() path: each item's argument goes when its job
+    succeeds, and a yielded result is kept by neither the iterator nor the
+    registry (its job's status stays)."""
+    d = dispatcher
+    items = [Big() for _ in range(600)]
+    arg_refs = [weakref.ref(b) for b in items]
+    results = d.map(_echo, items)
+    del items
+    ids = [s.id for s in d.jobs()]
+    first = next(results)
+    result_ref = weakref.ref(first)
+    del first
+    rest = list(results)
+    gc.collect()
+    assert result_ref() is None  # the first result: yielded, then nobody's
+    del rest
+    gc.collect()
+    assert all(r() is None for r in arg_refs)
+    assert [d.status(i).state for i in ids] == [JobState.SUCCEEDED] * 600
+    with pytest.raises(ResultReleased):
+        d.tracker(ids[0]).result()
+
+
+def _echo(big: Big) -> Big:
+    return big
