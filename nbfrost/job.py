@@ -170,7 +170,9 @@ class Job(Tracker):
                  retries: int, caller_context: contextvars.Context | None, queued_at: float,
                  dispatcher: Dispatcher) -> None:
         self.id = -1
-        self.fn: Callable[..., Any] | None = fn
+        # Typed as always set: only the worker calls it, and only before the
+        # job succeeds, when the registry sets it to None (retry() checks).
+        self.fn: Callable[..., Any] = fn
         self.args = args
         self.kwargs = kwargs
         # Named now: the callable is dropped once the job succeeds.

@@ -303,7 +303,7 @@ class Registry:
                 job.caller_context = None
                 # Nobody runs a succeeded job again (retry() refuses): let
                 # its callable and arguments go now, not at expiry.
-                job.fn = None
+                job.fn = None  # type: ignore[assignment]  # see Job.__init__
                 job.args = ()
                 job.kwargs = _NO_KWARGS
                 job.state = SUCCEEDED  # published last: see Job.snapshot
@@ -354,7 +354,7 @@ class Registry:
                 job.value = result
                 job.finished_at = now
                 job.caller_context = None
-                job.fn = None  # as in finish: a succeeded job lets go of its call
+                job.fn = None  # type: ignore[assignment]  # as in finish
                 job.args = ()
                 job.kwargs = _NO_KWARGS
                 job.state = SUCCEEDED  # published last: see Job.snapshot
