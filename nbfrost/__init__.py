@@ -23,8 +23,8 @@ from .errors import (
     JobTimeout,
     NbfrostError,
     QueueFull,
-    WaitInterrupted,
     ResultReleased,
+    WaitInterrupted,
 )
 from .job import TERMINAL, JobState, JobStatus
 from .progress import cancelled, progress, report
