@@ -190,7 +190,8 @@ def test_frost_cell_failure_shows_its_traceback_not_a_notice(kernel):
 
 
 def test_a_retried_cell_shows_its_badge_first_too(kernel):
-    kernel.run("%%frost -n again\nprint('attempt output')\n")
+    # Only a failed (or cancelled) job can be retried: a succeeded one let go of its code.
+    kernel.run("%%frost -n again\nprint('attempt output')\nraise ValueError('once more')\n")
     kernel.run("%frost wait\nretry_id = nbfrost.get_dispatcher().jobs(name='again')[-1].id")
     cells = [kernel.run("%frost retry $retry_id") for _ in range(5)]
     kernel.run("%frost wait")
