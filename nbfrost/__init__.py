@@ -23,6 +23,7 @@ from .errors import (
     JobTimeout,
     NbfrostError,
     QueueFull,
+    RemoteJobError,
     ResultReleased,
     WaitInterrupted,
 )
@@ -76,6 +77,8 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
 
     unload(ipython)
 
+# Spelled out (not built from errors.__all__) so that type checkers and linters
+# see the public names.
 __all__ = [
     "Dispatcher",
     "Tracker",
@@ -93,6 +96,7 @@ __all__ = [
     "JobTimeout",
     "QueueFull",
     "ResultReleased",
+    "RemoteJobError",
     "Dashboard",
     "FrostMagics",
     "get_dispatcher",
