@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import gc
 import inspect
 import numbers
 import os
@@ -24,7 +25,7 @@ from .backends import Backend, make_backend
 from .checks import check_count as _check_count  # shared with the dashboard
 from .checks import check_number as _check_number
 from .errors import JobNotFound
-from .job import QUEUED, RUNNING, TERMINAL, Job, JobState, JobStatus, StatusList, describe_callable
+from .job import QUEUED, RUNNING, TERMINAL, Job, JobState, JobStatus, StatusList, bulk_jobs, describe_callable
 from .registry import Registry
 from .states import StateFilter
 from .timeouts import Timers
@@ -318,9 +319,10 @@ class Dispatcher(concurrent.futures.Executor):
         """
         _check_number("timeout", timeout, allow_none=True, positive=False)
         chunksize = _check_count("chunksize", chunksize, minimum=1)
-        jobs = self._queue_many(fn, zip(*iterables), None if chunksize == 1 else chunksize,
-                                label=describe_callable(fn))
-        return _executor.map_results(jobs, self.registry, timeout)
+        jobs, chunksize = self._queue_chunks(fn, zip(*iterables),
+                                             None if chunksize == 1 else chunksize,
+                                             label=describe_callable(fn))
+        return _executor.map_results(jobs, self.registry, timeout, chunksize)
 
     def _executor_job(self, fn: Any, args: tuple, kwargs: dict, label: str | None) -> Job:
         if self._closed:
@@ -340,8 +342,14 @@ class Dispatcher(concurrent.futures.Executor):
 
     def _queue_many(self, fn: Any, arg_tuples: Iterable[tuple], chunksize: int | None = None,
                     *, label: str | None = None) -> list[Job]:
+        """`_queue_chunks`, returning only the jobs."""
+        return self._queue_chunks(fn, arg_tuples, chunksize, label=label)[0]
+
+    def _queue_chunks(self, fn: Any, arg_tuples: Iterable[tuple], chunksize: int | None = None,
+                      *, label: str | None = None) -> tuple[list[Job], int]:
         """Queue ``fn(*args)`` for every tuple of *arg_tuples*: the bulk path
-        behind `map`.  Returns the jobs (their own trackers), in order.
+        behind `map`.  Returns the jobs (their own trackers), in order, and
+        the chunk size used.
 
         Every call is a job of its own (an id, a status, a place in the
         registry), the ids are consecutive, and the jobs start in order.
@@ -369,32 +377,40 @@ class Dispatcher(concurrent.futures.Executor):
         if self.max_queue:  # a chunk may not need more slots than there are
             chunksize = min(chunksize, self.max_queue)
         if not n:
-            return []
+            return [], chunksize
         registry = self.registry
         capture.ensure_installed()
         ctx = self._caller_context()
         backend = self._backend
         first = registry.reserve_ids(n)
+        make, clock = bulk_jobs, registry.clock
+        label = label or describe_callable(run)
         out: list[Job] = []
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
         try:
             for lo in range(0, n, chunksize):
                 if self._closed:
                     raise RuntimeError(
                         f"the dispatcher was shut down while map() queued its jobs "
                         f"({lo} of {n} were queued; those that had not started are cancelled)")
-                chunk = [Job(run, args, _NO_KWARGS, label, (), None, 0, ctx, 0.0, self)
-                         for args in items[lo:lo + chunksize]]
+                chunk = make(run, items[lo:lo + chunksize], _NO_KWARGS, label, first + lo,
+                             clock(), ctx, self)
                 if self.max_queue:
                     for _ in chunk:
                         registry.reserve(True, None)
-                registry.add_many(chunk, first + lo)
+                registry.add_many(chunk)
                 out += chunk
                 backend.submit_many(chunk)
         except BaseException:
             for job in out:
                 registry.cancel(job, queued_only=True)
             raise
-        return out
+        finally:
+            if paused:
+                gc.enable()
+        return out, chunksize
 
     def _caller_context(self) -> contextvars.Context:
         """The queuing thread's context, for the job to run in (a copy of it).

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .states import CANCELLED, FAILED, SUCCEEDED
+from .states import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 
 if TYPE_CHECKING:
     from .job import Job
@@ -139,31 +139,52 @@ def _take(job: Job, registry: Registry, deadline: float | None) -> Any:
         registry.cancel(job, queued_only=True)
 
 
-def map_results(jobs: list[Job], registry: Registry, timeout: float | None) -> Iterator[Any]:
+def map_results(jobs: list[Job], registry: Registry, timeout: float | None,
+                chunksize: int = 1) -> Iterator[Any]:
     """Yield the results of *jobs* in order, as `Executor.map` does.
 
     The first exception is raised at its position; `TimeoutError` once
     *timeout* seconds (from now) have passed.  Closing the iterator early,
     or an exception, cancels the jobs still queued.  The iterator keeps no
     reference to a result it has yielded, and neither does the registry.
+    *jobs* went to the workers in chunks of *chunksize*: the iterator waits
+    once per chunk (for its last job), and takes the results of finished
+    jobs a run at a time.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    results = _results(jobs, registry, deadline)
+    results = _results(jobs, registry, deadline, chunksize)
     next(results)  # into the try: closing it before the first result cancels too
     return results
 
 
-def _results(jobs: list[Job], registry: Registry, deadline: float | None) -> Iterator[Any]:
-    jobs.reverse()  # pop() from the end: each job is dropped as it is yielded
+def _results(jobs: list[Job], registry: Registry, deadline: float | None,
+             chunksize: int) -> Iterator[Any]:
+    jobs.reverse()  # taken from the end: each job is dropped as it is yielded
+    total = len(jobs)
     try:
         yield None  # taken by map_results
-        release = registry.release
+        release_run = registry.release_run
         while jobs:
-            job = jobs.pop()
-            if job.state is SUCCEEDED:  # the common case: no wait, nothing to cancel
-                yield release(job, value=True)
-            else:
-                yield _take(job, registry, deadline)
+            job = jobs[-1]
+            state = job.state
+            if state is SUCCEEDED:  # the common case: no wait, nothing to cancel
+                values = release_run(jobs)
+                pop = values.pop
+                while values:
+                    yield pop()
+                continue
+            if state is QUEUED or state is RUNNING:
+                # Wait for the last job of its chunk (the chunk runs in
+                # order): one wait per chunk, not per job.
+                at = total - len(jobs)  # its position in the map
+                end = min(total, (at // chunksize + 1) * chunksize) - 1
+                if end > at:
+                    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    registry.wait_for(jobs[total - 1 - end], left)
+                    if job.state is SUCCEEDED:
+                        continue
+            jobs.pop()
+            yield _take(job, registry, deadline)
     finally:
         for job in jobs:
             registry.cancel(job, queued_only=True)

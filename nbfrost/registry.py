@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import types
 from _thread import allocate_lock as _allocate_lock
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -55,6 +56,7 @@ log = logging.getLogger("nbfrost")
 _RECENT_PURGES = 4096
 _THROUGHPUT_WINDOW = 60  # seconds
 _NO_KWARGS: dict[str, Any] = {}  # shared by released jobs; never mutated
+_CORO = types.CoroutineType  # what an async def function returns
 
 
 def _fmt_seconds(s: float) -> str:
@@ -187,27 +189,22 @@ class Registry:
             self._next_id = first + n
         return first
 
-    def add_many(self, jobs: list[Job], first_id: int) -> None:
-        """Insert *jobs* (no dependencies), ids from *first_id* on (from
-        `reserve_ids`), all under one lock acquisition; they may run now.
+    def add_many(self, jobs: list[Job]) -> None:
+        """Insert *jobs* (no dependencies; made by `nbfrost.job.bulk_jobs`, so
+        they carry consecutive ids from `reserve_ids` and their queued time), all under
+        one lock acquisition; they may run now.
 
-        The loop runs under the lock, unlike the rest of this module's hot
-        sections: a thread switch inside it is possible but rare (every
-        switch interval at most), and one acquisition per chunk instead of
-        per job is the point of the bulk path.
+        The inserts are C loops (``dict.update``): like the rest of this
+        module's hot sections, no Python call while the lock is held.
         """
+        if not jobs:
+            return
         now = self.clock()
-        job_id = first_id
+        first = jobs[0].id
         with self._lock:
-            table = self._jobs
-            journal = self.journal
-            for job in jobs:
-                job.id = job_id
-                job.queued_at = now
-                table[job_id] = job
-                if journal is not None:
-                    journal[job] = "queued"
-                job_id += 1
+            self._jobs.update(zip(range(first, first + len(jobs)), jobs))
+            if self.journal is not None:
+                self.journal.update(dict.fromkeys(jobs, "queued"))
             self._queued += len(jobs)
             self._version += 1
             exp = self._expiring
@@ -330,60 +327,127 @@ class Registry:
             self._expiring.append(job)
         return False
 
-    def plain_handover(self) -> bool:
-        """Whether `handover` may replace `finish` + `start` now: no
-        listener, no ``max_queue`` slot to release."""
-        return not self.listeners and self._space is None
+    def run_chunk(self, chunk: list[Job], worker: str, slot: Any
+                  ) -> tuple[Job, Any, BaseException | None] | None:
+        """Start, call and finish the jobs of *chunk* (jobs left, last
+        first) one after another, on the calling worker: the bulk path's
+        loop, for `ThreadBackend`.
 
-    def handover(self, job: Job, result: Any, nxt: Job, worker: str) -> bool:
-        """`finish` *job* (which returned *result*) and `start` *nxt*, under
-        one lock acquisition and one clock reading: a worker going through
-        a chunk.  Returns whether *nxt* started (False: it was cancelled).
+        Per job, one lock acquisition and one clock reading: the finish of
+        a job and the start of the next are one critical section (so its
+        finish time is the next one's start time), which sets
+        ``slot.job`` (the worker's `JobContext`, where `interrupt` finds
+        the job) at the start.  The call is ``job.fn(*args, **kwargs)`` in
+        the current context: the caller runs a whole chunk, which is one
+        ``map()`` call, in one copy of its context.
 
-        Only for the plain case, which the caller checks: *job* raised
-        nothing, *nxt* has no timeout, there is no listener and no
-        ``max_queue``.  If *job* was cancelled or timed out meanwhile, or
-        has details by now (a waiter, a callback, output), it is
-        finished by `finish` instead, after *nxt* started.
+        A job that needs more than that goes through the general methods,
+        here: one with details (a waiter, a callback, a timeout) or a
+        cancel request, or any job while a listener is subscribed, is
+        started with `start` and finished with `finish`.  A job whose call
+        raised, returned a coroutine or printed (``slot.lane`` is set) is
+        returned as ``(job, result, error)``, running and in ``slot.job``,
+        for the caller to finish (retries, event loop, output); it then
+        calls this again for the rest.
+        Returns None once the chunk is empty.  ``list.pop`` is atomic, so
+        a job is taken by exactly one thread (see `ThreadBackend.grace_expired`).
         """
-        now = self.clock()
-        with self._lock:
-            # details is read under the lock: a waiter or callback added
-            # since the caller looked needs the general path, which wakes it.
-            if job.state is RUNNING and not job.cancel_requested and job.details is None:
-                job.value = result
-                job.finished_at = now
-                job.caller_context = None
-                job.fn = None  # type: ignore[assignment]  # as in finish
-                job.args = ()
-                job.kwargs = _NO_KWARGS
-                job.state = SUCCEEDED  # published last: see Job.snapshot
-                self._running -= 1
-                self._finished[SUCCEEDED] += 1
-                done = True
-            else:
-                done = False
-            started = nxt.state is QUEUED
-            if started:
-                nxt.started_at = now
-                nxt.worker = worker
-                nxt.attempts = 1
-                nxt.state = RUNNING
-                self._queued -= 1
-                self._running += 1
-            self._version += 1
-            if self.journal is not None:
+        if self._space is not None:
+            raise RuntimeError("nbfrost bug: run_chunk with max_queue")
+        lock = self._lock
+        clock = self.clock
+        pop = chunk.pop
+        finished = self._finished
+        job: Job | None = None
+        result: Any = None
+        while True:
+            nxt: Job | None = None
+            started = False
+            try:
+                try:
+                    nxt = pop()
+                except IndexError:
+                    nxt = None
+                now = clock()
+                with lock:
+                    # No call in here (see the module doc).
+                    journal = self.journal
+                    plain = not self.listeners
+                    done = False
+                    if job is not None and plain and job.details is None \
+                            and job.state is RUNNING and not job.cancel_requested:
+                        job.value = result
+                        job.finished_at = now
+                        job.caller_context = None
+                        job.fn = None  # type: ignore[assignment]  # as in finish
+                        job.args = ()
+                        job.kwargs = _NO_KWARGS
+                        job.state = SUCCEEDED  # published last: see Job.snapshot
+                        self._running -= 1
+                        finished[SUCCEEDED] += 1
+                        if journal is not None:
+                            journal[job] = "succeeded"
+                        done = True
+                    # The next one starts here only after this one finished
+                    # here (else after its general finish: times in order).
+                    if nxt is not None and (done or job is None) and plain \
+                            and nxt.details is None and nxt.state is QUEUED:
+                        nxt.started_at = now
+                        nxt.worker = worker
+                        nxt.attempts = 1
+                        nxt.state = RUNNING
+                        slot.job = nxt
+                        self._queued -= 1
+                        self._running += 1
+                        if journal is not None:
+                            journal[nxt] = "running"
+                        started = True
+                    elif done:
+                        slot.job = None
+                    self._version += 1
+                    if self._idle_waiters and not (self._queued or self._running):
+                        self._idle.notify_all()
                 if done:
-                    self.journal[job] = "succeeded"
-                if started:
-                    self.journal[nxt] = "running"
-            if self._idle_waiters and not (self._queued or self._running):
-                self._idle.notify_all()
-        if done:
-            self._expiring.append(job)
-        elif job.state is RUNNING:  # cancel requested, or someone waits: the general path
-            self.finish(job, result, None)
-        return started
+                    self._expiring.append(job)  # type: ignore[arg-type]  # done: not None
+                elif job is not None:
+                    # Someone waits on it, a listener, a cancel: the general path.
+                    slot.job = None
+                    self.finish(job, result, None)
+                    self.clear_pending_interrupt(job, slot.clear_interrupt)
+                result = job = None
+                if nxt is None:
+                    return None
+                if not started:
+                    if nxt.state is not QUEUED or not self.start(nxt, worker):
+                        nxt = None
+                        continue  # cancelled while queued
+                    slot.job = nxt
+                    started = True
+                job, nxt = nxt, None
+            except BaseException:
+                # An interrupt aimed at a job that has already ended
+                # (cancelled or timed out: they are sent after that) landed
+                # here, after its call returned.  A job taken but not
+                # started goes back.
+                slot.job = None
+                if nxt is not None and not started:
+                    chunk.append(nxt)
+                result = job = None
+                continue
+            try:
+                kwargs = job.kwargs
+                result = job.fn(*job.args, **kwargs) if kwargs else job.fn(*job.args)
+                if result.__class__ is _CORO or slot.lane is not None:
+                    # An async def job (the caller runs it), or one that
+                    # printed (its output goes out before it ends).
+                    return job, result, None
+            except BaseException as exc:  # a job never kills a worker
+                return job, None, exc
+
+    def chunks_in_bulk(self) -> bool:
+        """Whether `run_chunk` may run chunks: no ``max_queue`` (with one,
+        every start releases a slot, and a chunk's jobs start one by one)."""
+        return self._space is None
 
     # ------------------------------------------------------------- cancel
     def cancel(self, job: Job, *, interrupt: bool = False,
@@ -439,6 +503,34 @@ class Registry:
             if value:
                 job.value = RELEASED
             return result if result is not RELEASED else None
+
+    def release_run(self, jobs: list[Job], limit: int = 1024) -> list[Any]:
+        """`release` (with the value) for the succeeded jobs at the end of
+        *jobs*, up to *limit* of them, all under one lock acquisition:
+        `map()`'s results, handed over a run at a time.
+
+        Those jobs are removed from *jobs*; their results are returned in
+        the same order, so that ``pop()`` hands them out as *jobs* would
+        (from its end).
+        """
+        n = len(jobs)
+        stop = max(0, n - limit)
+        i = n
+        while i > stop and jobs[i - 1].state is SUCCEEDED:  # terminal: no lock needed to see it
+            i -= 1
+        k = n - i
+        values: list[Any] = [None] * k
+        with self._lock:  # no call in here (see the module doc)
+            j = k
+            while j:
+                j -= 1
+                job = jobs[i + j]
+                result = job.value
+                if result is not RELEASED:
+                    values[j] = result
+                    job.value = RELEASED
+        del jobs[i:]
+        return values
 
     def time_out(self, job: Job,
                  on_running: Callable[[Job, type[BaseException]], None] | None = None) -> bool:

@@ -227,7 +227,7 @@ def test_auto_chunksize():
 
 
 def test_waiting_on_chunk_jobs_while_they_run_never_hangs(dispatcher):
-    """A waiter added after the worker chose the fast handover is still woken."""
+    """A waiter added while the worker goes through the chunk is still woken."""
     for _ in range(5):
         ts = dispatcher._queue_many(square, [(i,) for i in range(3000)], chunksize=256)
         assert dispatcher.wait(ts, timeout=WAIT)
@@ -261,3 +261,175 @@ def test_map_jobs_reach_the_history(tmp_path):
     frame = nbfrost.history(path)
     assert len(frame) == 600
     assert set(frame["state"].astype(str)) == {"succeeded"}
+
+
+# -- the chunk loop (Registry.run_chunk) and the results taken a run at a time
+
+
+def test_a_waiter_on_an_item_mid_chunk_is_woken():
+    gate = threading.Event()
+
+    def item(x: int) -> int:
+        if x == 0:
+            gate.wait(WAIT)
+        return x
+
+    d = nbfrost.Dispatcher(workers=1)
+    try:
+        ts = d._queue_many(item, [(i,) for i in range(200)], chunksize=200)
+        eventually(lambda: ts[0].status().state is JobState.RUNNING)
+        woken = []
+        waiter = threading.Thread(target=lambda: woken.append(ts[100].wait(WAIT)))
+        waiter.start()
+        eventually(lambda: ts[100].details is not None)  # it waits now
+        gate.set()
+        waiter.join(WAIT)
+        assert woken == [True]
+        assert ts[100].result() == 100
+        assert d.wait(ts, timeout=WAIT)
+        assert {t.status().state for t in ts} == {JobState.SUCCEEDED}
+    finally:
+        gate.set()
+        d.shutdown()
+
+
+def test_items_of_a_chunk_record_their_own_times_and_worker():
+    import time
+
+    def item(x: int) -> int:
+        time.sleep(0.002)
+        return x
+
+    d = nbfrost.Dispatcher(workers=1)
+    try:
+        ts = d._queue_many(item, [(i,) for i in range(20)], chunksize=20)
+        assert d.wait(ts, timeout=WAIT)
+        snaps = [t.status() for t in ts]
+        for a, b in zip(snaps, snaps[1:]):
+            assert a.started_at < a.finished_at <= b.started_at < b.finished_at
+        assert all(s.duration >= 0.0015 for s in snaps)
+        assert {s.worker for s in snaps} == {"worker-0"}
+        assert {s.attempts for s in snaps} == {1}
+    finally:
+        d.shutdown()
+
+
+def test_frames_and_counts_stay_consistent_while_chunks_run():
+    d = nbfrost.Dispatcher(workers=2, expiry=None)
+    try:
+        it = d.map(square, range(20_000))
+        seen_running = 0
+        while d.registry.active:
+            frame = d.to_frame()
+            counts = d.registry.counts()
+            assert sum(counts.values()) == len(d.registry)
+            states = frame["state"].astype(str)
+            running = frame[states == "running"]
+            seen_running = max(seen_running, len(running))
+            assert len(running) <= 2  # one running job per worker, never a whole chunk
+            assert running["started_at"].notna().all()
+            done = frame[states == "succeeded"]
+            assert done["finished_at"].notna().all()
+            assert (done["finished_at"] >= done["started_at"]).all()
+            queued = frame[states == "queued"]
+            assert queued["started_at"].isna().all()
+        assert list(it) == [i * i for i in range(20_000)]
+        assert d.registry.counts()["succeeded"] == 20_000
+    finally:
+        d.shutdown()
+
+
+def test_a_listener_subscribed_mid_chunk_sees_the_rest():
+    gate = threading.Event()
+
+    def item(x: int) -> int:
+        if x == 0:
+            gate.wait(WAIT)
+        return x
+
+    d = nbfrost.Dispatcher(workers=1)
+    try:
+        ts = d._queue_many(item, [(i,) for i in range(100)], chunksize=100)
+        eventually(lambda: ts[0].status().state is JobState.RUNNING)
+        seen = []
+        d.on_finish(lambda t: seen.append(t.id))
+        gate.set()
+        assert d.wait(ts, timeout=WAIT)
+        assert seen == [t.id for t in ts]
+    finally:
+        gate.set()
+        d.shutdown()
+
+
+def test_a_chunk_runs_in_one_copy_of_the_callers_context():
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    var.set("caller")
+
+    def item(x: int) -> str:
+        seen = var.get()
+        var.set(f"item-{x}")
+        return seen
+
+    d = nbfrost.Dispatcher(workers=1)
+    try:
+        out = list(d.map(item, range(4), chunksize=2))
+        # The caller's value reaches the first item of each chunk; a set()
+        # is seen by the later items of its chunk, never by the caller.
+        assert out == ["caller", "item-0", "caller", "item-2"]
+        assert var.get() == "caller"
+    finally:
+        d.shutdown()
+
+
+def test_map_failure_mid_chunk_raises_at_its_position_and_hands_results_over():
+    import weakref
+
+    class Box:
+        pass
+
+    boxes: list[weakref.ref] = []
+
+    def item(x: int) -> Box:
+        if x == 300:
+            raise ValueError("three hundred")
+        box = Box()
+        boxes.append(weakref.ref(box))
+        return box
+
+    d = nbfrost.Dispatcher(workers=2)
+    try:
+        it = d.map(item, range(600), chunksize=256)
+        for _ in range(300):
+            next(it)  # each result dropped at once
+        assert all(ref() is None for ref in boxes[:300])  # not kept by anyone
+        with pytest.raises(ValueError, match="three hundred"):
+            next(it)
+        assert d.wait(timeout=WAIT)
+        states = [s.state for s in d.jobs()]
+        assert states.count(JobState.FAILED) == 1
+        assert set(states) <= {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
+    finally:
+        d.shutdown()
+
+
+def test_map_timeout_waits_per_chunk_and_names_the_late_item():
+    import concurrent.futures
+
+    gate = threading.Event()
+
+    def item(x: int) -> int:
+        if x == 3:
+            gate.wait(WAIT)
+        return x
+
+    d = nbfrost.Dispatcher(workers=1)
+    try:
+        it = d.map(item, range(10), chunksize=5, timeout=0.2)
+        assert [next(it) for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(concurrent.futures.TimeoutError, match=r"job 3 \(.*item\)"):
+            next(it)
+    finally:
+        gate.set()
+        d.shutdown()

@@ -6,7 +6,8 @@ Event, Condition or Future is created per job.
 
 Bulk submission (`submit_many`) puts one *chunk* (a list of jobs) on the
 queue instead of one job: a worker takes the chunk and runs its jobs one
-after another, each still started and finished through the registry.
+after another, each still started and finished in the registry
+(`Registry.run_chunk`, in one copy of the chunk's context).
 
 Coroutine jobs: when a job's callable returns a coroutine (an ``async def``
 function, or a partial of one), the worker runs it to completion on an
@@ -56,6 +57,17 @@ _clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void
     ("PyThreadState_SetAsyncExc", ctypes.pythonapi))
 
 
+class _Chunk(list):
+    """Jobs of one `ThreadBackend.submit_many` call, last first (a worker
+    pops from the end), and the context they were queued in."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, jobs: Any, context: contextvars.Context | None) -> None:
+        super().__init__(jobs)
+        self.context = context
+
+
 class _Worker(JobContext):
     """One worker thread's state, and the `JobContext` of the job it runs."""
 
@@ -77,7 +89,7 @@ class _Worker(JobContext):
         self.lock = threading.Lock()  # guards task, and sending an interrupt
         # The chunk it is working through (jobs left, last first), so that a
         # worker abandoned in one of them hands the rest to another.
-        self.chunk: list[Job] | None = None
+        self.chunk: _Chunk | None = None
 
     def report(self, fraction: float | None, message: str | None) -> None:
         super().report(fraction, message)
@@ -149,8 +161,9 @@ class ThreadBackend:
     def submit_many(self, jobs: list[Job]) -> None:
         """Hand *jobs* (already added to the registry) to one worker, which
         runs them in order.  Jobs cancelled meanwhile are skipped."""
-        chunk = jobs[::-1]  # the worker pops from the end
-        self._queue.put(chunk)
+        # One context for the chunk: the jobs of one map() call share it.
+        context = next((j.caller_context for j in jobs if j.caller_context is not None), None)
+        self._queue.put(_Chunk(reversed(jobs), context))
 
     def _work(self, w: _Worker) -> None:
         registry = self._registry
@@ -227,79 +240,55 @@ class ThreadBackend:
                 close_loop(loop)
             self._exited(w)
 
-    def _run_chunk(self, w: _Worker, chunk: list[Job]) -> None:
+    def _run_chunk(self, w: _Worker, chunk: _Chunk) -> None:
         """Run a chunk's jobs one after another.
 
-        Each job is started and finished through the registry as usual; in
-        the plain case (it returned, and nothing needs per-job hooks) the
-        finish of one job and the start of the next are one `handover`: one
-        lock acquisition instead of two.  ``list.pop`` is atomic, so a job
-        is taken either by this worker or by `grace_expired` handing the
-        rest of an abandoned worker's chunk to the pool, never by both.  On
-        a shrink the rest goes back to the queue.
+        Without ``max_queue`` the registry's `Registry.run_chunk` works
+        through it (one lock acquisition per job, the finish of one and the
+        start of the next together), inside one copy of the chunk's
+        context: a chunk is part of one ``map()`` call, from one context.
+        A job that raised or returned a coroutine comes back here and is
+        finished as `_work` does; then the rest of the chunk goes on.  With
+        ``max_queue`` every job is started and finished on its own (each
+        start releases a slot).  ``list.pop`` is atomic, so a job is taken
+        either by this worker or by `grace_expired` / `resize` handing the
+        rest of its chunk to the pool, never by both.
         """
         registry = self._registry
         assert registry is not None
-        start = registry.start
-        handover: Callable[[Job, Any, Job, str], bool] | None = registry.handover
-        if not registry.plain_handover():
-            handover = None  # max_queue: every start must release a slot
-        pop = chunk.pop
-        name = w.name
         w.chunk = chunk
-        nxt: Job | None = None  # already started by the last handover
         try:
-            while True:
-                if nxt is not None:
-                    job, nxt = nxt, None
+            if not registry.chunks_in_bulk():
+                self._run_chunk_one_by_one(w, chunk)
+                return
+            run_chunk = registry.run_chunk
+            name = w.name
+            while chunk and not w.retired:
+                context = chunk.context
+                if context is None:
+                    back = run_chunk(chunk, name, w)
                 else:
-                    if not chunk or w.retired:
-                        return
-                    try:
-                        job = pop()
-                    except IndexError:  # taken by grace_expired
-                        return
-                    if not start(job, name):
-                        continue  # cancelled while queued
-                w.job = job
+                    context = context.copy()
+                    back = context.run(run_chunk, chunk, name, w)
+                if back is None:
+                    return
+                job, result, error = back
+                back = None
                 try:
-                    context = job.caller_context
-                    if context is not None:
-                        context = context.copy()  # see _work
-                    # `_call`, inlined for the common case.
-                    error = None
-                    try:
-                        if context is None:
-                            result = job.fn(*job.args, **job.kwargs)
-                        else:
-                            result = context.run(job.fn, *job.args, **job.kwargs)
-                        if result.__class__ is _CORO:
-                            result = self._await(w, job, result, context)
-                    except BaseException as exc:  # a job never kills a worker
-                        result, error = None, exc
-                    if w.lane is not None:  # it printed: the rest goes out first
-                        end_attempt(w)
-                    # Listeners are read per job: one subscribed mid-chunk
-                    # must see the rest of it.
-                    if error is None and chunk and handover is not None \
-                            and not registry.listeners and not self._retire and not w.retired:
+                    if error is None and result.__class__ is _CORO:
                         try:
-                            nxt = pop()
-                        except IndexError:
-                            nxt = None
-                        if nxt is not None:
-                            done, result = result, None  # see _work
-                            if nxt.details is None:
-                                if not handover(job, done, nxt, name):
-                                    nxt = None  # cancelled while queued
-                            else:  # its start may arm a timeout: the general path
-                                registry.finish(job, done, None)
-                                if not start(nxt, name):
-                                    nxt = None
-                            done = None
-                            continue
-                    while registry.finish(job, result, error) and registry.restart(job):
+                            result = self._await(w, job, result, context)
+                        except BaseException as exc:
+                            result, error = None, exc
+                    while True:
+                        if w.lane is not None:  # it printed: the rest goes out first
+                            end_attempt(w)
+                        if not (registry.finish(job, result, error) and registry.restart(job)):
+                            break
                         result, error = self._call(w, job, context)
+                    if error is not None and self.on_failure is not None \
+                            and context is not None and job.state is FAILED:
+                        self.on_failure(job, context)
                     result = error = None  # see _work: the result is not kept here
                 except BaseException:
                     pass  # an interrupt aimed at this job (see _work)
@@ -307,13 +296,44 @@ class ThreadBackend:
                     w.job = None
                     if job.details is not None:
                         registry.clear_pending_interrupt(job, w.clear_interrupt)
-                if self._retire and chunk:
-                    self._requeue(chunk)
-                    return
         finally:
+            w.job = None
             w.chunk = None
 
-    def _requeue(self, chunk: list[Job]) -> None:
+    def _run_chunk_one_by_one(self, w: _Worker, chunk: _Chunk) -> None:
+        """`_run_chunk` with ``max_queue``: each job through `Registry.start`
+        and `Registry.finish`, in its own copy of its context."""
+        registry = self._registry
+        assert registry is not None
+        pop = chunk.pop
+        name = w.name
+        while chunk and not w.retired:
+            try:
+                job = pop()
+            except IndexError:  # taken by grace_expired
+                return
+            if not registry.start(job, name):
+                continue  # cancelled while queued
+            w.job = job
+            try:
+                context = job.caller_context
+                if context is not None:
+                    context = context.copy()  # see _work
+                result, error = self._call(w, job, context)
+                while registry.finish(job, result, error) and registry.restart(job):
+                    result, error = self._call(w, job, context)
+                if error is not None and self.on_failure is not None \
+                        and context is not None and job.state is FAILED:
+                    self.on_failure(job, context)
+                result = error = None  # see _work
+            except BaseException:
+                pass  # an interrupt aimed at this job (see _work)
+            finally:
+                w.job = None
+                if job.details is not None:
+                    registry.clear_pending_interrupt(job, w.clear_interrupt)
+
+    def _requeue(self, chunk: _Chunk) -> None:
         """Put the jobs left in *chunk* back on the queue, as a new chunk."""
         rest = []
         while True:
@@ -323,7 +343,7 @@ class ThreadBackend:
                 break
         if rest:
             rest.reverse()
-            self._queue.put(rest)
+            self._queue.put(_Chunk(rest, chunk.context))
 
     def _call(self, w: _Worker, job: Job, context: Any) -> tuple[Any, BaseException | None]:
         """One attempt of *job*: ``(result, None)`` or ``(None, error)``."""
@@ -464,6 +484,10 @@ class ThreadBackend:
                     self._spawn()
             elif delta < 0:
                 self._retire += -delta
+            busy = [w.chunk for w in self._workers] if delta < 0 else []
+        for chunk in busy:
+            if chunk:  # the rest of each chunk goes back, so that workers can leave
+                self._requeue(chunk)
         for _ in range(max(0, -delta)):
             self._queue.put(None)
 
