@@ -379,6 +379,12 @@ def test_a_chunk_runs_in_one_copy_of_the_callers_context():
         # is seen by the later items of its chunk, never by the caller.
         assert out == ["caller", "item-0", "caller", "item-2"]
         assert var.get() == "caller"
+
+        def loud(x: int) -> str:  # printing sends each item through the worker's own path
+            print(x)
+            return item(x)
+
+        assert list(d.map(loud, range(3), chunksize=3)) == ["caller", "item-0", "item-1"]
     finally:
         d.shutdown()
 

@@ -263,12 +263,15 @@ class ThreadBackend:
                 return
             run_chunk = registry.run_chunk
             name = w.name
+            # One copy for the whole chunk, entered again after a job that
+            # came back here: the chunk's jobs see each other's sets.
+            context = chunk.context
+            if context is not None:
+                context = context.copy()
             while chunk and not w.retired:
-                context = chunk.context
                 if context is None:
                     back = run_chunk(chunk, name, w)
                 else:
-                    context = context.copy()
                     back = context.run(run_chunk, chunk, name, w)
                 if back is None:
                     return
