@@ -5,14 +5,16 @@ retries, dependencies, expiry, waiters, callbacks).  Backends only call
 `start`, `finish` and `restart`; the dispatcher calls `add`, `cancel` and
 `time_out`.  So a new backend cannot change how a job behaves.
 
-Why one module of ~700 lines: every section (adding, running, cancelling,
-waiting, lookups, counts, expiry) reads and writes the same few fields under
-the same lock, and the hot sections inline what elsewhere would be a call.
-Lookups sweep expired jobs and `not_found` reads what the sweep remembers;
-the counters that `stats` reports are kept by the transitions.  Split
-along any of those lines, the lock rules would span two files.  The module
-reads in the order of a job's life: add, start/finish, cancel, completion,
-waiting, lookups, expiry.
+Why one module of ~950 lines: every section (adding, running single jobs
+and map() chunks, cancelling, waiting, lookups, counts, expiry) reads and
+writes the same few fields under the same lock, and the hot sections inline
+what elsewhere would be a call.  Lookups sweep expired jobs and `not_found`
+reads what the sweep remembers; the counters that `stats` reports are kept
+by the transitions.  Split along any of those lines, the lock rules would
+span two files.  What does not touch the lock's fields lives elsewhere: the
+listing filters in `filters.py`, the output budget's accounting in
+`budget.py`.  The module reads in the order of a job's life: add,
+start/finish, cancel, completion, waiting, lookups, expiry.
 
 Lock discipline: ``_lock`` guards ``_jobs``, every job's ``state`` and the
 fields written with it, the counters and ``_version``.  It is held only for a
@@ -41,7 +43,9 @@ from itertools import islice
 from typing import Any
 
 from . import defaults
+from .budget import OutputBudget
 from .errors import JobCancelled, JobNotFound, JobTimeout, QueueFull
+from .filters import matcher, normalize_states, take
 from .job import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TERMINAL, Job, JobState
 from .states import StateFilter
 from .tracker import RELEASED
@@ -61,19 +65,6 @@ _CORO = types.CoroutineType  # what an async def function returns
 
 def _fmt_seconds(s: float) -> str:
     return f"{s:.0f} s" if s >= 10 else f"{s:.3g} s"
-
-
-def fmt_chars(n: int) -> str:
-    """*n* characters, the way limits are written in nbfrost's docs (64 MiB)."""
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size and n % size == 0:
-            return f"{n // size} {unit}"
-    return f"{n:,}"
-
-
-def _budget_note(budget: int) -> str:
-    return (f"[nbfrost: output dropped to stay within output_budget={fmt_chars(budget)}, "
-            "oldest finished jobs first; raise Dispatcher(output_budget=...)]\n")
 
 
 class Registry:
@@ -103,16 +94,10 @@ class Registry:
         self._dropped = dict.fromkeys(TERMINAL, 0)   # expired or cleared
         self._idle = threading.Condition(self._lock)
         self._idle_waiters = 0
-        # The output budget, all under _lock.  Finished jobs that kept
-        # output, oldest first, with the characters each was counted for;
-        # jobs whose output was dropped for the budget move to _notes (their
-        # note is counted).  Expired and cleared jobs leave both (see
-        # _sweep, clear), so what is counted is what the registry holds.
-        self._output_budget = output_budget
-        self._note = "" if output_budget is None else _budget_note(output_budget)
-        self._kept_output: deque[tuple[Job, int]] = deque()
-        self._notes: deque[tuple[Job, int]] = deque()
-        self._output_chars = 0
+        # The output budget (see budget.py), all under _lock.  Expired and
+        # cleared jobs leave it (see _sweep, clear), so what is counted is
+        # what the registry holds.
+        self.budget = OutputBudget(output_budget)
         self._version = 0
         # Throughput is measured by sampling the finished total when stats()
         # is read, so the hot path pays nothing for it: (time, total) pairs.
@@ -605,7 +590,7 @@ class Registry:
         self._expiring.append(job)
         details = job.details
         if details is not None:
-            if details.out is not None and self._output_budget is not None:
+            if details.out is not None and self.budget.limit is not None:
                 self._count_output(job, details.out.chars())
             if details.waiters:
                 with self._lock:  # no waiter can join a finished job
@@ -632,79 +617,29 @@ class Registry:
     @property
     def output_budget(self) -> int | None:
         """Characters of output all finished jobs may keep together (None: no limit)."""
-        return self._output_budget
+        return self.budget.limit
 
     @output_budget.setter
-    def output_budget(self, budget: int | None) -> None:
+    def output_budget(self, limit: int | None) -> None:
         with self._lock:
-            self._output_budget = budget
-            self._note = "" if budget is None else _budget_note(budget)
-            if budget is None:
-                self._kept_output.clear()
-                self._notes.clear()
-                self._output_chars = 0
-                return
-            victims = self._over_budget()
-        self._drop_output(victims)
+            victims = self.budget.set_limit(limit, self._jobs)
+            if victims:
+                self._version += 1
+        OutputBudget.drop(victims)
 
     @property
     def output_kept(self) -> int:
         """Characters of output that finished jobs keep now, notes included
         (0 without a budget: nothing is counted then)."""
-        return self._output_chars
+        return self.budget.chars
 
     def _count_output(self, job: Job, chars: int) -> None:
-        """Count a finished job's output; drop the oldest output over budget.
-
-        Each job is counted once, when it finishes: the cost per finish does
-        not grow with the number of jobs held.
-        """
+        """Count a finished job's output; drop the oldest output over budget."""
         with self._lock:
-            if not chars or self._output_budget is None or self._jobs.get(job.id) is not job:
-                return  # nothing to count, no budget, or cleared before it was counted
-            self._kept_output.append((job, chars))
-            self._output_chars += chars
-            victims = self._over_budget()
-        self._drop_output(victims)
-
-    def _over_budget(self) -> list[tuple[Job, str]]:
-        """Uncount the oldest output until the rest fits.  Caller holds ``_lock``.
-
-        Returns the jobs whose output is to be replaced by the note (after
-        the lock is released: freeing a large string is not free).
-        """
-        budget = self._output_budget
-        if budget is None or self._output_chars <= budget:
-            return []
-        note = self._note
-        victims = []
-        kept, jobs = self._kept_output, self._jobs
-        while self._output_chars > budget and kept:
-            job, chars = kept.popleft()
-            self._output_chars -= chars
-            if jobs.get(job.id) is job:
-                victims.append((job, note))
-                self._notes.append((job, len(note)))
-                self._output_chars += len(note)
-        if victims:
-            self._version += 1
-        return victims
-
-    @staticmethod
-    def _drop_output(victims: list[tuple[Job, str]]) -> None:
-        for job, note in victims:
-            details = job.details
-            if details is not None and details.out is not None:
-                details.out.drop(note)
-
-    def _uncount_gone(self) -> None:
-        """Give back the share of output of jobs no longer held, from the
-        front of both queues (they are in finish order, like expiry).
-        Caller holds ``_lock``."""
-        jobs = self._jobs
-        for queue in (self._kept_output, self._notes):
-            while queue and jobs.get(queue[0][0].id) is not queue[0][0]:
-                self._output_chars -= queue.popleft()[1]
+            victims = self.budget.count(job, chars, self._jobs)
+            if victims:
+                self._version += 1
+        OutputBudget.drop(victims)
 
     def _dependency_done(self, job: Job, dep: Job) -> None:
         if dep.state is not SUCCEEDED:
@@ -855,10 +790,10 @@ class Registry:
                 self._sweep(self.clock())
             if newest is None:
                 jobs = list(self._jobs.values())
-        states = _normalize_states(state)
-        match = _matcher(states, name, tag)
+        states = normalize_states(state)
+        match = matcher(states, name, tag)
         if newest is not None:
-            return list(_take(self._iter_newest(), match, newest))
+            return list(take(self._iter_newest(), match, newest))
         if match is None:
             return jobs
         return [j for j in jobs if match(j)]
@@ -869,7 +804,7 @@ class Registry:
         One pass over the registry when a filter is given (0.2-0.5 µs per
         job held, so 20-50 ms for 100k); the lock is held only to copy.
         """
-        match = _matcher(_normalize_states(state), name, tag)
+        match = matcher(normalize_states(state), name, tag)
         jobs = self.select()
         return len(jobs) if match is None else sum(map(match, jobs))
 
@@ -965,8 +900,8 @@ class Registry:
                 recent[job.id] = limit if job.finished_at is None else job.finished_at
                 n += 1
         if n:
-            if self._output_chars:
-                self._uncount_gone()
+            if self.budget.chars:
+                self.budget.forget_expired(jobs)
             if len(recent) > 2 * _RECENT_PURGES:
                 # Keep the newest.  Rebuilding now and then costs O(1) per
                 # purge; deleting the oldest key one at a time rescans the
@@ -987,14 +922,8 @@ class Registry:
             if drop:
                 self._version += 1
                 self._forget_cleared()
-                if self._output_chars:
-                    # Anywhere in the queues, not only at their front.
-                    jobs = self._jobs
-                    for queue in (self._kept_output, self._notes):
-                        keep = [(j, n) for j, n in queue if jobs.get(j.id) is j]
-                        self._output_chars -= sum(n for _, n in queue) - sum(n for _, n in keep)
-                        queue.clear()
-                        queue.extend(keep)
+                if self.budget.chars:
+                    self.budget.forget_cleared(self._jobs)
         return len(drop)
 
     def _forget_cleared(self) -> None:
@@ -1016,18 +945,6 @@ class Registry:
             if not (self._queued or self._running):
                 return []
             return [j for j in self._jobs.values() if j.state not in TERMINAL]
-
-
-def _normalize_states(state: StateFilter) -> frozenset[JobState] | None:
-    if state is None:
-        return None
-    if isinstance(state, (str, JobState)):
-        state = (state,)
-    try:
-        return frozenset(JobState(s) for s in state)
-    except ValueError:
-        valid = ", ".join(s.value for s in JobState)
-        raise ValueError(f"unknown state in {state!r}; valid states are {valid}") from None
 
 
 #: How long the main thread blocks at a time while it waits for a job.
@@ -1053,46 +970,3 @@ def _park(gate: Any, timeout: float | None) -> bool:
             return True
         if deadline is not None and time.monotonic() >= deadline:
             return False
-
-
-def _matcher(states: frozenset[JobState] | None, name: str | None,
-             tag: str | None) -> Callable[[Job], bool] | None:
-    if states is None and name is None and tag is None:
-        return None
-    name_match: Callable[[str], bool] | None = None
-    if name is not None:
-        inner = name[1:-1]
-        if len(name) > 2 and name[0] == name[-1] == "*" and not any(c in inner for c in "*?["):
-            # "*word*", the dashboard's text filter: a substring test is
-            # several times faster than the glob (it runs once per job held).
-            name_match = lambda n: inner in n  # noqa: E731
-        elif any(c in name for c in "*?["):
-            import fnmatch
-            import re
-
-            glob = re.compile(fnmatch.translate(name)).match
-            name_match = lambda n: glob(n) is not None  # noqa: E731
-        else:
-            name_match = lambda n: n == name  # noqa: E731
-
-    def match(job: Job) -> bool:
-        if states is not None and job.state not in states:
-            return False
-        if name_match is not None and not name_match(job.display_name):
-            return False
-        if tag is not None and tag not in job.tags:
-            return False
-        return True
-
-    return match
-
-
-def _take(jobs: Iterator[Job], match: Callable[[Job], bool] | None, n: int) -> Iterator[Job]:
-    if n <= 0:
-        return
-    for job in jobs:
-        if match is None or match(job):
-            yield job
-            n -= 1
-            if n == 0:
-                return

@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("leaves", ("nbfrost._version", "nbfrost.defaults", "nbfrost.errors", "nbfrost.states",
                 "nbfrost.checks", "nbfrost.formatting", "nbfrost.timeouts", "nbfrost.capture",
                 "nbfrost.progress", "nbfrost.cells", "nbfrost.coroutines",
-                "nbfrost.tracebacks", "nbfrost.forward")),
+                "nbfrost.tracebacks", "nbfrost.forward", "nbfrost.budget", "nbfrost.filters")),
     ("model", ("nbfrost.job", "nbfrost.tracker")),
     ("state", ("nbfrost.registry", "nbfrost.frames", "nbfrost.journal")),
     ("running", ("nbfrost.backends",)),
