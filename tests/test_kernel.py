@@ -114,8 +114,11 @@ def test_interrupt_stops_only_the_foreground_cell(kernel, tmp_path):
     kernel.run("%%frost -n survivor -o survivor_result\n"
                "job_running.set()\n" + job_waits_for(go) + "'still alive'\n")
     kernel.run("survivor = _\nworkers_before = len(survivor.dispatcher.backend.threads())")
+    # Short sleeps, not one long one: Linux may hand the SIGINT to any of the
+    # process's threads, and then CPython raises it in the main thread only
+    # once that thread is back from its blocking call.
     fg = kernel.submit("assert job_running.wait(30)\nprint('foreground sleeping', flush=True)\n"
-                       "time.sleep(120)\n")
+                       "for _ in range(1200):\n    time.sleep(0.1)\n")
     kernel.wait_for(lambda m: parent(m) == fg and m["msg_type"] == "stream"
                     and "foreground sleeping" in m["content"]["text"])
     kernel.km.interrupt_kernel()
