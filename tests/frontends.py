@@ -75,7 +75,8 @@ def artifacts_dir() -> Path:
 
 @dataclass
 class Server:
-    """A running front-end server: its process, base URL, token and log."""
+    """A running front-end server: its process, base URL, token and log; used
+    in a ``with`` block, it is stopped when the block ends."""
 
     kind: str
     proc: subprocess.Popen
@@ -114,6 +115,12 @@ class Server:
                 return
             time.sleep(0.25)
         pytest.fail(f"no idle kernel after {timeout} s: {kernels}\n{self.log_tail()}")
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM to the PID started here; SIGKILL if it does not exit in *timeout* s."""
@@ -196,34 +203,22 @@ def start_voila(notebook: Path, home: Path, log: Path | None = None,
                   None, timeout)
 
 
-@contextlib.contextmanager
-def lab(root: Path, home: Path, log: Path | None = None) -> Iterator[Server]:
-    """A JupyterLab server; open ``server.url('lab/tree/PATH')``."""
-    server = start_jupyter("lab", root, home, log)
-    try:
-        yield server
-    finally:
-        server.stop()
+def lab(root: Path, home: Path, log: Path | None = None) -> Server:
+    """A JupyterLab server, stopped at the end of its ``with`` block; open
+    ``server.url('lab/tree/PATH')``."""
+    return start_jupyter("lab", root, home, log)
 
 
-@contextlib.contextmanager
-def notebook(root: Path, home: Path, log: Path | None = None) -> Iterator[Server]:
-    """A Notebook 7 server; open ``server.url('notebooks/PATH')``."""
-    server = start_jupyter("notebook", root, home, log)
-    try:
-        yield server
-    finally:
-        server.stop()
+def notebook(root: Path, home: Path, log: Path | None = None) -> Server:
+    """A Notebook 7 server, stopped at the end of its ``with`` block; open
+    ``server.url('notebooks/PATH')``."""
+    return start_jupyter("notebook", root, home, log)
 
 
-@contextlib.contextmanager
-def voila(notebook: Path, home: Path, log: Path | None = None) -> Iterator[Server]:
-    """A Voila server rendering *notebook*; open ``server.url()``."""
-    server = start_voila(notebook, home, log)
-    try:
-        yield server
-    finally:
-        server.stop()
+def voila(notebook: Path, home: Path, log: Path | None = None) -> Server:
+    """A Voila server rendering *notebook*, stopped at the end of its ``with``
+    block; open ``server.url()``."""
+    return start_voila(notebook, home, log)
 
 
 def require_chromium() -> None:
@@ -317,3 +312,32 @@ def option_index(select, needle: str) -> int:
     matches = [i for i, label in enumerate(labels) if label.endswith(f" · {needle}")]
     assert matches, f"no job {needle!r} in the dropdown: {labels}"
     return matches[0]
+
+
+def dashboard_counter(dash, state: str):
+    """The dashboard's count of jobs in *state* (its ``<b>`` element)."""
+    return dash.locator(f".nbf-count-{state} b")
+
+
+def expect_counts(dash, timeout_ms: int = 30_000, **counts: int) -> None:
+    """Each dashboard counter named in *counts* (``running=1``) comes to read its
+    number, waiting up to *timeout_ms* for each."""
+    from playwright.sync_api import expect
+
+    for state, n in counts.items():
+        expect(dashboard_counter(dash, state)).to_have_text(str(n), timeout=timeout_ms)
+
+
+def cancel_from_dashboard(page, dash, name: str) -> None:
+    """Pick job *name* in the dashboard's dropdown and press Cancel; then its
+    row must say ``cancelled`` and the cancelled counter read 1."""
+    from playwright.sync_api import expect
+
+    select = dash.locator(".nbf-job-select select")
+    select.select_option(index=option_index(select, name))
+    cancel = dash.locator("button.nbf-cancel")
+    expect(cancel).to_be_enabled(timeout=10_000)
+    cancel.click()
+    row = dash.locator(".nbf-table tr", has=page.locator("td", has_text=name))
+    expect(row.locator("td").nth(3)).to_have_text("cancelled", timeout=30_000)
+    expect(dashboard_counter(dash, "cancelled")).to_have_text("1", timeout=10_000)

@@ -6,15 +6,17 @@ fixtures (the fixtures in ``conftest.py`` are built from these).
 * waiting for what nothing signals: ``eventually``, ``running``;
 * ``fill_pool``: keep *n* workers busy until a gate opens;
 * ``concurrency_probe``: how many jobs a dispatcher really runs at once;
-* ``Kernel``: a real Jupyter kernel with every iopub message collected.
+* ``Kernel``: a real Jupyter kernel with every iopub message collected;
+  ``kernel_with``: one that has run some setup, checked for leaked threads after.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nbfrost
@@ -194,6 +196,18 @@ class Kernel:
         self._pump.join()
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=False)
+
+
+@contextlib.contextmanager
+def kernel_with(setup: str) -> Iterator[Kernel]:
+    """A `Kernel` that has run *setup*; closed after the block, and no thread
+    of this process may outlive it (for a module-scoped ``kernel`` fixture)."""
+    baseline = live_threads()
+    k = Kernel()
+    k.run(setup)
+    yield k
+    k.close()
+    assert_no_leaked_threads(baseline)
 
 
 def parent(msg: dict) -> str | None:

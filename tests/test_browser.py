@@ -85,10 +85,8 @@ def test_dashboard_in_jupyterlab(lab, tmp_path):
 
             dash = page.locator(".jp-OutputArea-output .nbf-dashboard")
             expect(dash).to_be_visible(timeout=60_000)
-            counter = lambda state: dash.locator(f".nbf-count-{state} b")  # noqa: E731
-            expect(counter("succeeded")).to_have_text("6", timeout=60_000)
-            expect(counter("failed")).to_have_text("3", timeout=30_000)
-            expect(counter("running")).to_have_text("2", timeout=30_000)
+            frontends.expect_counts(dash, 60_000, succeeded=6)
+            frontends.expect_counts(dash, failed=3, running=2)
             expect(dash.locator(".nbf-table td", has_text="square-5").first).to_be_visible()
             expect(dash.locator(".nbf-workers")).to_contain_text("2/3")
             # Hostile names are shown as text, not markup.
@@ -97,7 +95,7 @@ def test_dashboard_in_jupyterlab(lab, tmp_path):
 
             # Details: a failed job's error and traceback.
             select = dash.locator(".nbf-job-select select")
-            select.select_option(index=_option_index(select, "load-data"))
+            select.select_option(index=frontends.option_index(select, "load-data"))
             details = dash.locator(".nbf-details")
             expect(details).to_contain_text("FileNotFoundError: no such file: data/2026-11.csv",
                                             timeout=20_000)
@@ -115,13 +113,7 @@ def test_dashboard_in_jupyterlab(lab, tmp_path):
             assert shot.stat().st_size > 20_000
 
             # Cancel the long-running job from the dashboard.
-            select.select_option(index=_option_index(select, "train-model"))
-            cancel = dash.locator("button.nbf-cancel")
-            expect(cancel).to_be_enabled(timeout=10_000)
-            cancel.click()
-            row = dash.locator(".nbf-table tr", has=page.locator("td", has_text="train-model"))
-            expect(row.locator("td").nth(3)).to_have_text("cancelled", timeout=30_000)
-            expect(counter("cancelled")).to_have_text("1", timeout=10_000)
+            frontends.cancel_from_dashboard(page, dash, "train-model")
             expect(dash.locator(".nbf-banner")).to_contain_text("train-model", timeout=10_000)
             expect(details).to_contain_text('"state": "cancelled"', timeout=10_000)
             page.screenshot(path=str(tmp_path / "after-cancel.png"))
@@ -139,15 +131,6 @@ def test_dashboard_in_jupyterlab(lab, tmp_path):
         finally:
             browser.close()
     assert dialogs == [], f"a job name or output ran as script: {dialogs}"
-
-
-def _option_index(select, needle: str) -> int:
-    """The index of the dropdown option (``#id · name``) naming job *needle*."""
-    # The widget shows spaces as no-break spaces.
-    labels = [t.replace("\xa0", " ") for t in select.locator("option").all_inner_texts()]
-    matches = [i for i, label in enumerate(labels) if label.endswith(f" · {needle}")]
-    assert matches, f"no job {needle!r} in the dropdown: {labels}"
-    return matches[0]
 
 
 def test_a_flood_stays_calm_in_jupyterlab(lab, tmp_path):

@@ -3,18 +3,49 @@ each still a job with its own id, status and terminal state."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 from helpers import WAIT, eventually
 
 import nbfrost
-from nbfrost import JobCancelled, JobFailed, JobState
+from nbfrost import JobCancelled, JobFailed, JobState, Tracker
 from nbfrost.dispatcher import MAX_AUTO_CHUNK, auto_chunksize
 
 
 def square(x: int) -> int:
     return x * x
+
+
+def held_at(at: int, gate: threading.Event) -> Callable[[int], int]:
+    """An identity item that holds its worker on *gate* when called with *at*."""
+    def item(x: int) -> int:
+        if x == at:
+            gate.wait(WAIT)
+        return x
+
+    return item
+
+
+def queue_held_chunk(d: nbfrost.Dispatcher, item: Callable, n: int, chunksize: int) -> list[Tracker]:
+    """``item(0) … item(n - 1)`` in chunks of *chunksize*; returns once the first runs."""
+    ts = d._queue_many(item, [(i,) for i in range(n)], chunksize=chunksize)
+    eventually(lambda: ts[0].status().state is JobState.RUNNING)
+    return ts
+
+
+@contextlib.contextmanager
+def shut_down_after(d: nbfrost.Dispatcher, gate: threading.Event | None = None
+                    ) -> Iterator[nbfrost.Dispatcher]:
+    """*d* for the block; then *gate* opens (so no item holds a worker) and *d* shuts down."""
+    try:
+        yield d
+    finally:
+        if gate is not None:
+            gate.set()
+        d.shutdown()
 
 
 def test_results_in_order_ids_consecutive(dispatcher):
@@ -48,15 +79,12 @@ def test_ids_stay_consecutive_beside_concurrent_queue(dispatcher):
 
 
 def test_jobs_in_a_chunk_start_in_order_on_one_worker():
-    d = nbfrost.Dispatcher(workers=1)
-    try:
+    with shut_down_after(nbfrost.Dispatcher(workers=1)) as d:
         order = []
         ts = d._queue_many(order.append, [(i,) for i in range(300)], chunksize=100)
         assert d.wait(ts, timeout=WAIT)
         assert order == list(range(300))
         assert {t.status().worker for t in ts} == {"worker-0"}
-    finally:
-        d.shutdown()
 
 
 def test_a_failing_item_fails_alone(dispatcher):
@@ -85,10 +113,8 @@ def test_cancel_queued_items_of_a_chunk(dispatcher):
         ran.append(x)
         return x
 
-    d = nbfrost.Dispatcher(workers=1)
-    try:
-        ts = d._queue_many(item, [(i,) for i in range(10)], chunksize=10)
-        eventually(lambda: ts[0].status().state is JobState.RUNNING)
+    with shut_down_after(nbfrost.Dispatcher(workers=1), gate) as d:
+        ts = queue_held_chunk(d, item, 10, chunksize=10)
         assert ts[5].cancel() and ts[6].cancel()
         gate.set()
         assert d.wait(ts, timeout=WAIT)
@@ -96,22 +122,14 @@ def test_cancel_queued_items_of_a_chunk(dispatcher):
         assert ts[5].status().state is JobState.CANCELLED
         with pytest.raises(JobCancelled):
             ts[6].result()
-    finally:
-        gate.set()
-        d.shutdown()
 
 
 def test_shutdown_mid_chunk_leaves_every_job_terminal(thread_baseline):
     gate = threading.Event()
-
-    def item(x: int) -> int:
-        if x == 0:
-            gate.wait(WAIT)
-        return x
+    item = held_at(0, gate)
 
     d = nbfrost.Dispatcher(workers=2)
-    ts = d._queue_many(item, [(i,) for i in range(100)], chunksize=25)
-    eventually(lambda: ts[0].status().state is JobState.RUNNING)
+    ts = queue_held_chunk(d, item, 100, chunksize=25)
     d.shutdown(wait=False, cancel_pending=True)
     gate.set()
     assert d.wait(ts, timeout=WAIT)
@@ -124,8 +142,7 @@ def test_shutdown_mid_chunk_leaves_every_job_terminal(thread_baseline):
 
 
 def test_workers_bound_chunks_and_interrupting_a_chunk_job_frees_the_rest():
-    d = nbfrost.Dispatcher(workers=2, grace=0.2)
-    try:
+    with shut_down_after(nbfrost.Dispatcher(workers=2, grace=0.2)) as d:
         started = threading.Event()
 
         def item(x: int) -> int:
@@ -141,55 +158,40 @@ def test_workers_bound_chunks_and_interrupting_a_chunk_job_frees_the_rest():
         assert d.wait(ts, timeout=WAIT)
         assert [t.result() for t in ts[1:]] == list(range(1, 40))
         assert d.backend.busy() == 0
-    finally:
-        d.shutdown()
 
 
 def test_abandoned_worker_hands_its_chunk_to_the_pool():
     import time
 
-    d = nbfrost.Dispatcher(workers=2, grace=0.1)
-    try:
+    with shut_down_after(nbfrost.Dispatcher(workers=2, grace=0.1)) as d:
         def item(x: int) -> int:
             if x == 0:
                 time.sleep(1.0)  # a blocking C call: the interrupt waits
             return x
 
-        ts = d._queue_many(item, [(i,) for i in range(30)], chunksize=30)
-        eventually(lambda: ts[0].status().state is JobState.RUNNING)
+        ts = queue_held_chunk(d, item, 30, chunksize=30)
         ts[0].cancel(interrupt=True)
         # The rest of the chunk runs on the replacement worker before the
         # stuck job's sleep returns.
         assert d.wait(ts[1:], timeout=0.8)
         assert [t.result() for t in ts[1:]] == list(range(1, 30))
-    finally:
-        d.shutdown()
 
 
 def test_shrink_mid_chunk_requeues_the_rest():
-    d = nbfrost.Dispatcher(workers=2)
-    try:
+    with shut_down_after(nbfrost.Dispatcher(workers=2)) as d:
         gate = threading.Event()
+        item = held_at(0, gate)
 
-        def item(x: int) -> int:
-            if x == 0:
-                gate.wait(WAIT)
-            return x
-
-        ts = d._queue_many(item, [(i,) for i in range(50)], chunksize=50)
-        eventually(lambda: ts[0].status().state is JobState.RUNNING)
+        ts = queue_held_chunk(d, item, 50, chunksize=50)
         d.resize(1)
         gate.set()
         assert d.wait(ts, timeout=WAIT)
         assert [t.result() for t in ts] == list(range(50))
         eventually(lambda: len(d.backend.threads()) == 1)
-    finally:
-        d.shutdown()
 
 
 def test_listeners_timeouts_and_max_queue_still_see_every_job():
-    d = nbfrost.Dispatcher(workers=2, max_queue=8)
-    try:
+    with shut_down_after(nbfrost.Dispatcher(workers=2, max_queue=8)) as d:
         seen = []
         unsubscribe = d.on_finish(lambda t: seen.append(t.id))
         ts = d._queue_many(square, [(i,) for i in range(100)], chunksize=64)
@@ -197,8 +199,6 @@ def test_listeners_timeouts_and_max_queue_still_see_every_job():
         eventually(lambda: len(seen) == 100)
         assert sorted(seen) == [t.id for t in ts]
         unsubscribe()
-    finally:
-        d.shutdown()
 
 
 def test_coroutine_items(dispatcher):
@@ -238,26 +238,20 @@ def test_waiting_on_chunk_jobs_while_they_run_never_hangs(dispatcher):
 def test_map_with_few_slow_items_uses_every_worker():
     import time
 
-    d = nbfrost.Dispatcher(workers=4)
-    try:
+    with shut_down_after(nbfrost.Dispatcher(workers=4)) as d:
         def slow(x: int) -> int:
             time.sleep(0.05)
             return x
 
         assert list(d.map(slow, range(8), timeout=WAIT)) == list(range(8))
         assert len({s.worker for s in d.jobs()}) == 4  # chunks of one: spread out
-    finally:
-        d.shutdown()
 
 
 def test_map_jobs_reach_the_history(tmp_path):
     path = tmp_path / "h.sqlite"
-    d = nbfrost.Dispatcher(workers=2, history=path)
-    try:
+    with shut_down_after(nbfrost.Dispatcher(workers=2, history=path)) as d:
         assert list(d.map(square, range(600))) == [i * i for i in range(600)]
         assert d.flush_history(timeout=WAIT)
-    finally:
-        d.shutdown()
     frame = nbfrost.history(path)
     assert len(frame) == 600
     assert set(frame["state"].astype(str)) == {"succeeded"}
@@ -268,16 +262,10 @@ def test_map_jobs_reach_the_history(tmp_path):
 
 def test_a_waiter_on_an_item_mid_chunk_is_woken():
     gate = threading.Event()
+    item = held_at(0, gate)
 
-    def item(x: int) -> int:
-        if x == 0:
-            gate.wait(WAIT)
-        return x
-
-    d = nbfrost.Dispatcher(workers=1)
-    try:
-        ts = d._queue_many(item, [(i,) for i in range(200)], chunksize=200)
-        eventually(lambda: ts[0].status().state is JobState.RUNNING)
+    with shut_down_after(nbfrost.Dispatcher(workers=1), gate) as d:
+        ts = queue_held_chunk(d, item, 200, chunksize=200)
         woken = []
         waiter = threading.Thread(target=lambda: woken.append(ts[100].wait(WAIT)))
         waiter.start()
@@ -288,9 +276,6 @@ def test_a_waiter_on_an_item_mid_chunk_is_woken():
         assert ts[100].result() == 100
         assert d.wait(ts, timeout=WAIT)
         assert {t.status().state for t in ts} == {JobState.SUCCEEDED}
-    finally:
-        gate.set()
-        d.shutdown()
 
 
 def test_items_of_a_chunk_record_their_own_times_and_worker():
@@ -300,8 +285,7 @@ def test_items_of_a_chunk_record_their_own_times_and_worker():
         time.sleep(0.002)
         return x
 
-    d = nbfrost.Dispatcher(workers=1)
-    try:
+    with shut_down_after(nbfrost.Dispatcher(workers=1)) as d:
         ts = d._queue_many(item, [(i,) for i in range(20)], chunksize=20)
         assert d.wait(ts, timeout=WAIT)
         snaps = [t.status() for t in ts]
@@ -310,13 +294,10 @@ def test_items_of_a_chunk_record_their_own_times_and_worker():
         assert all(s.duration >= 0.0015 for s in snaps)
         assert {s.worker for s in snaps} == {"worker-0"}
         assert {s.attempts for s in snaps} == {1}
-    finally:
-        d.shutdown()
 
 
 def test_frames_and_counts_stay_consistent_while_chunks_run():
-    d = nbfrost.Dispatcher(workers=2, expiry=None)
-    try:
+    with shut_down_after(nbfrost.Dispatcher(workers=2, expiry=None)) as d:
         it = d.map(square, range(20_000))
         seen_running = 0
         while d.registry.active:
@@ -335,30 +316,19 @@ def test_frames_and_counts_stay_consistent_while_chunks_run():
             assert queued["started_at"].isna().all()
         assert list(it) == [i * i for i in range(20_000)]
         assert d.registry.counts()["succeeded"] == 20_000
-    finally:
-        d.shutdown()
 
 
 def test_a_listener_subscribed_mid_chunk_sees_the_rest():
     gate = threading.Event()
+    item = held_at(0, gate)
 
-    def item(x: int) -> int:
-        if x == 0:
-            gate.wait(WAIT)
-        return x
-
-    d = nbfrost.Dispatcher(workers=1)
-    try:
-        ts = d._queue_many(item, [(i,) for i in range(100)], chunksize=100)
-        eventually(lambda: ts[0].status().state is JobState.RUNNING)
+    with shut_down_after(nbfrost.Dispatcher(workers=1), gate) as d:
+        ts = queue_held_chunk(d, item, 100, chunksize=100)
         seen = []
         d.on_finish(lambda t: seen.append(t.id))
         gate.set()
         assert d.wait(ts, timeout=WAIT)
         assert seen == [t.id for t in ts]
-    finally:
-        gate.set()
-        d.shutdown()
 
 
 def test_a_chunk_runs_in_one_copy_of_the_callers_context():
@@ -372,8 +342,7 @@ def test_a_chunk_runs_in_one_copy_of_the_callers_context():
         var.set(f"item-{x}")
         return seen
 
-    d = nbfrost.Dispatcher(workers=1)
-    try:
+    with shut_down_after(nbfrost.Dispatcher(workers=1)) as d:
         out = list(d.map(item, range(4), chunksize=2))
         # The caller's value reaches the first item of each chunk; a set()
         # is seen by the later items of its chunk, never by the caller.
@@ -385,8 +354,6 @@ def test_a_chunk_runs_in_one_copy_of_the_callers_context():
             return item(x)
 
         assert list(d.map(loud, range(3), chunksize=3)) == ["caller", "item-0", "item-1"]
-    finally:
-        d.shutdown()
 
 
 def test_map_failure_mid_chunk_raises_at_its_position_and_hands_results_over():
@@ -404,8 +371,7 @@ def test_map_failure_mid_chunk_raises_at_its_position_and_hands_results_over():
         boxes.append(weakref.ref(box))
         return box
 
-    d = nbfrost.Dispatcher(workers=2)
-    try:
+    with shut_down_after(nbfrost.Dispatcher(workers=2)) as d:
         it = d.map(item, range(600), chunksize=256)
         for _ in range(300):
             next(it)  # each result dropped at once
@@ -416,26 +382,16 @@ def test_map_failure_mid_chunk_raises_at_its_position_and_hands_results_over():
         states = [s.state for s in d.jobs()]
         assert states.count(JobState.FAILED) == 1
         assert set(states) <= {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
-    finally:
-        d.shutdown()
 
 
 def test_map_timeout_waits_per_chunk_and_names_the_late_item():
     import concurrent.futures
 
     gate = threading.Event()
+    item = held_at(3, gate)
 
-    def item(x: int) -> int:
-        if x == 3:
-            gate.wait(WAIT)
-        return x
-
-    d = nbfrost.Dispatcher(workers=1)
-    try:
+    with shut_down_after(nbfrost.Dispatcher(workers=1), gate) as d:
         it = d.map(item, range(10), chunksize=5, timeout=0.2)
         assert [next(it) for _ in range(3)] == [0, 1, 2]
         with pytest.raises(concurrent.futures.TimeoutError, match=r"job 3 \(.*item\)"):
             next(it)
-    finally:
-        gate.set()
-        d.shutdown()

@@ -13,23 +13,10 @@ from pathlib import Path
 
 import pytest
 from IPython.core.completer import provisionalcompleter
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 import nbfrost
 from nbfrost.completion import IDENTIFIER, FrostMatcher
 from nbfrost.magics import _SUBCOMMANDS, FrostMagics
-
-
-@pytest.fixture(scope="module")
-def ip():
-    cfg = Config()
-    cfg.HistoryManager.enabled = False
-    InteractiveShell.clear_instance()
-    shell = InteractiveShell.instance(config=cfg)
-    yield shell
-    nbfrost.unload_ipython_extension(shell)
-    InteractiveShell.clear_instance()
 
 
 @pytest.fixture

@@ -14,25 +14,11 @@ import signal
 import threading
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
-import nbfrost
 from nbfrost import JobFailed, JobState, WaitInterrupted
 from nbfrost.tracebacks import cell_label, name_cells
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@pytest.fixture(scope="module")
-def ip():
-    cfg = Config()
-    cfg.HistoryManager.enabled = False
-    InteractiveShell.clear_instance()
-    shell = InteractiveShell.instance(config=cfg)
-    yield shell
-    nbfrost.unload_ipython_extension(shell)
-    InteractiveShell.clear_instance()
 
 
 @pytest.fixture

@@ -88,23 +88,11 @@ def test_frost_cells_and_dashboard(app, tmp_path):
         dash = output(DASHBOARD).locator(".nbf-dashboard")
         expect(dash).to_be_visible(timeout=60_000)
 
-        def counter(state: str):
-            return dash.locator(f".nbf-count-{state} b")
-
-        expect(counter("succeeded")).to_have_text("1", timeout=30_000)
-        expect(counter("failed")).to_have_text("1", timeout=30_000)
-        expect(counter("running")).to_have_text("1", timeout=30_000)
+        frontends.expect_counts(dash, succeeded=1, failed=1, running=1)
         page.screenshot(path=str(frontends.artifacts_dir() / f"frontends-{app}.png"))
 
         # Cancel from the dashboard: the row, the counter and the cell's badge follow.
-        select = dash.locator(".nbf-job-select select")
-        select.select_option(index=frontends.option_index(select, "train-model"))
-        cancel = dash.locator("button.nbf-cancel")
-        expect(cancel).to_be_enabled(timeout=10_000)
-        cancel.click()
-        row = dash.locator(".nbf-table tr", has=page.locator("td", has_text="train-model"))
-        expect(row.locator("td").nth(3)).to_have_text("cancelled", timeout=30_000)
-        expect(counter("cancelled")).to_have_text("1", timeout=10_000)
+        frontends.cancel_from_dashboard(page, dash, "train-model")
         expect(output(TRAIN)).to_contain_text(re.compile(r"job \d+ train-model cancelled"),
                                               timeout=10_000)
         page.screenshot(path=str(frontends.artifacts_dir() / f"frontends-{app}-cancelled.png"))

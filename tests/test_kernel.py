@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import Kernel, assert_no_leaked_threads, live_threads, parent
+from helpers import kernel_with, parent
 
 pytestmark = [pytest.mark.slow, pytest.mark.kernel, pytest.mark.timeout(180)]
 
@@ -21,12 +21,8 @@ NOTEBOOK = Path(__file__).resolve().parent / "notebooks" / "magics_e2e.ipynb"
 
 @pytest.fixture(scope="module")
 def kernel():
-    baseline = live_threads()
-    k = Kernel()
-    k.run("%load_ext nbfrost\nimport threading, os, time")
-    yield k
-    k.close()
-    assert_no_leaked_threads(baseline)
+    with kernel_with("%load_ext nbfrost\nimport threading, os, time") as k:
+        yield k
 
 
 def release(path: Path) -> None:

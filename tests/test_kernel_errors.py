@@ -14,7 +14,7 @@ import json
 import re
 
 import pytest
-from helpers import Kernel, assert_no_leaked_threads, live_threads, parent
+from helpers import Kernel, kernel_with, parent
 
 pytestmark = [pytest.mark.slow, pytest.mark.kernel, pytest.mark.timeout(180)]
 
@@ -26,19 +26,15 @@ SHORT = 8
 
 @pytest.fixture(scope="module")
 def kernel():
-    baseline = live_threads()
-    k = Kernel()
-    k.run("%load_ext nbfrost\nimport nbfrost, os, threading, time\n"
-          "d = nbfrost.get_dispatcher()\n"
-          "def waiters(t):\n"
-          "    return (t._job.details and t._job.details.waiters) or []\n"
-          "def watch(t, word):\n"
-          "    while not waiters(t):\n"
-          "        time.sleep(0.005)\n"
-          "    print(word, flush=True)\n")
-    yield k
-    k.close()
-    assert_no_leaked_threads(baseline)
+    with kernel_with("%load_ext nbfrost\nimport nbfrost, os, threading, time\n"
+                     "d = nbfrost.get_dispatcher()\n"
+                     "def waiters(t):\n"
+                     "    return (t._job.details and t._job.details.waiters) or []\n"
+                     "def watch(t, word):\n"
+                     "    while not waiters(t):\n"
+                     "        time.sleep(0.005)\n"
+                     "    print(word, flush=True)\n") as k:
+        yield k
 
 
 def execution_count(kernel: Kernel, code: str) -> int:

@@ -13,26 +13,12 @@ import threading
 import pytest
 from helpers import eventually
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 import nbfrost
 from nbfrost import JobState
 from nbfrost.magics import FrostMagics, LiveTracker
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@pytest.fixture(scope="module")
-def ip():
-    """One shell for the module (no history thread, so thread counts are exact)."""
-    cfg = Config()
-    cfg.HistoryManager.enabled = False
-    InteractiveShell.clear_instance()
-    shell = InteractiveShell.instance(config=cfg)
-    yield shell
-    nbfrost.unload_ipython_extension(shell)
-    InteractiveShell.clear_instance()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import Kernel, assert_no_leaked_threads, live_threads, parent
+from helpers import Kernel, kernel_with, parent
 
 from nbfrost import defaults, forward
 
@@ -23,23 +23,26 @@ LINE = re.compile(r"^j(\d+) (\d+) x$")
 
 @pytest.fixture(scope="module")
 def kernel():
-    baseline = live_threads()
-    k = Kernel()
-    k.run("%load_ext nbfrost\n%config FrostMagics.workers = 8\n"
-          "import threading, time, nbfrost\n"
-          "def work(n, go):\n"
-          "    go.wait(30)\n"
-          "    for i in range(200):\n"
-          "        print(f'j{n}', i, 'x')\n")
-    yield k
-    k.close()
-    assert_no_leaked_threads(baseline)
+    with kernel_with("%load_ext nbfrost\n%config FrostMagics.workers = 8\n"
+                     "import threading, time, nbfrost\n"
+                     "def work(n, go):\n"
+                     "    go.wait(30)\n"
+                     "    for i in range(200):\n"
+                     "        print(f'j{n}', i, 'x')\n") as k:
+        yield k
 
 
 def streams_of(kernel: Kernel, cell: str, name: str = "stdout") -> list[dict]:
     with kernel._cond:
         return [m for m in kernel.messages if parent(m) == cell and m["msg_type"] == "stream"
                 and m["content"]["name"] == name]
+
+
+def shown_under(kernel: Kernel, cell: str) -> list[dict]:
+    """What *cell* shows so far: its stream and display_data messages, in order."""
+    with kernel._cond:
+        return [m for m in kernel.messages if parent(m) == cell
+                and m["msg_type"] in ("stream", "display_data")]
 
 
 def mangled(text: str, jobs: dict[int, int]) -> list[str]:
@@ -88,9 +91,7 @@ def test_the_badge_comes_first_in_50_cells(kernel):
     kernel.run("%frost wait")
     for n, cell in enumerate(cells):
         kernel.wait_for(lambda m, c=cell: parent(m) == c and m["msg_type"] == "stream")
-        with kernel._cond:
-            mine = [m for m in kernel.messages if parent(m) == cell
-                    and m["msg_type"] in ("stream", "display_data")]
+        mine = shown_under(kernel, cell)
         kinds = [m["msg_type"] for m in mine]
         assert kinds[0] == "display_data", f"cell {n}: {kinds}"
         assert "nbfrost-badge" in mine[0]["content"]["data"]["text/html"]
@@ -107,9 +108,7 @@ def test_notices_and_displays_come_after_the_badge(kernel):
                         and "'shows' finished in" in m["content"]["text"])
     finally:
         kernel.run("%config FrostMagics.notify = False")
-    with kernel._cond:
-        mine = [m for m in kernel.messages if parent(m) == cell
-                and m["msg_type"] in ("stream", "display_data")]
+    mine = shown_under(kernel, cell)
     html = [m["content"]["data"].get("text/html", "") if m["msg_type"] == "display_data"
             else m["content"]["text"] for m in mine]
     assert "nbfrost-badge" in html[0], html
@@ -197,10 +196,9 @@ def test_a_retried_cell_shows_its_badge_first_too(kernel):
     kernel.run("%frost wait")
     for cell in cells:
         kernel.wait_for(lambda m, c=cell: parent(m) == c and m["msg_type"] == "stream")
-        with kernel._cond:
-            kinds = [m["msg_type"] for m in kernel.messages if parent(m) == cell
-                     and m["msg_type"] in ("stream", "display_data")]
+        kinds = [m["msg_type"] for m in shown_under(kernel, cell)]
         assert kinds[0] == "display_data", kinds
+
 
 def test_an_async_cell_shows_its_badge_first(kernel):
     cells = [kernel.run(f"%%frost -n async{n}\nimport asyncio\nawait asyncio.sleep(0)\n"
@@ -208,9 +206,7 @@ def test_an_async_cell_shows_its_badge_first(kernel):
     kernel.run("%frost wait")
     for n, cell in enumerate(cells):
         kernel.wait_for(lambda m, c=cell: parent(m) == c and m["msg_type"] == "stream")
-        with kernel._cond:
-            mine = [m for m in kernel.messages if parent(m) == cell
-                    and m["msg_type"] in ("stream", "display_data")]
+        mine = shown_under(kernel, cell)
         assert mine[0]["msg_type"] == "display_data", [m["msg_type"] for m in mine]
         assert "".join(m["content"]["text"] for m in mine[1:]) == f"async {n}\n"
 

@@ -58,21 +58,9 @@ def test_voila_dashboard_is_live_and_cancels(voila_page):
     page, output = voila_page
     dash = page.locator(".nbf-dashboard")
 
-    def counter(state: str):
-        return dash.locator(f".nbf-count-{state} b")
-
     # The jobs end after Voila served the page; the dashboard follows them.
-    expect(counter("succeeded")).to_have_text("1", timeout=30_000)
-    expect(counter("failed")).to_have_text("1", timeout=30_000)
-    expect(counter("running")).to_have_text("1", timeout=30_000)
-    select = dash.locator(".nbf-job-select select")
-    select.select_option(index=frontends.option_index(select, "train-model"))
-    cancel = dash.locator("button.nbf-cancel")
-    expect(cancel).to_be_enabled(timeout=10_000)
-    cancel.click()
-    row = dash.locator(".nbf-table tr", has=page.locator("td", has_text="train-model"))
-    expect(row.locator("td").nth(3)).to_have_text("cancelled", timeout=30_000)
-    expect(counter("cancelled")).to_have_text("1", timeout=10_000)
+    frontends.expect_counts(dash, succeeded=1, failed=1, running=1)
+    frontends.cancel_from_dashboard(page, dash, "train-model")
     # What ran while Voila executed the cell is there.
     expect(output(LAST)).to_have_text("the last cell ran")
 
