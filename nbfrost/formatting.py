@@ -40,6 +40,19 @@ def rate(per_second: float) -> str:
     return f"{per_second * 60:.0f}/min"
 
 
+#: How much of an error message a one-line summary shows (the rest is in
+#: ``%frost status ID`` and the dashboard's details).
+SUMMARY_ERROR_CHARS = 160
+
+
+def _one_line(text: str, limit: int = SUMMARY_ERROR_CHARS) -> str:
+    """The first line of *text*, cut to *limit* characters with an ellipsis."""
+    first, _, rest = text.partition("\n")
+    if len(first) > limit:
+        return first[: limit - 1] + "…"
+    return first + (" …" if rest.strip() else "")
+
+
 def job_summary(status: JobStatus, *, notice: bool = True) -> str:
     """One plain-text line about a job.  Callers that write HTML escape it whole.
 
@@ -47,18 +60,20 @@ def job_summary(status: JobStatus, *, notice: bool = True) -> str:
     ``✔ job 7 'load' finished in 12.3 s``, ``✘ job 8 'x' failed: ValueError: …``
     or ``✘ job 9 'y' cancelled``.  Otherwise, and for a job not finished yet,
     the line names the state: ``job 7 'load' running``,
-    ``job 8 'x' failed in 0.2 s: ValueError: …`` (the live badge).
+    ``job 8 'x' failed in 0.2 s: ValueError: …`` (the live badge).  The error
+    is cut to its first line and `SUMMARY_ERROR_CHARS` characters.
     """
     state = status.state
     head = f"job {status.id} {status.name!r}"
     took = duration(status.duration) if status.complete else ""
     if notice and state is JobState.SUCCEEDED:
         return f"✔ {head} finished in {took}" if took else f"✔ {head} finished"
+    error = _one_line(status.error or "")
     if notice and state is JobState.FAILED:
-        return f"✘ {head} failed: {status.error_type}: {status.error}"
+        return f"✘ {head} failed: {status.error_type}: {error}"
     if notice and state is JobState.CANCELLED:
         return f"✘ {head} cancelled"
     line = f"{head} {state.value}" + (f" in {took}" if took else "")
     if status.error and state is not JobState.SUCCEEDED:
-        line += f": {status.error_type}: {status.error}"
+        line += f": {status.error_type}: {error}"
     return line

@@ -617,3 +617,15 @@ def test_every_user_string_is_escaped(d1):
     finally:
         release.set()
         dash.close()
+
+
+def test_a_summary_line_shows_the_first_line_of_a_long_error_only():
+    from nbfrost.formatting import SUMMARY_ERROR_CHARS, job_summary
+
+    with nbfrost.Dispatcher(workers=1) as d:
+        long_ = d.queue(lambda: (_ for _ in ()).throw(ValueError("x" * 1000)), name="long")
+        multi = d.queue(lambda: (_ for _ in ()).throw(ValueError("first\nsecond")), name="multi")
+        d.wait()
+        line = job_summary(long_.status())
+        assert line.endswith("…") and len(line) < SUMMARY_ERROR_CHARS + 60, line
+        assert job_summary(multi.status()) == f"✘ job {multi.id} 'multi' failed: ValueError: first …"
