@@ -39,6 +39,8 @@ __all__ = ["Dispatcher"]
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _NO_KWARGS: dict[str, Any] = {}
+#: What capture.ensure_installed() puts on sys.stdout/stderr (a class check in queue()).
+_ROUTER = capture.StreamRouter
 
 
 def _runner(fn: Any) -> Callable[..., Any]:
@@ -207,7 +209,9 @@ class Dispatcher(concurrent.futures.Executor):
         self._closed = False
         self._last_context: contextvars.Context | None = None  # see _caller_context
         self._stopped = False
-        self.registry.on_ready = self._backend.submit
+        #: The backend's submit, bound once (for the thread backend, its
+        #: queue's put: see ThreadBackend.__init__).
+        self._submit = self.registry.on_ready = self._backend.submit
         if failure_notices and hasattr(self._backend, "on_failure"):
             self._backend.on_failure = _failure_notice
         self.registry.on_start_timed = self._arm_timeout
@@ -263,15 +267,28 @@ class Dispatcher(concurrent.futures.Executor):
         registry = self.registry
         if self.max_queue:  # an int test, not a property call, for the common unbounded pool
             registry.reserve(block, queue_timeout)
-        capture.ensure_installed()
+        # capture.ensure_installed(), its common case inlined (as are
+        # _caller_context's below and the backend's submit): a Python call
+        # per queue() is measurable in the throughput benchmark.
+        if sys.stdout.__class__ is not _ROUTER or sys.stderr.__class__ is not _ROUTER:
+            capture.ensure_installed()
+        context = contextvars.copy_context()
+        last = self._last_context  # read once: other threads may replace it
+        try:
+            if last is not None and context == last:
+                context = last
+            else:
+                self._last_context = context
+        except Exception:  # see _caller_context
+            self._last_context = context
         # An empty **kwargs dict is replaced by one shared, never-mutated
         # dict, so kept records hold one object less for the GC to scan.
         job = Job(run, args, kwargs or _NO_KWARGS, name, tag_tuple, timeout, retries,
-                  self._caller_context(), 0.0, self)
+                  context, 0.0, self)
         if quiet:
             job.echo = False
         if registry.add(job, deps):
-            self._backend.submit(job)
+            self._submit(job)
         return job  # the record is its own Tracker: no second object per job
 
     # ------------------------------------------- concurrent.futures.Executor
@@ -338,7 +355,7 @@ class Dispatcher(concurrent.futures.Executor):
             self.registry.reserve(True, None)
         capture.ensure_installed()
         if self.registry.add(job):
-            self._backend.submit(job)
+            self._submit(job)
 
     def _queue_many(self, fn: Any, arg_tuples: Iterable[tuple], chunksize: int | None = None,
                     *, label: str | None = None) -> list[Job]:

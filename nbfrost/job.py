@@ -176,7 +176,10 @@ class Job(Tracker):
         self.args = args
         self.kwargs = kwargs
         # Named now: the callable is dropped once the job succeeds.
-        self.label: str = label if label is not None else describe_callable(fn)
+        # (describe_callable's common case inlined: a call per queue() shows.)
+        self.label: str = (label if label is not None
+                           else fn.__qualname__ if fn.__class__ is _FunctionType
+                           else describe_callable(fn))
         self.tags = tags
         self.state = QUEUED
         self.queued_at = queued_at

@@ -115,6 +115,11 @@ class ThreadBackend:
         self._cap = output_cap
         self._prefix = prefix
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        if type(self).submit is ThreadBackend.submit:
+            # `submit` is only ``put``: bind the queue's own (a C method),
+            # one Python call less per queued job.  Not if a subclass
+            # overrides it.
+            self.submit = self._queue.put  # type: ignore[method-assign]
         self._lock = threading.Lock()  # guards _workers, _retire, _stopping, _serial
         self._workers: list[_Worker] = []
         self._retire = 0     # workers still to leave after a shrink
@@ -173,10 +178,11 @@ class ThreadBackend:
         get = self._queue.get
         start, finish, restart = registry.start, registry.finish, registry.restart
         name = w.name
+        job_class, coroutine_class = Job, _CORO  # locals: read per job
         try:
             while not w.retired:
                 job = get()
-                if job.__class__ is not Job:
+                if job.__class__ is not job_class:
                     if job is None:  # a wake-up to stop or shrink
                         if self._should_leave(w):
                             break
@@ -205,7 +211,7 @@ class ThreadBackend:
                                 result = job.fn(*job.args, **job.kwargs)
                             else:
                                 result = context.run(job.fn, *job.args, **job.kwargs)
-                            if result.__class__ is _CORO:  # an async def job: run it
+                            if result.__class__ is coroutine_class:  # an async def job: run it
                                 result = self._await(w, job, result, context)
                             error = None
                         except BaseException as exc:  # a job never kills a worker
