@@ -204,13 +204,16 @@ class ThreadBackend:
                         # its retries see the context its last attempt left,
                         # as before.
                         context = context.copy()
-                    again = True
-                    while again:
+                    while True:  # an attempt; again while finish() says so
                         try:
                             if context is None:
                                 result = job.fn(*job.args, **job.kwargs)
-                            else:
+                            elif job.args or job.kwargs:
                                 result = context.run(job.fn, *job.args, **job.kwargs)
+                            else:
+                                # No arguments (the common case): a plain call,
+                                # not the star-call's list, tuple and dict.
+                                result = context.run(job.fn)
                             if result.__class__ is coroutine_class:  # an async def job: run it
                                 result = self._await(w, job, result, context)
                             error = None
@@ -218,7 +221,8 @@ class ThreadBackend:
                             result, error = None, exc
                         if w.lane is not None:  # it printed: the rest goes out first
                             end_attempt(w)
-                        again = finish(job, result, error) and restart(job)
+                        if not (finish(job, result, error) and restart(job)):
+                            break
                     if error is not None and self.on_failure is not None \
                             and context is not None and job.state is FAILED:
                         self.on_failure(job, context)
