@@ -119,7 +119,7 @@ class ThreadBackend:
             # `submit` is only ``put``: bind the queue's own (a C method),
             # one Python call less per queued job.  Not if a subclass
             # overrides it.
-            self.submit = self._queue.put  # type: ignore[method-assign]
+            self.submit = self._queue.put  # type: ignore[method-assign,assignment]
         self._lock = threading.Lock()  # guards _workers, _retire, _stopping, _serial
         self._workers: list[_Worker] = []
         self._retire = 0     # workers still to leave after a shrink
