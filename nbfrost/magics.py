@@ -14,6 +14,11 @@ runs the job inside that copy, so ``print``, ``display()`` and the
 tracebacks printed here carry the queuing cell's ``msg_id``, even while
 another cell runs and after the queuing cell has finished.  The live badge
 and the ``notify`` line use a context copied the same way.
+
+Why one module of ~730 lines: it is one `Magics` class, and its ``%frost``
+subcommands are methods that share its lock, its dispatcher and its
+settings; the badge, the cell runner, completion and frontends live in
+their own modules.
 """
 
 from __future__ import annotations
