@@ -410,7 +410,11 @@ class Dispatcher(concurrent.futures.Executor):
         make, clock = bulk_jobs, registry.clock
         label = label or describe_callable(run)
         out: list[Job] = []
-        paused = gc.isenabled()
+        # The cyclic GC is paused while the records are made (it would scan
+        # them again and again), but not with max_queue: reserve() may block
+        # for as long as the workers take, and user code must not run that
+        # long without the collector.
+        paused = gc.isenabled() and not self.max_queue
         if paused:
             gc.disable()
         try:
