@@ -293,22 +293,12 @@ class ThreadBackend:
                             result = self._await(w, job, result, context)
                         except BaseException as exc:
                             result, error = None, exc
-                    while True:
-                        if w.lane is not None:  # it printed: the rest goes out first
-                            end_attempt(w)
-                        if not (registry.finish(job, result, error) and registry.restart(job)):
-                            break
-                        result, error = self._call(w, job, context)
-                    if error is not None and self.on_failure is not None \
-                            and context is not None and job.state is FAILED:
-                        self.on_failure(job, context)
+                    self._conclude(w, job, context, result, error)
                     result = error = None  # see _work: the result is not kept here
                 except BaseException:
                     pass  # an interrupt aimed at this job (see _work)
                 finally:
-                    w.job = None
-                    if job.details is not None:
-                        registry.clear_pending_interrupt(job, w.clear_interrupt)
+                    self._let_go(w, job)
         finally:
             w.job = None
             w.chunk = None
@@ -333,18 +323,38 @@ class ThreadBackend:
                 if context is not None:
                     context = context.copy()  # see _work
                 result, error = self._call(w, job, context)
-                while registry.finish(job, result, error) and registry.restart(job):
-                    result, error = self._call(w, job, context)
-                if error is not None and self.on_failure is not None \
-                        and context is not None and job.state is FAILED:
-                    self.on_failure(job, context)
+                self._conclude(w, job, context, result, error)
                 result = error = None  # see _work
             except BaseException:
                 pass  # an interrupt aimed at this job (see _work)
             finally:
-                w.job = None
-                if job.details is not None:
-                    registry.clear_pending_interrupt(job, w.clear_interrupt)
+                self._let_go(w, job)
+
+    def _conclude(self, w: _Worker, job: Job, context: Any, result: Any,
+                  error: BaseException | None) -> None:
+        """Finish *job* from the outcome of its first attempt: its retries,
+        then the failure notice (the chunk runners' general path; `_work`
+        inlines the same steps).  The caller catches an interrupt aimed at
+        the job and then lets go of it (`_let_go`)."""
+        registry = self._registry
+        assert registry is not None
+        while True:
+            if w.lane is not None:  # it printed: the rest goes out first
+                end_attempt(w)
+            if not (registry.finish(job, result, error) and registry.restart(job)):
+                break
+            result, error = self._call(w, job, context)
+        if error is not None and self.on_failure is not None \
+                and context is not None and job.state is FAILED:
+            self.on_failure(job, context)
+
+    def _let_go(self, w: _Worker, job: Job) -> None:
+        """The worker holds *job* no more; an interrupt still pending for it
+        is cleared."""
+        w.job = None
+        if job.details is not None:
+            assert self._registry is not None
+            self._registry.clear_pending_interrupt(job, w.clear_interrupt)
 
     def _requeue(self, chunk: _Chunk) -> None:
         """Put the jobs left in *chunk* back on the queue, as a new chunk."""
