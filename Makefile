@@ -53,20 +53,20 @@ test: lint chromium
 	  --basetemp=$(ARTIFACTS)/tmp $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-cpython
 
-# Everything but the real kernel, browser and cluster tests.
+# tests/unit only: no kernel, browser or cluster (about a minute).
 test-fast: $(VENV)/.test-installed
-	$(PYTEST) -ra -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -ra tests/unit $(PYTEST_ARGS)
 
 # Refresh the README's screenshots: the browser test takes them (under
 # $(ARTIFACTS)); this copies them into docs/ on purpose.
 screenshots: $(VENV)/.test-installed chromium
 	@mkdir -p $(ARTIFACTS)
-	$(PYTEST) -ra --basetemp=$(ARTIFACTS)/tmp-screenshots tests/test_browser.py
+	$(PYTEST) -ra --basetemp=$(ARTIFACTS)/tmp-screenshots tests/browser/test_browser.py
 	cp $(ARTIFACTS)/dashboard.png docs/dashboard.png
 	cp $(ARTIFACTS)/dashboard-timeline.png docs/dashboard-timeline.png
 
 # CPython's own concurrent.futures executor tests against Dispatcher
-# (tests/test_executor_cpython.py).  They need a CPython >= 3.12 that ships
+# (tests/unit/test_executor_cpython.py).  They need a CPython >= 3.12 that ships
 # its test package: pyenv's 3.13.0 on this image, in a venv of its own.
 # Without one, this step says so and is skipped.
 CPYTHON313 ?= env PYENV_VERSION=3.13.0 python3
@@ -78,7 +78,7 @@ test-cpython:
 	  { [ -x $(VENV313)/bin/python ] || $(CPYTHON313) -m venv $(VENV313); } && \
 	  { [ -f $(VENV313)/.installed ] || { $(VENV313)/bin/python -m pip install -q -e . pytest pytest-timeout && \
 	      touch $(VENV313)/.installed; }; } && \
-	  $(VENV313)/bin/python -m pytest -ra -p no:cacheprovider tests/test_executor_cpython.py; \
+	  $(VENV313)/bin/python -m pytest -ra -p no:cacheprovider tests/unit/test_executor_cpython.py; \
 	else \
 	  echo "test-cpython: skipped: no CPython >= 3.12 with its test package ($(CPYTHON313));" \
 	    "CPython's executor tests against Dispatcher did not run"; \

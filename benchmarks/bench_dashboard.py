@@ -55,7 +55,7 @@ def _noop() -> None:
 
 def _refresh_costs(repeats: int) -> tuple[float, float]:
     import nbfrost
-    from nbfrost.dashboard import Dashboard
+    from nbfrost.notebook.dashboard import Dashboard
 
     d = nbfrost.Dispatcher(workers=4, expiry=None)
     try:
@@ -79,7 +79,7 @@ def _throughput(jobs: int, with_dashboard: bool) -> tuple[float, float, float]:
     seconds of the whole process) for the run.
     """
     import nbfrost
-    from nbfrost import dashboard
+    from nbfrost.notebook import dashboard
 
     d = nbfrost.Dispatcher(workers=4, expiry=2.0)
     dash = dashboard.Dashboard(d, refresh=0.5) if with_dashboard else None

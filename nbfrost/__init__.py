@@ -34,17 +34,17 @@ from .tracker import Tracker
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from .dashboard.widget import Dashboard
     from .journal import history
-    from .magics import FrostMagics
-    from .shell import get_dispatcher
+    from .notebook.dashboard.widget import Dashboard
+    from .notebook.magics import FrostMagics
+    from .notebook.shell import get_dispatcher
 
 # Lazily imported names: module that defines each.  Keeps `import nbfrost`
 # free of IPython, ipywidgets, pandas and distributed.
 _LAZY = {
-    "Dashboard": "nbfrost.dashboard.widget",
-    "FrostMagics": "nbfrost.magics",
-    "get_dispatcher": "nbfrost.shell",
+    "Dashboard": "nbfrost.notebook.dashboard.widget",
+    "FrostMagics": "nbfrost.notebook.magics",
+    "get_dispatcher": "nbfrost.notebook.shell",
     "history": "nbfrost.journal",
 }
 
@@ -66,14 +66,14 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """``%load_ext nbfrost``: register the ``%%frost``/``%frost`` magics."""
-    from .magics import load_ipython_extension as load
+    from .notebook.magics import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """``%unload_ext nbfrost``: remove the magics and shut the pool down."""
-    from .magics import unload_ipython_extension as unload
+    from .notebook.magics import unload_ipython_extension as unload
 
     unload(ipython)
 

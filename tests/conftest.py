@@ -1,8 +1,16 @@
-"""Shared fixtures, and only fixtures: the helpers they use live in
-``helpers.py``, which tests import directly.  Slow tests (real kernel,
-browser, cluster) carry the ``slow`` marker; ``make test`` runs everything."""
+"""Shared fixtures, and the markers of each test folder: the helpers the
+fixtures use live in ``helpers.py``, which tests import directly.
+
+Tests sit in folders by kind, and the folder sets the markers
+(``FOLDER_MARKERS``): ``unit/`` (no kernel, browser or cluster; what
+``make test-fast`` runs), ``kernel/`` (real Jupyter kernels), ``browser/``
+(JupyterLab, Notebook 7, Voila in Chromium), ``cluster/`` (a real Dask
+``LocalCluster``) and ``stress/`` (hundreds of thousands of jobs).  Every
+folder but ``unit/`` is also ``slow``; ``make test`` runs them all."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from helpers import FakeClock, assert_no_leaked_threads, live_threads
@@ -45,3 +53,24 @@ def ip():
     yield shell
     nbfrost.unload_ipython_extension(shell)
     InteractiveShell.clear_instance()
+
+
+#: The markers a test gets from the folder it sits in.
+FOLDER_MARKERS: dict[str, tuple[str, ...]] = {
+    "unit": (),
+    "kernel": ("slow", "kernel"),
+    "browser": ("slow", "browser"),
+    "cluster": ("slow", "cluster"),
+    "stress": ("slow", "stress"),
+}
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        folder = Path(str(item.fspath)).resolve().relative_to(_HERE).parts[0]
+        if folder not in FOLDER_MARKERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in one of the folders "
+                                    f"{sorted(FOLDER_MARKERS)} of tests/, which set their markers")
+        for name in FOLDER_MARKERS[folder]:
+            item.add_marker(name)
