@@ -4,7 +4,7 @@ It validates everything *before* a job exists (bad input raises and queues
 nothing), then hands the job to the registry, which owns the lifecycle, and
 to the backend, which runs it.
 
-Why one module of ~780 lines: every public entry point of the pool is here
+Why one module: every public entry point of the pool is here
 (`queue`, the `concurrent.futures.Executor` methods `submit`/`map`/
 `shutdown`, the bulk path behind `map`, queries, frames, budgets), and each
 one is a short validation in front of the same registry and backend calls.

@@ -29,8 +29,8 @@ The file holds:
 ``PRAGMA application_id`` marks the file as nbfrost's, ``PRAGMA
 user_version`` is its schema version.
 
-The writer (`Journal`) and the reader (`history`) stay in one module of
-~650 lines because they share the file format: the schema, `ENTRY_FIELDS`,
+The writer (`Journal`) and the reader (`history`) stay in one module
+because they share the file format: the schema, `ENTRY_FIELDS`,
 the identity and path checks and their error messages, and the session
 liveness test.  Split, the format would be described in two places.
 

@@ -5,7 +5,7 @@ retries, dependencies, expiry, waiters, callbacks).  Backends only call
 `start`, `finish` and `restart`; the dispatcher calls `add`, `cancel` and
 `time_out`.  So a new backend cannot change how a job behaves.
 
-Why one module of ~950 lines: every section (adding, running single jobs
+Why one module: every section (adding, running single jobs
 and map() chunks, cancelling, waiting, lookups, counts, expiry) reads and
 writes the same few fields under the same lock, and the hot sections inline
 what elsewhere would be a call.  Lookups sweep expired jobs and `not_found`
@@ -25,9 +25,9 @@ The hot sections (`add`, `start`, `finish`) also make no function call while
 they hold the lock: the clock is read before, the expiry queue is appended
 to after.  CPython switches threads only at calls and loop jumps, so a
 thread is never switched out while holding the lock, and the pool's workers
-never convoy behind it.  (With calls inside, every switch inside the lock
-made the other workers block and wake one by one; the measured cost is in
-``benchmarks/design-figures.md``.)
+never convoy behind it.  (A call inside would let a thread be switched out
+while it holds the lock, and the other workers would block and wake one by
+one behind it; ``benchmarks/`` measures what that costs.)
 """
 
 from __future__ import annotations
@@ -801,8 +801,8 @@ class Registry:
     def count(self, state: Any = None, name: str | None = None, tag: str | None = None) -> int:
         """How many jobs match the filters of `select`, without listing them.
 
-        One pass over the registry when a filter is given (0.2-0.5 µs per
-        job held, so 20-50 ms for 100k); the lock is held only to copy.
+        One pass over the registry when a filter is given; the lock is held
+        only to copy.
         """
         match = matcher(normalize_states(state), name, tag)
         jobs = self.select()

@@ -15,7 +15,7 @@ tracebacks printed here carry the queuing cell's ``msg_id``, even while
 another cell runs and after the queuing cell has finished.  The live badge
 and the ``notify`` line use a context copied the same way.
 
-Why one module of ~730 lines: it is one `Magics` class, and its ``%frost``
+Why one module: it is one `Magics` class, and its ``%frost``
 subcommands are methods that share its lock, its dispatcher and its
 settings; the badge, the cell runner, completion and frontends live in
 their own modules.
@@ -693,7 +693,7 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(FrostMagics(shell=ipython))
     from .completion import install
 
-    # Tab completion of %frost / %%frost from their own parsers (replaces an earlier one).
+    # Tab completion of %frost / %%frost from their own parsers.
     install(ipython, {sub: fn.parser for sub, fn in _SUBCOMMANDS.items()},
             FrostMagics.frost_cell.parser)
 

@@ -1,4 +1,4 @@
-"""The dashboard's layout in a real JupyterLab at 1400 px (issue 10 §10).
+"""The dashboard's layout in a real JupyterLab at 1400 px.
 
 ``tests/notebooks/dashboard_layout.ipynb`` holds 111 ``load-*`` jobs among
 121, and one failed job whose name, tags and error are long.  In Chromium

@@ -1,5 +1,5 @@
 """``%%frost`` cells and the dashboard in real front ends: Notebook 7 and
-JupyterLab in headless Chromium (issue 10 §9), and tab completion in Notebook 7 (§8).
+JupyterLab in headless Chromium, and tab completion in Notebook 7.
 
 All of them open ``tests/notebooks/frontends_frost.ipynb``:
 
@@ -78,7 +78,7 @@ def test_frost_cells_and_dashboard(app, tmp_path):
         expect(output(TRAIN)).to_contain_text(re.compile(r"job \d+ train-model running"))
         expect(output(LAST)).to_have_text("the last cell ran")
         # Late output is shown once: live frontends get the stream, never also
-        # the headless late-output area (issue 10 §9).
+        # the headless late-output area.
         printed = output(PRINTER).inner_text()
         assert [printed.count(f"printer line {i}") for i in range(4)] == [1, 1, 1, 1], printed
         for i in (LAST, DASHBOARD):
@@ -101,7 +101,7 @@ def test_frost_cells_and_dashboard(app, tmp_path):
 
 # ----------------------------------------------------------- tab completion
 def test_tab_completion_in_notebook7_shows_state_and_name(tmp_path):
-    """§8 in a real front end: Tab after ``%frost status `` lists the job ids with
+    """In a real front end: Tab after ``%frost status `` lists the job ids with
     their state and name beside them (the completion's type)."""
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook

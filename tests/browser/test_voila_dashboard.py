@@ -1,4 +1,4 @@
-"""Several ``%%frost`` cells and the dashboard together in Voila, in headless Chromium (§9).
+"""Several ``%%frost`` cells and the dashboard together in Voila, in headless Chromium.
 
 Voila renders ``tests/notebooks/frontends_frost.ipynb`` (see ``test_frontends.py``
 for its cells) once for the module: the dashboard is live and its Cancel

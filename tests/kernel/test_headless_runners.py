@@ -1,5 +1,5 @@
 """papermill and ``jupyter nbconvert --to notebook --execute`` save a notebook
-that ends with ``%frost wait`` in its final state (issue 10 §9).
+that ends with ``%frost wait`` in its final state.
 
 ``test_headless.py`` runs nbclient itself; both tools run nbclient too, with
 their own settings (papermill's engine, nbconvert's ExecutePreprocessor in a

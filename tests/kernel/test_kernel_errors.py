@@ -1,7 +1,7 @@
 """Failures and interrupted waits as a notebook user reads them, in a real kernel.
 
-Issue 10 §5: a job's status JSON names notebook cells ``Cell In[N], line L``.
-§7: the Stop button (SIGINT, ``km.interrupt_kernel()``) during a wait prints
+A job's status JSON names notebook cells ``Cell In[N], line L``.
+The Stop button (SIGINT, ``km.interrupt_kernel()``) during a wait prints
 a few lines naming the jobs that keep running, the job does keep running,
 and the kernel stays usable; ``%frost result`` of a failed job shows the
 job's own traceback.  The interrupt is sent only once the kernel's main

@@ -1,4 +1,4 @@
-"""What a user sees under a cell, in a real kernel (issue 10 §1, §2, §3, §6).
+"""What a user sees under a cell, in a real kernel.
 
 Every iopub message is collected and sorted by its cell
 (``parent_header["msg_id"]``): the badge comes first, lines are whole and

@@ -1,4 +1,4 @@
-"""Tab completion of ``%frost`` and ``%%frost`` (issue 10 §8).
+"""Tab completion of ``%frost`` and ``%%frost``.
 
 In a real IPython InteractiveShell through ``Completer.completions`` (what
 ipykernel's completion uses) and ``shell.complete`` (the legacy API), and in

@@ -186,7 +186,7 @@ def test_paging_newest_first(d1):
         assert dash.next_button.disabled and not dash.prev_button.disabled
         dash.prev_button.click()
         assert table_ids(dash) == ids[50:100]
-        # A text filter shows its total too (issue 10 §10).
+        # A text filter shows its total too.
         dash.text_filter.value = "j"
         assert table_ids(dash) == ids[:50]  # a new filter starts at page 1
         assert "1–50 of 120" in dash.page_label.value

@@ -1,4 +1,4 @@
-"""What a user reads when a job fails or a wait is interrupted (issue 10 §5, §7).
+"""What a user reads when a job fails or a wait is interrupted.
 
 In a real IPython InteractiveShell: a job's stored traceback names notebook
 cells as ``Cell In[N], line L``; interrupting a wait with a real SIGINT
@@ -34,7 +34,7 @@ def ok(ip, source: str):
     return result
 
 
-# ------------------------------------------------------------- §5 cell names
+# ---------------------------------------------------------------- cell names
 def test_status_traceback_names_the_cells_of_an_api_job(shell):
     a = ok(shell, "def inner():\n    x = 1\n    raise ValueError('bad inner')\n")
     b = ok(shell, "import nbfrost\nt_api = nbfrost.get_dispatcher().queue(\n"
@@ -86,7 +86,7 @@ def test_result_of_a_failed_job_shows_the_jobs_own_traceback(shell):
     assert lines[-1] == f"JobFailed: job {t.id} (fails) failed: ValueError: bad inner 2"
 
 
-# ------------------------------------------------------- §7 interrupted waits
+# ---------------------------------------------------------- interrupted waits
 def test_wait_interrupted_lists_a_bounded_number_of_jobs():
     pending = [(i, f"job-{i}", "running") for i in range(8)]
     err = WaitInterrupted.for_jobs(pending)

@@ -1,4 +1,4 @@
-"""Issue 11 §5: ``to_frame()`` has one schema, whatever its rows hold, and
+"""``to_frame()`` has one schema, whatever its rows hold, and
 ``nbfrost.history()`` shares it for the columns both have."""
 
 from __future__ import annotations

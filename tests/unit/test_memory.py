@@ -1,4 +1,4 @@
-"""Issue 11 §2: nothing is kept that nobody needs.
+"""Nothing is kept that nobody needs.
 
 Succeeded jobs drop their callable and arguments, released results are
 gone, finished jobs' output stays within ``output_budget``, and output cut

@@ -215,9 +215,8 @@ def render_page(dispatcher: Dispatcher, states: tuple[str, ...] | None, text: st
     newest ``(page + 1) * page_size + 1`` matching jobs and shows the last
     *page_size* of them; the extra one says whether an older page exists.
     The total comes from *counts* (``stats()``); with a text filter, it
-    costs one pass over the registry to count the matches (about 30 ms
-    for 100k jobs, and only when the registry changed since the last
-    render).
+    costs one pass over the registry to count the matches (only when the
+    registry changed since the last render).
     """
     name, tag = parse_filter(text)
     if name is None and tag is None:
