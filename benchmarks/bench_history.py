@@ -2,9 +2,9 @@
 
 Target: with ``Dispatcher(history=...)`` the pool's throughput is at least
 0.5x the throughput without it.  Workload: no-op jobs on 4 workers (the
-worst case: the journal's cost per job is fixed, a no-op job's own cost is
+worst case: the history writer's cost per job is fixed, a no-op job's own cost is
 the smallest there is).  A run queues *n* jobs, waits for them and then
-waits until the journal has committed every transition
+waits until the history writer has committed every transition
 (``flush_history()``), so the writer's backlog is paid inside the timing.
 
 The runs with and without history are interleaved, so both see the same

@@ -27,6 +27,10 @@ from .errors import (
     ResultReleased,
     WaitInterrupted,
 )
+
+# Bound eagerly (the package's __init__ is light): a lazy binding would be
+# shadowed by the subpackage nbfrost.history once a writer imports it.
+from .history import history
 from .job import TERMINAL, JobState, JobStatus
 from .progress import cancelled, progress, report
 from .tracker import Tracker
@@ -34,7 +38,6 @@ from .tracker import Tracker
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from .journal import history
     from .notebook.dashboard.widget import Dashboard
     from .notebook.magics import FrostMagics
     from .notebook.shell import get_dispatcher
@@ -45,7 +48,6 @@ _LAZY = {
     "Dashboard": "nbfrost.notebook.dashboard.widget",
     "FrostMagics": "nbfrost.notebook.magics",
     "get_dispatcher": "nbfrost.notebook.shell",
-    "history": "nbfrost.journal",
 }
 
 

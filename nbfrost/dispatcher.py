@@ -4,20 +4,20 @@ It validates everything *before* a job exists (bad input raises and queues
 nothing), then hands the job to the registry, which owns the lifecycle, and
 to the backend, which runs it.
 
-Why one module: every public entry point of the pool is here
-(`queue`, the `concurrent.futures.Executor` methods `submit`/`map`/
-`shutdown`, the bulk path behind `map`, queries, frames, budgets), and each
-one is a short validation in front of the same registry and backend calls.
-The pieces with state of their own live elsewhere: the futures and the map
-iterator in `executor.py`, the lifecycle in `registry.py`.
+What it holds: every public entry point of the pool (`queue`, the
+`concurrent.futures.Executor` methods `submit`/`map`/`shutdown`, queries,
+frames, budgets, timeouts, shutdown), each a short validation in front of
+the same registry and backend calls.  The pieces with a job of their own
+live next to it: the argument checks in `arguments.py`, the bulk path
+behind `map` in `bulk.py`, the futures and the map iterator in
+`executor.py`, the notebook's failure notices in `notices.py`, the
+lifecycle in `registry.py`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextvars
-import gc
-import inspect
 import numbers
 import os
 import sys
@@ -26,13 +26,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from . import capture, defaults, forward
+from . import bulk, capture, defaults, forward, notices
 from . import executor as _executor
+from .arguments import NO_KWARGS, check_tags, runner_of
 from .backends import Backend, make_backend
 from .checks import check_count as _check_count  # shared with the dashboard
 from .checks import check_number as _check_number
 from .errors import JobNotFound
-from .job import QUEUED, RUNNING, TERMINAL, Job, JobState, JobStatus, StatusList, bulk_jobs, describe_callable
+from .job import QUEUED, RUNNING, TERMINAL, Job, JobState, JobStatus, StatusList, describe_callable
 from .registry import Registry
 from .states import StateFilter
 from .timeouts import Timers
@@ -45,78 +46,8 @@ __all__ = ["Dispatcher"]
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
-_NO_KWARGS: dict[str, Any] = {}
 #: What capture.ensure_installed() puts on sys.stdout/stderr (a class check in queue()).
 _ROUTER = capture.StreamRouter
-
-
-def _runner(fn: Any) -> Callable[..., Any]:
-    """A callable for *fn*: itself, or its ``run`` method (a JobRunner)."""
-    if callable(fn):
-        return fn
-    if inspect.iscoroutine(fn):
-        name = getattr(fn, "__qualname__", "fn")
-        fn.close()  # it will never run: no "never awaited" warning later
-        raise TypeError(
-            f"queue() got a coroutine object ({name}(...) was already called); pass the "
-            f"function and its arguments instead, e.g. d.queue({name}, *args), so that "
-            "nbfrost runs it on a worker's event loop (and can run it again on retry)")
-    run = getattr(fn, "run", None)
-    if callable(run):
-        return run
-    raise TypeError(
-        f"queue() takes a callable or an object with a run() method, got "
-        f"{type(fn).__name__} {fn!r:.60}")
-
-
-def _tags(tags: Any) -> tuple[str, ...]:
-    if isinstance(tags, str):
-        tags = (tags,)
-    try:
-        out = tuple(tags)
-    except TypeError:
-        raise TypeError(f"tags must be a string or an iterable of strings, got {tags!r}") from None
-    for t in out:
-        if not isinstance(t, str):
-            raise TypeError(f"every tag must be a str, got {type(t).__name__} {t!r}")
-        if not t:
-            raise ValueError("tags must be non-empty strings, got ''")
-    return out
-
-
-#: The largest chunk `auto_chunksize` picks: long enough to amortize the
-#: hand-over, short enough that the first results come soon.
-MAX_AUTO_CHUNK = 256
-
-
-def auto_chunksize(n: int, workers: int) -> int:
-    """The chunk size ``map()`` uses when none is given: every worker gets
-    at least four chunks (so that uneven jobs still spread over all of
-    them), and no chunk is longer than `MAX_AUTO_CHUNK`.  Few items give
-    chunks of 1, exactly as ``queue()`` would."""
-    return max(1, min(MAX_AUTO_CHUNK, n // (4 * max(1, workers))))
-
-
-def _in_ipython() -> bool:
-    ipython = sys.modules.get("IPython")
-    get = getattr(ipython, "get_ipython", None)
-    return get is not None and get() is not None
-
-
-def _failure_notice(job: Job, ctx: contextvars.Context) -> None:
-    """Say under the queuing cell that an API job failed (see ``failure_notices``)."""
-    if not job.echo or getattr(job.fn, "reports_failures", False):
-        return  # quiet, or a %%frost cell, which shows its own traceback
-    error = job.error
-    text = str(error).strip().splitlines()
-    what = type(error).__name__ + (f": {text[0]}" if text else "")
-    line = f"\u2718 job {job.id} {job.name!r} failed: {what} \u2014 %frost status {job.id}\n"
-
-    def summary(n: int) -> str:
-        return (f"\u2718 {n} more job(s) failed (notices coalesced) \u2014 "
-                "%frost jobs --state failed\n")
-
-    forward.notice(ctx, capture.real_stream("stderr"), line, summary)
 
 
 class Dispatcher(concurrent.futures.Executor):
@@ -143,7 +74,7 @@ class Dispatcher(concurrent.futures.Executor):
         grace: seconds an interrupted or timed-out job gets to stop before
             its worker thread is abandoned and replaced.
         clock: returns epoch seconds; injectable so tests drive expiry.
-        history: a file path to journal every transition to (SQLite, WAL),
+        history: a file path to record every transition in (SQLite, WAL),
             readable later with ``nbfrost.history(path)``; None (default)
             keeps no history.  Opened and checked here: a corrupt file
             raises ValueError, an unwritable one OSError.
@@ -192,23 +123,23 @@ class Dispatcher(concurrent.futures.Executor):
         #: What all jobs of this dispatcher may send to the notebook (see `nbfrost.forward`).
         self.forward_bucket = forward.Bucket(forward_rate, 2 * forward_rate)
         if failure_notices is None:
-            failure_notices = _in_ipython()
-        self._journal = None
+            failure_notices = notices.in_ipython()
+        self._history_writer = None
         if history is not None:
             # Opened (and checked) before anything starts, so a bad file
             # fails here and never inside a job.
-            from .journal import Journal
-            self._journal = Journal(history)
+            from .history.writer import HistoryWriter
+            self._history_writer = HistoryWriter(history)
         self.registry = Registry(expiry=expiry, max_queue=max_queue, output_budget=output_budget,
                                  clock=clock or time.time)
         try:
             self._backend: Backend = make_backend(backend, workers, output_cap, backend_options)
         except BaseException:
-            if self._journal is not None:
-                self._journal.close()
+            if self._history_writer is not None:
+                self._history_writer.close()
             raise
-        if self._journal is not None:
-            self._journal.attach(self.registry)
+        if self._history_writer is not None:
+            self._history_writer.attach(self.registry)
         self.grace = float(grace)
         self.max_queue = max_queue
         self._timers = Timers()
@@ -220,7 +151,7 @@ class Dispatcher(concurrent.futures.Executor):
         #: queue's put: see ThreadBackend.__init__).
         self._submit = self.registry.on_ready = self._backend.submit
         if failure_notices and hasattr(self._backend, "on_failure"):
-            self._backend.on_failure = _failure_notice
+            self._backend.on_failure = notices.failure_notice
         self.registry.on_start_timed = self._arm_timeout
         capture.acquire()
         self._backend.start(self.registry)
@@ -258,10 +189,10 @@ class Dispatcher(concurrent.futures.Executor):
         """
         if self._closed:
             raise RuntimeError("this dispatcher is shut down; create a new nbfrost.Dispatcher()")
-        run = fn if callable(fn) else _runner(fn)
+        run = fn if callable(fn) else runner_of(fn)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__} {name!r}")
-        tag_tuple = () if tags == () else _tags(tags)
+        tag_tuple = () if tags == () else check_tags(tags)
         if timeout is not None:
             _check_number("timeout", timeout, allow_none=True, positive=True)
             timeout = float(timeout)
@@ -289,8 +220,8 @@ class Dispatcher(concurrent.futures.Executor):
         except Exception:  # see _caller_context
             self._last_context = context
         # An empty **kwargs dict is replaced by one shared, never-mutated
-        # dict, so kept records hold one object less for the GC to scan.
-        job = Job(run, args, kwargs or _NO_KWARGS, name, tag_tuple, timeout, retries,
+        # dict (NO_KWARGS).
+        job = Job(run, args, kwargs or NO_KWARGS, name, tag_tuple, timeout, retries,
                   context, 0.0, self)
         if quiet:
             job.echo = False
@@ -314,10 +245,14 @@ class Dispatcher(concurrent.futures.Executor):
             RuntimeError: the dispatcher was shut down.
             QueueFull: never; with ``max_queue`` it blocks until there is room.
         """
-        job = self._executor_job(fn, args, kwargs, None)
-        fut = _executor.attach_future(job)
-        self._enqueue(job)
-        return fut
+        if self._closed:
+            raise RuntimeError("cannot schedule new futures after shutdown; "
+                               "create a new nbfrost.Dispatcher()")
+        run = fn if callable(fn) else runner_of(fn)
+        # The name is fixed now: a succeeded job forgets its callable.
+        job = Job(run, args, kwargs or NO_KWARGS, describe_callable(fn), (),
+                  None, 0, self._caller_context(), 0.0, self)
+        return _executor.enqueue(job, self.registry, self.max_queue)
 
     def map(self, fn: Callable[..., _T], *iterables: Iterable[Any],
             timeout: float | None = None, chunksize: int = 1) -> Iterator[_T]:
@@ -331,7 +266,7 @@ class Dispatcher(concurrent.futures.Executor):
         queued.  A yielded result is handed over: the registry keeps the
         job's status but not its result.
 
-        The jobs reach the workers in chunks (see `_queue_many`): with the
+        The jobs reach the workers in chunks (see `nbfrost.bulk`): with the
         default ``chunksize=1`` nbfrost picks the size (`auto_chunksize`:
         at least four chunks per worker, at most 256 jobs each, so a few
         items still go one per chunk); another value is used as given.
@@ -348,22 +283,6 @@ class Dispatcher(concurrent.futures.Executor):
                                              label=describe_callable(fn))
         return _executor.map_results(jobs, self.registry, timeout, chunksize)
 
-    def _executor_job(self, fn: Any, args: tuple, kwargs: dict, label: str | None) -> Job:
-        if self._closed:
-            raise RuntimeError("cannot schedule new futures after shutdown; "
-                               "create a new nbfrost.Dispatcher()")
-        run = fn if callable(fn) else _runner(fn)
-        # The name is fixed now: a succeeded job forgets its callable.
-        return Job(run, args, kwargs or _NO_KWARGS, label or describe_callable(fn), (),
-                   None, 0, self._caller_context(), 0.0, self)
-
-    def _enqueue(self, job: Job) -> None:
-        if self.max_queue:
-            self.registry.reserve(True, None)
-        capture.ensure_installed()
-        if self.registry.add(job):
-            self._submit(job)
-
     def _queue_many(self, fn: Any, arg_tuples: Iterable[tuple], chunksize: int | None = None,
                     *, label: str | None = None) -> list[Job]:
         """`_queue_chunks`, returning only the jobs."""
@@ -371,17 +290,10 @@ class Dispatcher(concurrent.futures.Executor):
 
     def _queue_chunks(self, fn: Any, arg_tuples: Iterable[tuple], chunksize: int | None = None,
                       *, label: str | None = None) -> tuple[list[Job], int]:
-        """Queue ``fn(*args)`` for every tuple of *arg_tuples*: the bulk path
-        behind `map`.  Returns the jobs (their own trackers), in order, and
-        the chunk size used.
-
-        Every call is a job of its own (an id, a status, a place in the
-        registry), the ids are consecutive, and the jobs start in order.
-        They are added to the registry and handed to the backend *chunksize*
-        at a time (None: `auto_chunksize`): one lock acquisition per chunk,
-        and a worker takes a whole chunk and runs its jobs one after
-        another, so ``workers`` still bounds them.  The iterable is read to
-        the end first, as ``Executor.map`` does.  *label* names the jobs.
+        """Queue ``fn(*args)`` for every tuple of *arg_tuples*, a chunk at a
+        time (`nbfrost.bulk.queue_chunks`): the bulk path behind `map`.
+        Returns the jobs and the chunk size used.  The iterable is read to
+        the end first, as ``Executor.map`` does; *label* names the jobs.
 
         Raises:
             TypeError, ValueError: bad *fn* or *chunksize*; nothing is queued.
@@ -391,54 +303,10 @@ class Dispatcher(concurrent.futures.Executor):
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown; "
                                "create a new nbfrost.Dispatcher()")
-        run = fn if callable(fn) else _runner(fn)
+        run = fn if callable(fn) else runner_of(fn)
         items = list(arg_tuples)
-        n = len(items)
-        if chunksize is None:
-            chunksize = auto_chunksize(n, self._backend.workers)
-        else:
-            chunksize = _check_count("chunksize", chunksize, minimum=1)
-        if self.max_queue:  # a chunk may not need more slots than there are
-            chunksize = min(chunksize, self.max_queue)
-        if not n:
-            return [], chunksize
-        registry = self.registry
-        capture.ensure_installed()
-        ctx = self._caller_context()
-        backend = self._backend
-        first = registry.reserve_ids(n)
-        make, clock = bulk_jobs, registry.clock
-        label = label or describe_callable(run)
-        out: list[Job] = []
-        # The cyclic GC is paused while the records are made (it would scan
-        # them again and again), but not with max_queue: reserve() may block
-        # for as long as the workers take, and user code must not run that
-        # long without the collector.
-        paused = gc.isenabled() and not self.max_queue
-        if paused:
-            gc.disable()
-        try:
-            for lo in range(0, n, chunksize):
-                if self._closed:
-                    raise RuntimeError(
-                        f"the dispatcher was shut down while map() queued its jobs "
-                        f"({lo} of {n} were queued; those that had not started are cancelled)")
-                chunk = make(run, items[lo:lo + chunksize], _NO_KWARGS, label, first + lo,
-                             clock(), ctx, self)
-                if self.max_queue:
-                    for _ in chunk:
-                        registry.reserve(True, None)
-                registry.add_many(chunk)
-                out += chunk
-                backend.submit_many(chunk)
-        except BaseException:
-            for job in out:
-                registry.cancel(job, queued_only=True)
-            raise
-        finally:
-            if paused:
-                gc.enable()
-        return out, chunksize
+        return bulk.queue_chunks(self, run, items, chunksize, label or describe_callable(run),
+                                 self._caller_context)
 
     def _caller_context(self) -> contextvars.Context:
         """The queuing thread's context, for the job to run in (a copy of it).
@@ -763,14 +631,14 @@ class Dispatcher(concurrent.futures.Executor):
         for job in self.registry.active_jobs():
             self.registry.cancel(job, interrupt=True,
                                  reason=f"job {job.id} was cancelled: the dispatcher shut down")
-        if self._journal is not None:
-            self._journal.close()  # commits the last changes, then detaches
+        if self._history_writer is not None:
+            self._history_writer.close()  # commits the last changes, then detaches
         capture.uninstall()
 
     @property
     def history_path(self) -> str | None:
         """The job history file given as ``history=``, or None."""
-        return None if self._journal is None else self._journal.path
+        return None if self._history_writer is None else self._history_writer.path
 
     def flush_history(self, timeout: float | None = None) -> bool:
         """Wait until every transition so far is committed to the history file.
@@ -780,7 +648,7 @@ class Dispatcher(concurrent.futures.Executor):
         Returns False if *timeout* seconds passed first; True without a
         history.
         """
-        return True if self._journal is None else self._journal.flush(timeout)
+        return True if self._history_writer is None else self._history_writer.flush(timeout)
 
     def __enter__(self) -> Dispatcher:
         return self

@@ -29,13 +29,14 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from . import capture
 from .states import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 
 if TYPE_CHECKING:
     from .job import Job
     from .registry import Registry
 
-__all__ = ["ExecutorFuture", "attach_future", "map_results"]
+__all__ = ["ExecutorFuture", "attach_future", "enqueue", "map_results"]
 
 _PENDING = "PENDING"  # concurrent.futures._base's state names (plain strings)
 _RUNNING = "RUNNING"
@@ -89,6 +90,18 @@ def attach_future(job: Job) -> ExecutorFuture:
     details = job.ensure_details()  # not shared with any thread yet: no lock needed
     details.future = fut
     details.callbacks = [_settle]
+    return fut
+
+
+def enqueue(job: Job, registry: Registry, max_queue: int) -> ExecutorFuture:
+    """`Dispatcher.submit`'s path: give *job* (made, not queued yet) its
+    future and queue it, waiting for room when *max_queue* is set."""
+    fut = attach_future(job)
+    if max_queue:
+        registry.reserve(True, None)
+    capture.ensure_installed()
+    if registry.add(job):
+        registry.on_ready(job)  # the backend's submit
     return fut
 
 

@@ -110,13 +110,14 @@ class Registry:
         # Hooks set by the dispatcher.
         self.on_ready: Callable[[Job], None] = lambda job: None
         self.on_start_timed: Callable[[Job], None] = lambda job: None
-        # The job history's inbox: on every transition, under the lock,
-        # ``journal[job] = event`` ("queued", "running", "retry",
-        # "succeeded", ...).  A dict store, not a call: any call here, even
-        # to C code, lets the GIL switch threads while the lock is held (see
-        # above), and the workers then convoy behind it.  The history
-        # writer takes the filled dict with `swap_journal`.
-        self.journal: dict[Job, str] | None = None
+        # The history inbox (see nbfrost.history): on every transition,
+        # under the lock, ``history_inbox[job] = event`` ("queued",
+        # "running", "retry", "succeeded", ...).  A dict store, not a call:
+        # any call here, even to C code, lets the GIL switch threads while
+        # the lock is held (see above), and the workers then convoy behind
+        # it.  The history writer takes the filled inbox with
+        # `swap_history_inbox`.  None: no history is kept.
+        self.history_inbox: dict[Job, str] | None = None
         # Replaced, never mutated, so completion can iterate without a lock.
         self.listeners: tuple[Callable[[Job], None], ...] = ()
 
@@ -154,8 +155,8 @@ class Registry:
             self._version += 1
             if deps:
                 pending, failed_dep = self._link(job, deps)
-            if self.journal is not None:
-                self.journal[job] = "queued"
+            if self.history_inbox is not None:
+                self.history_inbox[job] = "queued"
             exp = self._expiring
             # Jobs in _expiring are finished: finished_at is a float (no
             # check for the type checker here, the lock is held).
@@ -188,8 +189,8 @@ class Registry:
         first = jobs[0].id
         with self._lock:
             self._jobs.update(zip(range(first, first + len(jobs)), jobs))
-            if self.journal is not None:
-                self.journal.update(dict.fromkeys(jobs, "queued"))
+            if self.history_inbox is not None:
+                self.history_inbox.update(dict.fromkeys(jobs, "queued"))
             self._queued += len(jobs)
             self._version += 1
             exp = self._expiring
@@ -237,8 +238,8 @@ class Registry:
             self._queued -= 1
             self._running += 1
             self._version += 1
-            if self.journal is not None:
-                self.journal[job] = "running"
+            if self.history_inbox is not None:
+                self.history_inbox[job] = "running"
         if self._space is not None:
             self._space.release()
         details = job.details  # the timeout lives there (a slot read, not a property call)
@@ -260,8 +261,8 @@ class Registry:
             job.attempts += 1
             job.error = None
             self._version += 1
-            if self.journal is not None:
-                self.journal[job] = "retry"
+            if self.history_inbox is not None:
+                self.history_inbox[job] = "retry"
             return True
 
     def finish(self, job: Job, result: Any, error: BaseException | None) -> bool:
@@ -292,8 +293,8 @@ class Registry:
                 self._running -= 1
                 self._finished[SUCCEEDED] += 1
                 self._version += 1
-                if self.journal is not None:
-                    self.journal[job] = "succeeded"
+                if self.history_inbox is not None:
+                    self.history_inbox[job] = "succeeded"
                 if self._idle_waiters and not (self._queued or self._running):
                     self._idle.notify_all()
             elif job.cancel_requested:
@@ -356,7 +357,7 @@ class Registry:
                 now = clock()
                 with lock:
                     # No call in here (see the module doc).
-                    journal = self.journal
+                    inbox = self.history_inbox
                     plain = not self.listeners
                     done = False
                     if job is not None and plain and job.details is None \
@@ -370,8 +371,8 @@ class Registry:
                         job.state = SUCCEEDED  # published last: see Job.snapshot
                         self._running -= 1
                         finished[SUCCEEDED] += 1
-                        if journal is not None:
-                            journal[job] = "succeeded"
+                        if inbox is not None:
+                            inbox[job] = "succeeded"
                         done = True
                     # The next one starts here only after this one finished
                     # here (else after its general finish: times in order).
@@ -384,8 +385,8 @@ class Registry:
                         slot.job = nxt
                         self._queued -= 1
                         self._running += 1
-                        if journal is not None:
-                            journal[nxt] = "running"
+                        if inbox is not None:
+                            inbox[nxt] = "running"
                         started = True
                     elif done:
                         slot.job = None
@@ -536,14 +537,14 @@ class Registry:
         self._after_complete(job)
         return True
 
-    def swap_journal(self, new: dict[Job, str] | None) -> dict[Job, str] | None:
-        """Install *new* as the journal dict and return the previous one.
+    def swap_history_inbox(self, new: dict[Job, str] | None) -> dict[Job, str] | None:
+        """Install *new* as the history inbox and return the previous one.
 
         Under the lock, so that no transition lands in a dict the history
         writer has already taken.
         """
         with self._lock:
-            old, self.journal = self.journal, new
+            old, self.history_inbox = self.history_inbox, new
         return old
 
     def clear_pending_interrupt(self, job: Job, clear: Callable[[], None]) -> None:
@@ -576,8 +577,8 @@ class Registry:
         job.state = new  # published last: see Job.snapshot
         self._finished[new] += 1
         self._version += 1
-        if self.journal is not None:
-            self.journal[job] = new.value
+        if self.history_inbox is not None:
+            self.history_inbox[job] = new.value
         if self._idle_waiters and not (self._queued or self._running):
             self._idle.notify_all()
 

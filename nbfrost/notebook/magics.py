@@ -166,7 +166,7 @@ class FrostMagics(Magics):
                            "'tcp://127.0.0.1:8786'); empty starts a LocalCluster.").tag(config=True)
     notify = Bool(False, help="Print a one-line notice under the queuing cell when a job "
                   "ends.").tag(config=True)
-    history = Unicode("", help="File to journal every job transition to (SQLite); read it "
+    history = Unicode("", help="File to record every job transition in (SQLite); read it "
                       "with %frost history.  Empty: no history.").tag(config=True)
     grace = Float(defaults.GRACE, min=0.0, help="Seconds running jobs get to stop at unload, and "
                   "interrupted jobs before their worker is replaced.").tag(config=True)
@@ -606,7 +606,7 @@ class FrostMagics(Magics):
             raise UsageError("%frost history: history is off; turn it on with "
                              "%config FrostMagics.history = 'nbfrost-history.sqlite' "
                              "(it applies to the next dispatcher)")
-        from ..journal import history
+        from ..history import history
 
         return history(self.history)
 

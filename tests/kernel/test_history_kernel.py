@@ -10,11 +10,11 @@ import sqlite3
 import textwrap
 import time
 
-from nbfrost.journal import history
+from nbfrost.history import history
 
 
 def entries(path) -> list[tuple]:
-    """Every journal entry as (job, state, at_us) in commit order."""
+    """Every history entry as (job, state, at_us) in commit order."""
     conn = sqlite3.connect(path)
     try:
         out = []
@@ -55,7 +55,7 @@ def pd_nat():
 
 
 def child_code(path, mode: str) -> str:
-    """A program that journals to *path*: 4 jobs end (one fails), 2 block
+    """A program that records its jobs in *path*: 4 jobs end (one fails), 2 block
     running, 1 waits queued; it prints ``ready PID``, then *mode*: "sleep"
     (to be killed), "exit" (exit without shutdown) or "kernel" (return)."""
     code = textwrap.dedent(f"""
@@ -98,7 +98,7 @@ def _check_lost(frame, pid):
 
 def test_sigkill_of_a_kernel_mid_run(tmp_path):
     """A real kernel runs a Dispatcher(history=...) with some jobs ended and
-    some blocked; it is killed with SIGKILL; the journal read afterwards has
+    some blocked; it is killed with SIGKILL; the history read afterwards has
     every ended job with its outcome and every job in flight as lost."""
     from jupyter_client.manager import start_new_kernel
 
@@ -113,7 +113,7 @@ def test_sigkill_of_a_kernel_mid_run(tmp_path):
         text = "".join(m["content"].get("text", "") for m in outputs
                        if m["msg_type"] == "stream")
         pid = int(text.split("ready")[1].split()[0])
-        wait_until(lambda: _committed(path), what="the kernel's journal to show the ended jobs")
+        wait_until(lambda: _committed(path), what="the kernel's history to show the ended jobs")
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not km.is_alive(), what="the kernel to die")
         _check_lost(history(path), pid)

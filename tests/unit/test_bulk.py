@@ -12,7 +12,7 @@ from helpers import WAIT, eventually
 
 import nbfrost
 from nbfrost import JobCancelled, JobFailed, JobState, Tracker
-from nbfrost.dispatcher import MAX_AUTO_CHUNK, auto_chunksize
+from nbfrost.bulk import MAX_AUTO_CHUNK, auto_chunksize
 
 
 def square(x: int) -> int:

@@ -1,9 +1,10 @@
-"""The opt-in SQLite job history: journal contents, lost jobs after a real
+"""The opt-in SQLite job history: the file's contents, lost jobs after a real
 SIGKILL (of a plain process and of a Jupyter kernel), bad files, write
 failures, and thread cleanup."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -18,12 +19,13 @@ import time
 import pytest
 
 import nbfrost
-import nbfrost.journal as H
-from nbfrost.journal import history
+from nbfrost.history import format as history_format
+from nbfrost.history import history, reader
+from nbfrost.history import writer as history_writer
 
 
 def entries(path) -> list[tuple]:
-    """Every journal entry as (job, state, at_us) in commit order."""
+    """Every history entry as (job, state, at_us) in commit order."""
     conn = sqlite3.connect(path)
     try:
         out = []
@@ -58,7 +60,7 @@ def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
 
 
 # ------------------------------------------------------------ contents
-def test_every_transition_is_journaled_with_its_time(tmp_path, thread_baseline):
+def test_every_transition_is_recorded_with_its_time(tmp_path, thread_baseline):
     path = tmp_path / "jobs.sqlite"
     gate_a, gate_b = threading.Event(), threading.Event()
     with nbfrost.Dispatcher(workers=1, history=path) as d:
@@ -90,7 +92,7 @@ def test_every_transition_is_journaled_with_its_time(tmp_path, thread_baseline):
         assert abs(r["started_at"].timestamp() - s.started_at.timestamp()) < 2e-6
         assert abs(r["finished_at"].timestamp() - s.finished_at.timestamp()) < 2e-6
         assert abs(r["duration"] - s.duration) < 2e-6
-    assert list(frame.columns) == list(H.HISTORY_COLUMNS)
+    assert list(frame.columns) == list(history_format.HISTORY_COLUMNS)
     assert (frame["pid"] == os.getpid()).all()
 
 
@@ -177,8 +179,11 @@ def test_nbfrost_history_is_the_function_whatever_was_imported_first(tmp_path):
     path = tmp_path / "jobs.sqlite"
     with nbfrost.Dispatcher(workers=1, history=path) as d:
         d.queue(int)
-    assert nbfrost.history is H.history  # importing nbfrost.journal does not shadow it
-    assert nbfrost.history(path).equals(H.history(path))
+    # Importing the subpackage nbfrost.history's modules does not shadow the function.
+    importlib.import_module("nbfrost.history.writer")
+    importlib.import_module("nbfrost.history.reader")
+    assert nbfrost.history is history and callable(nbfrost.history)
+    assert nbfrost.history(path).equals(reader.read_history(path))
 
 
 def test_history_of_missing_or_foreign_files(tmp_path):
@@ -249,9 +254,9 @@ def test_read_only_folder_is_a_clear_error(tmp_path, thread_baseline):
 
 def test_a_locked_file_never_crashes_a_job(tmp_path, thread_baseline, monkeypatch, caplog):
     """Another process holds the write lock: jobs still run and succeed, the
-    journal warns, and once the lock is gone the entries are written."""
+    writer warns, and once the lock is gone the entries are written."""
     path = tmp_path / "jobs.sqlite"
-    monkeypatch.setattr(H, "BUSY_TIMEOUT", 0.05)
+    monkeypatch.setattr(history_writer, "BUSY_TIMEOUT", 0.05)
     caplog.set_level(logging.WARNING, logger="nbfrost")
     with nbfrost.Dispatcher(workers=2, history=path) as d:
         blocker = sqlite3.connect(path, isolation_level=None)
@@ -259,7 +264,7 @@ def test_a_locked_file_never_crashes_a_job(tmp_path, thread_baseline, monkeypatc
         try:
             trackers = [d.queue(pow, i, 2) for i in range(50)]
             assert [t.result(10) for t in trackers] == [i * i for i in range(50)]
-            wait_until(lambda: d._journal.error is not None, what="a failed write")
+            wait_until(lambda: d._history_writer.error is not None, what="a failed write")
             assert not d.flush_history(0.3)  # nothing committed while the lock is held
         finally:
             blocker.execute("ROLLBACK")
@@ -268,7 +273,7 @@ def test_a_locked_file_never_crashes_a_job(tmp_path, thread_baseline, monkeypatc
     assert "could not write" in caplog.text and "database is locked" in caplog.text
     frame = history(path)
     assert len(frame) == 50 and (frame["state"] == "succeeded").all()
-    assert d._journal.dropped == 0
+    assert d._history_writer.dropped == 0
 
 
 # ------------------------------------------------- threads and lifecycle
@@ -289,7 +294,7 @@ def test_threads_and_files_are_cleaned_up(tmp_path, thread_baseline):
     assert len(closed) == 1 and closed[0][0] is not None
 
 
-def test_failed_backend_closes_the_journal(tmp_path, thread_baseline):
+def test_failed_backend_closes_the_history_writer(tmp_path, thread_baseline):
     with pytest.raises(ValueError, match="backend must be one of"):
         nbfrost.Dispatcher(history=tmp_path / "jobs.sqlite", backend="nope")
     assert history(tmp_path / "jobs.sqlite").empty
@@ -297,7 +302,7 @@ def test_failed_backend_closes_the_journal(tmp_path, thread_baseline):
 
 # ------------------------------------------------------- lost, for real
 def child_code(path, mode: str) -> str:
-    """A program that journals to *path*: 4 jobs end (one fails), 2 block
+    """A program that records its jobs in *path*: 4 jobs end (one fails), 2 block
     running, 1 waits queued; it prints ``ready PID``, then *mode*: "sleep"
     (to be killed), "exit" (exit without shutdown) or "kernel" (return)."""
     code = textwrap.dedent(f"""
@@ -345,7 +350,7 @@ def test_sigkill_of_a_process_leaves_finished_jobs_and_lost_ones(tmp_path):
     try:
         assert proc.stdout.readline().split()[0] == "ready"
         # No flush: the writer commits on its own, promptly.
-        live = wait_until(lambda: _committed(path), what="the journal to show the ended jobs")
+        live = wait_until(lambda: _committed(path), what="the history to show the ended jobs")
         assert live.set_index("name").loc["waiting", "state"] == "queued"  # process alive
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -374,7 +379,7 @@ def test_exit_without_shutdown_commits_and_marks_in_flight_jobs_lost(tmp_path):
 def test_shutdown_completes_even_if_the_file_stays_locked(tmp_path, thread_baseline,
                                                           monkeypatch, caplog):
     path = tmp_path / "jobs.sqlite"
-    monkeypatch.setattr(H, "BUSY_TIMEOUT", 0.05)
+    monkeypatch.setattr(history_writer, "BUSY_TIMEOUT", 0.05)
     caplog.set_level(logging.WARNING, logger="nbfrost")
     d = nbfrost.Dispatcher(workers=2, history=path)
     blocker = sqlite3.connect(path, isolation_level=None)
@@ -387,6 +392,6 @@ def test_shutdown_completes_even_if_the_file_stays_locked(tmp_path, thread_basel
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert d._journal.dropped == 5
+    assert d._history_writer.dropped == 5
     assert "could not be written" in caplog.text
     assert history(path).empty  # nothing was committed, and reading still works
