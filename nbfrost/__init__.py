@@ -33,6 +33,7 @@ from .errors import (
 from .history import history
 from .job import TERMINAL, JobState, JobStatus
 from .progress import cancelled, progress, report
+from .schedules import Schedule, ScheduleState, ScheduleStatus
 from .tracker import Tracker
 
 if TYPE_CHECKING:
@@ -87,6 +88,9 @@ __all__ = [
     "JobState",
     "JobStatus",
     "TERMINAL",
+    "Schedule",
+    "ScheduleState",
+    "ScheduleStatus",
     "progress",
     "report",
     "cancelled",

@@ -8,7 +8,8 @@ all take their defaults from here and a default is changed in one place.
 from __future__ import annotations
 
 __all__ = ["WORKERS", "EXPIRY", "MAX_QUEUE", "OUTPUT_CAP", "OUTPUT_BUDGET", "GRACE",
-           "FORWARD_BUDGET", "FORWARD_RATE", "FAILURE_NOTICE_LIMIT", "FAILURE_NOTICE_WINDOW"]
+           "FORWARD_BUDGET", "FORWARD_RATE", "FAILURE_NOTICE_LIMIT", "FAILURE_NOTICE_WINDOW",
+           "SCHEDULE_RECHECK", "SCHEDULE_RUNS_KEPT", "SCHEDULES_ENDED_KEPT"]
 
 #: How many jobs run at once: worker threads, or Dask task slots.
 WORKERS = 4
@@ -36,3 +37,15 @@ FORWARD_RATE = 256 * 1024
 #: rest of the window becomes one summary line.
 FAILURE_NOTICE_LIMIT = 10
 FAILURE_NOTICE_WINDOW = 2.0
+
+# Schedules (d.every / d.cron / d.at, %%frost --every/--cron/--at).
+#: Longest the schedules' timer sleeps before it reads the clock again, in
+#: seconds: after the machine slept or the wall clock jumped, missed runs
+#: are noticed (and coalesced) within this long.
+SCHEDULE_RECHECK = 30.0
+#: Run ids a schedule remembers for ``Schedule.runs()`` (the runs themselves
+#: live in the registry and expire like any job).
+SCHEDULE_RUNS_KEPT = 1000
+#: Ended schedules a dispatcher keeps listing in ``d.schedules()``; past it
+#: the oldest ended ones are forgotten (active and paused ones never are).
+SCHEDULES_ENDED_KEPT = 200

@@ -35,6 +35,7 @@ from .checks import check_number as _check_number
 from .errors import JobNotFound
 from .job import QUEUED, RUNNING, TERMINAL, Job, JobState, JobStatus, StatusList, describe_callable
 from .registry import Registry
+from .schedules import OVERLAPS, Schedule, Scheduler
 from .states import StateFilter
 from .timeouts import Timers
 from .tracker import Tracker, wait_interrupted
@@ -48,6 +49,12 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 #: What capture.ensure_installed() puts on sys.stdout/stderr (a class check in queue()).
 _ROUTER = capture.StreamRouter
+
+
+def _when(t: float) -> str:
+    """Epoch seconds as a local date and time, for messages."""
+    from datetime import datetime
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class Dispatcher(concurrent.futures.Executor):
@@ -153,6 +160,7 @@ class Dispatcher(concurrent.futures.Executor):
         if failure_notices and hasattr(self._backend, "on_failure"):
             self._backend.on_failure = notices.failure_notice
         self.registry.on_start_timed = self._arm_timeout
+        self._scheduler: Scheduler | None = None  # made by the first schedule (see _schedule)
         capture.acquire()
         self._backend.start(self.registry)
 
@@ -381,6 +389,179 @@ class Dispatcher(concurrent.futures.Executor):
                           timeout=job.timeout, retries=job.retries, quiet=not job.echo,
                           **job.kwargs)
 
+    # -------------------------------------------------------------- schedules
+    # Keywords shared by every/cron/at (and passed on to each run's job):
+    # name, tags, timeout, retries, quiet as for queue(); the rest belong to
+    # the schedule.  See docs/guide/schedules.md for the semantics.
+    def every(self, interval: Any, fn: Any, /, *args: Any, name: str | None = None,
+              tags: Iterable[str] | str = (), timeout: float | None = None, retries: int = 0,
+              start: Any = None, end: Any = None, max_runs: int | None = None,
+              jitter: float = 0.0, overlap: str = "skip", stop_on_failure: bool = False,
+              quiet: bool = False, **kwargs: Any) -> Schedule:
+        """Run ``fn(*args, **kwargs)`` every *interval* and return its `Schedule`.
+
+        Args:
+            interval: seconds, a `datetime.timedelta`, or ``"30s"``, ``"5m"``,
+                ``"1h"``, ``"1d"``.
+            start: the first run (a datetime, naive = local time); default
+                one interval from now.  Later runs keep its phase.
+            end: no run comes due after it.
+            max_runs: the schedule ends after this many runs.
+            jitter: each run starts up to this many seconds late (a random
+                delay per run; the due times do not drift).
+            overlap: a run due while the previous one still runs is
+                ``"skip"``-ped and counted in ``missed`` (default), waits
+                for it (``"queue"``, at most one waiting), or starts anyway
+                (``"allow"``).
+            stop_on_failure: end the schedule when a run fails (after its
+                retries); by default failures do not stop it.
+            name, tags, timeout, retries, quiet: as for `queue`, per run.
+
+        Runs that came due while the process could not start them (busy,
+        asleep) coalesce into one run; the others count in ``missed``.
+
+        Raises:
+            TypeError, ValueError: a bad argument, naming the fix; nothing
+                is scheduled.
+            RuntimeError: the dispatcher was shut down.
+        """
+        from .rules import IntervalRule, parse_interval
+
+        try:
+            seconds = parse_interval(interval)
+        except ValueError as exc:
+            raise ValueError(f"every(): {exc}") from None
+        return self._schedule(IntervalRule(seconds), fn, args, kwargs, name, tags, timeout,
+                              retries, start, end, max_runs, jitter, overlap, stop_on_failure, quiet)
+
+    def cron(self, expression: str, fn: Any, /, *args: Any, tz: Any = None, name: str | None = None,
+             tags: Iterable[str] | str = (), timeout: float | None = None, retries: int = 0,
+             start: Any = None, end: Any = None, max_runs: int | None = None,
+             jitter: float = 0.0, overlap: str = "skip", stop_on_failure: bool = False,
+             quiet: bool = False, **kwargs: Any) -> Schedule:
+        """Run ``fn(*args, **kwargs)`` whenever the cron *expression* matches.
+
+        *expression* has 5 fields (``minute hour day month weekday``, e.g.
+        ``"0 * * * *"``) or 6 with seconds first (``"*/10 * * * * *"``),
+        evaluated by croniter.  *tz* is a ``zoneinfo`` name
+        (``"Europe/Berlin"``) or tzinfo the fields are read in (default:
+        local time); daylight-saving changes are handled as croniter does.
+        The other keywords are `every`'s.
+
+        Raises:
+            TypeError, ValueError: a malformed expression or bad argument,
+                naming the fix; nothing is scheduled.
+        """
+        from .rules import CronRule, zone
+
+        try:
+            rule = CronRule(expression, zone(tz))
+        except ValueError as exc:
+            raise ValueError(f"cron(): {exc}") from None
+        return self._schedule(rule, fn, args, kwargs, name, tags, timeout, retries, start, end,
+                              max_runs, jitter, overlap, stop_on_failure, quiet)
+
+    def at(self, when: Any, fn: Any, /, *args: Any, name: str | None = None,
+           tags: Iterable[str] | str = (), timeout: float | None = None, retries: int = 0,
+           jitter: float = 0.0, quiet: bool = False, **kwargs: Any) -> Schedule:
+        """Run ``fn(*args, **kwargs)`` once, at *when* (a datetime, naive =
+        local time, or an ISO 8601 string).  The other keywords are `every`'s.
+
+        Raises:
+            ValueError: *when* is in the past (use `queue` to run now);
+                nothing is scheduled.
+        """
+        from .rules import OnceRule, parse_time
+
+        at = parse_time(when, "at()")
+        now = self.registry.clock()
+        if at < now:
+            raise ValueError(f"at(): {_when(at)} is in the past (now is {_when(now)}); pass a "
+                             "future time, or use d.queue() to run it now")
+        return self._schedule(OnceRule(at), fn, args, kwargs, name, tags, timeout, retries,
+                              None, None, None, jitter, "allow", False, quiet)
+
+    def schedules(self) -> list[Schedule]:
+        """Every schedule of this dispatcher, by id: active, paused, and the
+        most recently ended ones (``defaults.SCHEDULES_ENDED_KEPT``)."""
+        return [] if self._scheduler is None else self._scheduler.all()
+
+    def schedule(self, schedule_id: int) -> Schedule:
+        """The `Schedule` with this id (KeyError naming the known ids if none)."""
+        if self._scheduler is None:
+            raise KeyError(f"no schedule {schedule_id!r}: this dispatcher has none yet "
+                           "(d.every, d.cron and d.at make them)")
+        return self._scheduler.get(schedule_id)
+
+    def _schedule(self, rule: Any, fn: Any, args: tuple, kwargs: dict, name: str | None,
+                  tags: Any, timeout: float | None, retries: int, start: Any, end: Any,
+                  max_runs: int | None, jitter: float, overlap: str, stop_on_failure: bool,
+                  quiet: bool) -> Schedule:
+        from .rules import parse_time
+
+        if self._closed:
+            raise RuntimeError("this dispatcher is shut down; create a new nbfrost.Dispatcher()")
+        run = fn if callable(fn) else runner_of(fn)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__} {name!r}")
+        tag_tuple = check_tags(tags)
+        if timeout is not None:
+            _check_number("timeout", timeout, allow_none=True, positive=True)
+            timeout = float(timeout)
+        retries = _check_count("retries", retries, minimum=0)
+        begin = None if start is None else parse_time(start, "start")
+        stop = None if end is None else parse_time(end, "end")
+        if begin is not None and stop is not None and stop < begin:
+            raise ValueError(f"end ({_when(stop)}) is before start ({_when(begin)}); pass an "
+                             "end after the start, or no end")
+        if max_runs is not None:
+            max_runs = _check_count("max_runs", max_runs, minimum=1)
+        _check_number("jitter", jitter, allow_none=False, positive=False)
+        if overlap not in OVERLAPS:
+            raise ValueError(f"overlap must be one of {', '.join(map(repr, OVERLAPS))}, got "
+                             f"{overlap!r}: 'skip' drops a run that comes due while the previous "
+                             "one runs, 'queue' runs it after, 'allow' runs both")
+        label = name if name is not None else describe_callable(run)
+        capture.ensure_installed()
+        # Every run goes under the cell (context) that made the schedule.
+        spec = (run, args, kwargs or NO_KWARGS, label, tag_tuple, timeout, retries, quiet,
+                contextvars.copy_context())
+        schedule = Schedule(rule, spec, label, tag_tuple, begin, stop, max_runs, float(jitter),
+                            overlap, bool(stop_on_failure))
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this dispatcher is shut down; create a new nbfrost.Dispatcher()")
+            if self._scheduler is None:
+                self._scheduler = Scheduler(self.registry.clock, self._queue_run, self._find_runs,
+                                            self.registry.bump)
+            scheduler = self._scheduler
+        return scheduler.add(schedule)
+
+    def _queue_run(self, schedule: Schedule) -> Tracker:
+        """Queue one run of *schedule* (the scheduler's launch; never blocks)."""
+        if self._closed:
+            raise RuntimeError("the dispatcher is shut down")
+        run, args, kwargs, label, tags, timeout, retries, quiet, context = schedule._call
+        job = Job(run, args, kwargs, label, tags, timeout, retries, context, 0.0, self)
+        job.ensure_details().schedule = schedule.id
+        if quiet:
+            job.echo = False
+        if self.max_queue:
+            self.registry.reserve(False, None)  # QueueFull: the scheduler counts it missed
+        capture.ensure_installed()
+        if self.registry.add(job):
+            self._submit(job)
+        return job
+
+    def _find_runs(self, ids: list[int]) -> list[Tracker]:
+        out: list[Tracker] = []
+        for job_id in ids:
+            try:
+                out.append(self.registry.get(job_id))
+            except JobNotFound:
+                pass  # expired (or cleared): runs() lists what the registry holds
+        return out
+
     # --------------------------------------------------------------- timeouts
     def _arm_timeout(self, job: Job) -> None:
         timeout = job.timeout
@@ -580,6 +761,9 @@ class Dispatcher(concurrent.futures.Executor):
             if self._closed:
                 return
             self._closed = True
+            scheduler = self._scheduler
+        if scheduler is not None:
+            scheduler.close()  # schedules end first: no run comes due during the shutdown
         registry = self.registry
         if cancel_futures:
             self._let_free_workers_start()

@@ -30,7 +30,7 @@ __all__ = ["jobs_to_frame", "frame_dtypes", "COLUMNS", "STATES"]
 
 COLUMNS = ("name", "state", "tags", "queued_at", "started_at", "finished_at",
            "duration", "worker", "attempts", "progress", "message", "success",
-           "error", "error_type", "traceback")
+           "error", "error_type", "traceback", "schedule")
 
 _NAN = math.nan
 #: The categories of the ``state`` column, in lifecycle order: every job
@@ -64,6 +64,7 @@ def frame_dtypes() -> dict[str, Any]:
         "error": string,
         "error_type": string,
         "traceback": string,
+        "schedule": "Int64",  # the schedule a run belongs to (missing: pd.NA)
         # history() only
         "session": "int64",
         "pid": "int64",
@@ -161,6 +162,7 @@ def jobs_to_frame(jobs: Sequence[Job], now: float) -> pd.DataFrame:
         "error": strings([None if e is None else (str(e) or type(e).__name__) for e in errors]),
         "error_type": strings([None if e is None else type(e).__name__ for e in errors]),
         "traceback": strings([None if e is None else j.traceback for j, e in zip(jobs, errors)]),
+        "schedule": pd.array([j.schedule_id for j in jobs], dtype="Int64"),
     }
     index = pd.Index(np.array([j.id for j in jobs], dtype="int64"), name="id")
     return pd.DataFrame(data, index=index, columns=list(COLUMNS))

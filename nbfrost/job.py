@@ -87,7 +87,7 @@ class _JobDetails:
 
     __slots__ = ("waiters", "callbacks", "dependents", "pending_deps",
                  "future", "out", "quiet", "interrupted",
-                 "traceback", "timeout", "retries", "progress", "message")
+                 "traceback", "timeout", "retries", "progress", "message", "schedule")
 
     def __init__(self) -> None:
         #: Locks of threads waiting for the job to end (released when it does).
@@ -115,6 +115,8 @@ class _JobDetails:
         #: Last reported fraction done and message, or None.
         self.progress: float | None = None
         self.message: str | None = None
+        #: The id of the schedule this job is a run of, or None.
+        self.schedule: int | None = None
 
 
 class Job(Tracker):
@@ -263,6 +265,12 @@ class Job(Tracker):
         self.ensure_details().message = value
 
     @property
+    def schedule_id(self) -> int | None:
+        """The id of the schedule this job is a run of, or None."""
+        details = self.details
+        return None if details is None else details.schedule
+
+    @property
     def retries(self) -> int:
         """How many more times a job that raised is run."""
         details = self.details
@@ -380,6 +388,7 @@ class Job(Tracker):
             message=self.message,
             tags=self.tags,
             attempts=0 if queued else self.attempts,
+            schedule=self.schedule_id,
         )
         if complete:
             self.final_status = status
@@ -467,6 +476,8 @@ class JobStatus:
     message: str | None
     tags: tuple[str, ...]
     attempts: int
+    #: The id of the schedule this job is a run of (`Dispatcher.every`, ...), or None.
+    schedule: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: ISO 8601 times, state as its string value.
@@ -495,6 +506,7 @@ class JobStatus:
         d["message"] = self.message
         d["tags"] = list(self.tags)
         d["attempts"] = self.attempts
+        d["schedule"] = self.schedule
         return d
 
     def to_json(self, **kwargs: Any) -> str:

@@ -28,11 +28,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                 "nbfrost.checks", "nbfrost.formatting", "nbfrost.timeouts", "nbfrost.capture",
                 "nbfrost.progress", "nbfrost.cells", "nbfrost.coroutines",
                 "nbfrost.tracebacks", "nbfrost.forward", "nbfrost.budget", "nbfrost.filters",
-                "nbfrost.arguments", "nbfrost.notices")),
+                "nbfrost.arguments", "nbfrost.notices", "nbfrost.rules")),
     ("model", ("nbfrost.job", "nbfrost.tracker")),
     ("state", ("nbfrost.registry", "nbfrost.frames", "nbfrost.history")),
     ("running", ("nbfrost.backends",)),
-    ("facade", ("nbfrost.dispatcher", "nbfrost.executor", "nbfrost.bulk")),
+    ("facade", ("nbfrost.dispatcher", "nbfrost.executor", "nbfrost.bulk", "nbfrost.schedules")),
     ("shell", ("nbfrost.notebook.shell",)),
     # The notebook surface: every other module of nbfrost.notebook.
     ("surface", ("nbfrost.notebook",)),
