@@ -534,6 +534,11 @@ class Dispatcher(concurrent.futures.Executor):
             if self._scheduler is None:
                 self._scheduler = Scheduler(self.registry.clock, self._queue_run, self._find_runs,
                                             self.registry.bump)
+                writer = self._history_writer
+                if writer is not None:
+                    self._scheduler.on_record = lambda s, now: writer.note_schedule(
+                        s._id, s._label, s._rule.describe(), s._rule.expression, s._created,
+                        None if s._reason is None else now, s._reason)
             scheduler = self._scheduler
         return scheduler.add(schedule)
 

@@ -66,6 +66,7 @@ def frame_dtypes() -> dict[str, Any]:
         "traceback": string,
         "schedule": "Int64",  # the schedule a run belongs to (missing: pd.NA)
         # history() only
+        "schedule_rule": string,
         "session": "int64",
         "pid": "int64",
         "id": "int64",

@@ -115,7 +115,7 @@ class Schedule:
     __slots__ = ("_id", "_label", "_tags", "_rule", "_call", "_scheduler", "_state",
                  "_due", "_fire", "_gen", "_count", "_run_ids", "_active", "_last", "_missed",
                  "_pending", "_start", "_end", "_max_runs", "_jitter", "_overlap",
-                 "_stop_on_failure", "_reason", "__weakref__")
+                 "_stop_on_failure", "_reason", "_created", "__weakref__")
 
     _API = ("id", "name", "tags", "rule", "expression", "state", "next_run", "last", "runs",
             "run_count", "missed", "reason", "status", "pause", "resume", "cancel")
@@ -147,6 +147,7 @@ class Schedule:
         self._overlap = overlap
         self._stop_on_failure = stop_on_failure
         self._reason: str | None = None
+        self._created = 0.0  # when the scheduler took it (its clock)
 
     def __dir__(self) -> list[str]:
         return sorted(self._API)
@@ -319,8 +320,9 @@ class Scheduler:
         self._closed = False
         self._launching = 0  # runs decided on but not queued yet (see tick)
         self.random = random.Random()  # jitter; replace with a seeded one in tests
-        #: Called with each new schedule (outside the lock): the journal.
-        self.on_add: Callable[[Schedule], None] | None = None
+        #: Called with a schedule when it is made and when it ends (the
+        #: history writer's `note_schedule`): cheap, and called under the lock.
+        self.on_record: Callable[[Schedule, float], None] | None = None
 
     # ------------------------------------------------------------ the table
     def add(self, schedule: Schedule) -> Schedule:
@@ -342,14 +344,15 @@ class Scheduler:
                     f"{_dt(first)} is after end={_dt(schedule._end)}; pass a later end (or none)")
             schedule._id = next(self._ids)
             schedule._scheduler = self
+            schedule._created = now
             self._table[schedule._id] = schedule
             self._arm(schedule, first)
+            if self.on_record is not None:
+                self.on_record(schedule, now)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._thread.start()
             self._cond.notify()
-        if self.on_add is not None:
-            self.on_add(schedule)
         self._changed()
         return schedule
 
@@ -389,6 +392,8 @@ class Scheduler:
         s._reason = reason
         s._gen += 1
         s._fire = None
+        if self.on_record is not None:
+            self.on_record(s, self.clock())
         self._ended.append(s._id)
         while len(self._ended) > defaults.SCHEDULES_ENDED_KEPT:
             self._table.pop(self._ended.popleft(), None)

@@ -8,14 +8,22 @@ A history file is an SQLite database (WAL mode) that holds:
 * ``batches``: one row per committed batch.  Its ``events`` column is a
   JSON array of *entries*, one per job that changed in that batch:
   ``[job, state, at, name, tags, worker, attempts, started_at, queued_at,
-  error, error_type, traceback]`` (`ENTRY_FIELDS`; trailing nulls left
-  out), where ``at`` is the time the job reached that state.  Times are
-  integer microseconds since the epoch.  Each entry carries every time the
-  job has so far, so the transitions of one job within one batch (a fast
-  job is queued, started and finished within a few ms) fold into one entry
+  error, error_type, traceback, schedule]`` (`ENTRY_FIELDS`; trailing nulls
+  left out; ``schedule`` is the id of the schedule a job is a run of),
+  where ``at`` is the time the job reached that state.  Times are integer
+  microseconds since the epoch.  Each entry carries every time the job has
+  so far, so the transitions of one job within one batch (a fast job is
+  queued, started and finished within a few ms) fold into one entry
   without losing any of their times.  One ``INSERT`` of one JSON text per
   batch, instead of a row per transition, is what keeps the writer cheap.
+* ``schedules`` (since version 2): one row per schedule (``d.every``,
+  ``d.cron``, ``d.at``) and session: its id, name, rule in words, rule as
+  written, when it was made, and when and why it ended.
 * ``entries``: a view with one row per entry, for querying with SQL.
+
+Version 1 files (no ``schedules`` table, entries without ``schedule``) are
+moved to version 2 when a writer opens them (`MIGRATE_1_TO_2`); readers
+read both.
 
 ``PRAGMA application_id`` (`APPLICATION_ID`) marks the file as nbfrost's,
 ``PRAGMA user_version`` is the format's version (`SCHEMA_VERSION`): the
@@ -36,7 +44,7 @@ from typing import Any
 from ..states import TERMINAL
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SCHEMA", "ENTRY_FIELDS", "HISTORY_COLUMNS",
-           "LOST", "TERMINAL_NAMES", "Entry", "Sessions", "check_path", "check_identity",
+           "LOST", "TERMINAL_NAMES", "MIGRATE_1_TO_2", "Entry", "Sessions", "check_path", "check_identity",
            "open_error", "proc_start", "process_alive"]
 
 #: A job's entry as written (see `ENTRY_FIELDS`), and as read back.
@@ -47,7 +55,7 @@ Sessions = dict[int, tuple[int, str, "str | None", "float | None"]]
 #: ``PRAGMA application_id`` of an nbfrost history file ("nbfr").
 APPLICATION_ID = 0x6E626672
 #: ``PRAGMA user_version``: the format's version, bumped when the schema changes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: The state `nbfrost.history` gives a job whose process died (or whose
 #: session closed) before the job reached a terminal state.
@@ -55,12 +63,12 @@ LOST = "lost"
 
 #: The fields of one entry, by position (see the module docstring).
 ENTRY_FIELDS = ("job", "state", "at", "name", "tags", "worker", "attempts",
-                "started_at", "queued_at", "error", "error_type", "traceback")
+                "started_at", "queued_at", "error", "error_type", "traceback", "schedule")
 
 #: Columns of `nbfrost.history`'s DataFrame.
 HISTORY_COLUMNS = ("session", "pid", "id", "name", "state", "tags", "queued_at",
                    "started_at", "finished_at", "duration", "worker", "attempts",
-                   "success", "error", "error_type", "traceback")
+                   "success", "error", "error_type", "traceback", "schedule", "schedule_rule")
 
 #: Terminal states by their stored names (entries hold the strings).
 TERMINAL_NAMES = frozenset(s.value for s in TERMINAL)
@@ -81,6 +89,17 @@ CREATE TABLE batches (
     written_at  REAL NOT NULL,
     events      TEXT NOT NULL
 );
+CREATE TABLE schedules (
+    session     INTEGER NOT NULL,
+    schedule    INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    rule        TEXT NOT NULL,
+    expression  TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    ended_at    REAL,
+    reason      TEXT,
+    PRIMARY KEY (session, schedule)
+);
 CREATE VIEW entries AS
 SELECT b.session AS session,
        b.written_at AS written_at,
@@ -95,9 +114,17 @@ SELECT b.session AS session,
        json_extract(e.value, '$[8]') / 1e6 AS queued_at,
        json_extract(e.value, '$[9]') AS error,
        json_extract(e.value, '$[10]') AS error_type,
-       json_extract(e.value, '$[11]') AS traceback
+       json_extract(e.value, '$[11]') AS traceback,
+       json_extract(e.value, '$[12]') AS schedule
 FROM batches AS b, json_each(b.events) AS e
 """
+
+#: What moves a version 1 file to version 2: the schedules table, and the
+#: entries view with the ``schedule`` column.
+MIGRATE_1_TO_2 = ";".join(
+    [stmt for stmt in SCHEMA.split(";") if "CREATE TABLE schedules" in stmt]
+    + ["DROP VIEW entries"]
+    + [stmt for stmt in SCHEMA.split(";") if "CREATE VIEW entries" in stmt])
 
 
 def check_path(path: Any) -> str:

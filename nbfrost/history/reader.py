@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["read_history"]
 
 
-def _read(path: str) -> tuple[Sessions, list[tuple[int, str]]]:
-    """The sessions and the committed batches of the history file *path*."""
+def _read(path: str) -> tuple[Sessions, list[tuple[int, str]], dict[tuple[int, int], str]]:
+    """The sessions, the committed batches and the schedules' rules (by
+    session and schedule id) of the history file *path*."""
     try:
         conn = sqlite3.connect(path, timeout=5.0)
     except sqlite3.Error as exc:
@@ -50,11 +51,15 @@ def _read(path: str) -> tuple[Sessions, list[tuple[int, str]]]:
         sessions = {r[0]: r[1:] for r in conn.execute(
             "SELECT session, pid, host, proc_start, closed_at FROM sessions")}
         batches = conn.execute("SELECT session, events FROM batches ORDER BY rowid").fetchall()
+        rules: dict[tuple[int, int], str] = {}
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name='schedules'").fetchone():
+            rules = {(r[0], r[1]): r[2] for r in conn.execute(
+                "SELECT session, schedule, rule FROM schedules")}
     except sqlite3.Error as exc:
         raise open_error(path, exc) from exc
     finally:
         conn.close()
-    return sessions, batches
+    return sessions, batches, rules
 
 
 def _fold(batches: list[tuple[int, str]]) -> dict[tuple[int, int], list[Any]]:
@@ -79,7 +84,7 @@ def read_history(path: str | os.PathLike) -> pd.DataFrame:
             f"no job history file at {p!r}; start one with Dispatcher(history={p!r}) "
             "(or %config FrostMagics.history)")
     flush_writers_of(p)
-    sessions, batches = _read(p)
+    sessions, batches, rules = _read(p)
     folded = _fold(batches)
     dead = {s: closed is not None or not process_alive(pid, host, start)
             for s, (pid, host, start, closed) in sessions.items()}
@@ -125,5 +130,8 @@ def read_history(path: str | os.PathLike) -> pd.DataFrame:
         "error": strings([r[9] for r in recs]),
         "error_type": strings([r[10] for r in recs]),
         "traceback": strings([r[11] for r in recs]),
+        "schedule": pd.array([r[12] for r in recs], dtype="Int64"),
+        "schedule_rule": strings([None if r[12] is None else rules.get((k[0], r[12]))
+                                  for k, r in zip(keys, recs)]),
     }
     return pd.DataFrame(data, columns=list(HISTORY_COLUMNS))

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 from ..job import QUEUED, RUNNING, format_job_traceback
 from .format import (
     APPLICATION_ID,
+    ENTRY_FIELDS,
+    MIGRATE_1_TO_2,
     SCHEMA,
     SCHEMA_VERSION,
     Entry,
@@ -91,6 +93,11 @@ def _connect(path: str) -> sqlite3.Connection:
             conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         else:
+            if conn.execute("PRAGMA user_version").fetchone()[0] == 1:
+                for stmt in MIGRATE_1_TO_2.split(";"):
+                    if stmt.strip():
+                        conn.execute(stmt)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
                 raise sqlite3.DatabaseError(
@@ -163,6 +170,9 @@ class HistoryWriter:
         # flush() Events; None asks the writer to stop
         self._requests: deque[threading.Event | None] = deque()
         self._wake = threading.Event()
+        # Schedule rows to write (`note_schedule`): appended by any thread,
+        # emptied by the writer.
+        self._schedules: deque[tuple] = deque()
         self._close_lock = threading.Lock()  # guards _closed
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -175,6 +185,15 @@ class HistoryWriter:
             "INSERT INTO sessions(pid, host, proc_start, opened_at, version) VALUES (?, ?, ?, ?, ?)",
             (pid, socket.gethostname(), proc_start(pid), time.time(), __version__))
         return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def note_schedule(self, schedule_id: int, name: str, rule: str, expression: str,
+                      created_at: float, ended_at: float | None, reason: str | None) -> None:
+        """Record a schedule (when it is made, and again when it ends) in the
+        ``schedules`` table with the next batch.  Cheap and safe under any
+        lock: a deque append, written by the writer thread."""
+        self._schedules.append((self.session, schedule_id, name, rule, expression, created_at,
+                                ended_at, reason))
+        self._wake.set()
 
     def attach(self, registry: Registry) -> None:
         """Start recording *registry*'s transitions (once), and the writer thread."""
@@ -207,6 +226,8 @@ class HistoryWriter:
                 changes = registry.swap_history_inbox({})
             else:
                 changes = None
+            if self._schedules:
+                self._write_schedules()
             if self._unwritten:  # jobs of a failed batch: their state now, again
                 changes = {**self._unwritten, **(changes or {})}
                 self._unwritten = {}
@@ -229,6 +250,18 @@ class HistoryWriter:
                                 self.error)
                 self._close_session()
                 return
+
+    def _write_schedules(self) -> None:
+        rows = [self._schedules.popleft() for _ in range(len(self._schedules))]
+        try:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO schedules(session, schedule, name, rule, expression, "
+                "created_at, ended_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.Error as exc:  # the history must never stop the pool
+            self.error = exc
+            self._schedules.extendleft(reversed(rows))  # tried again with the next batch
+            log.warning("nbfrost: could not write %d schedule rows to the history %r (%s)",
+                        len(rows), self.path, exc)
 
     def _write_all(self, jobs: list[Job]) -> None:
         limit = self._batch
@@ -280,23 +313,29 @@ class HistoryWriter:
             # Times as integer microseconds: JSON writes an int much faster
             # than a float, and the writer is the GIL's guest.
             queued = round(job.queued_at * 1e6)
+            row: Entry
             if state is QUEUED:
-                append((job.id, "queued", queued, name, tags))
-                continue
-            started = round(job.started_at * 1e6) if job.started_at is not None else None
-            if state is RUNNING:
-                append((job.id, "running", started, name, tags, job.worker, job.attempts,
-                        started, queued))
-                continue
-            error = job.error
-            end = round(job.finished_at * 1e6)  # type: ignore[operator]  # set: state is terminal
-            if error is None:
-                append((job.id, state.value, end, name, tags, job.worker, job.attempts,
-                        started, queued))
+                row = (job.id, "queued", queued, name, tags)
             else:
-                append((job.id, state.value, end, name, tags, job.worker, job.attempts,
-                        started, queued, str(error) or type(error).__name__,
-                        type(error).__name__, _traceback_of(job, error)))
+                started = round(job.started_at * 1e6) if job.started_at is not None else None
+                if state is RUNNING:
+                    row = (job.id, "running", started, name, tags, job.worker, job.attempts,
+                           started, queued)
+                else:
+                    error = job.error
+                    end = round(job.finished_at * 1e6)  # type: ignore[operator]  # set: state is terminal
+                    if error is None:
+                        row = (job.id, state.value, end, name, tags, job.worker, job.attempts,
+                               started, queued)
+                    else:
+                        row = (job.id, state.value, end, name, tags, job.worker, job.attempts,
+                               started, queued, str(error) or type(error).__name__,
+                               type(error).__name__, _traceback_of(job, error))
+            details = job.details
+            if details is not None and details.schedule is not None:
+                # A run of a schedule: the nulls back up to traceback, then its id.
+                row = row + (None,) * (_SCHEDULE_AT - len(row)) + (details.schedule,)
+            append(row)
         return rows
 
     def _close_session(self) -> None:
@@ -371,6 +410,10 @@ def flush_writers_of(path: str, timeout: float = 5.0) -> None:
             continue
         if same:
             writer.flush(timeout)
+
+
+#: The position of ``schedule`` in an entry (see `ENTRY_FIELDS`).
+_SCHEDULE_AT = ENTRY_FIELDS.index("schedule")
 
 
 def _traceback_of(job: Job, error: BaseException) -> str:

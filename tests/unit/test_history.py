@@ -395,3 +395,63 @@ def test_shutdown_completes_even_if_the_file_stays_locked(tmp_path, thread_basel
     assert d._history_writer.dropped == 5
     assert "could not be written" in caplog.text
     assert history(path).empty  # nothing was committed, and reading still works
+
+
+# ---------------------------------------------------------------- schedules
+def test_the_history_shows_which_schedule_each_run_belonged_to(tmp_path, thread_baseline):
+    from tests.helpers import FakeClock
+
+    path = tmp_path / "h.sqlite"
+    clock = FakeClock()
+    with nbfrost.Dispatcher(history=path, clock=clock) as d:
+        s = d.every("1m", lambda: None, name="poll")
+        plain = d.queue(lambda: None)
+        for _ in range(2):
+            clock.advance(60)
+            d._scheduler.tick()
+            assert s.last.wait(10)
+        assert plain.wait(10)
+        runs = [t.id for t in s.runs()]
+    frame = history(path)
+    assert list(frame.columns) == list(history_format.HISTORY_COLUMNS)
+    assert str(frame["schedule"].dtype) == "Int64"
+    for run in runs:
+        r = row(frame, run)
+        assert r["schedule"] == s.id and r["schedule_rule"] == "every 1 min"
+    assert frame.loc[frame["id"] == plain.id, "schedule"].isna().all()
+    conn = sqlite3.connect(path)
+    try:
+        (name, rule, expression, reason), = conn.execute(
+            "SELECT name, rule, expression, reason FROM schedules").fetchall()
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == history_format.SCHEMA_VERSION
+        assert {r[0] for r in conn.execute("SELECT schedule FROM entries")} == {None, s.id}
+    finally:
+        conn.close()
+    assert (name, rule, expression, reason) == ("poll", "every 1 min", "every 60 s",
+                                                "the dispatcher shut down")
+
+
+def test_a_version_1_history_file_is_read_and_moved_to_version_2(tmp_path, thread_baseline):
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    old_schema = history_format.SCHEMA.split("CREATE TABLE schedules")[0] + "CREATE VIEW entries AS " \
+        "SELECT b.session AS session FROM batches AS b"
+    conn.executescript(old_schema)
+    conn.execute(f"PRAGMA application_id={history_format.APPLICATION_ID}")
+    conn.execute("PRAGMA user_version=1")
+    conn.execute("INSERT INTO sessions(pid, host, opened_at, closed_at) VALUES (1, 'h', 1.0, 2.0)")
+    conn.execute("INSERT INTO batches VALUES (1, 2.0, ?)",
+                 (json.dumps([[0, "succeeded", 2_000_000, "old", None, "w", 1, 1_500_000, 1_000_000]]),))
+    conn.commit()
+    conn.close()
+    frame = history(path)  # a version 1 file reads as it is
+    assert frame["schedule"].isna().all() and row(frame, 0)["name"] == "old"
+    with nbfrost.Dispatcher(history=path) as d:
+        d.queue(lambda: None).wait(10)
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("SELECT count(*) FROM schedules").fetchone()[0] == 0
+    finally:
+        conn.close()
+    assert len(history(path)) == 2
