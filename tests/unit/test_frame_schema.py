@@ -103,7 +103,7 @@ def test_history_shares_the_schema(tmp_path, clock, thread_baseline):
     want = frame_dtypes()
     for frame in frames:
         shared = [c for c in frame.columns if c in COLUMNS]
-        assert len(shared) == len(frame.columns) - 3  # all but session, pid, id
+        assert len(shared) == len(frame.columns) - 4  # all but session, pid, id, schedule_rule
         assert {c: frame[c].dtype for c in frame.columns} == {
             c: pd.api.types.pandas_dtype(want[c]) for c in frame.columns}
         assert {c: frame[c].dtype for c in shared} == {c: live[c].dtype for c in shared}
