@@ -9,7 +9,11 @@ from __future__ import annotations
 
 __all__ = ["WORKERS", "EXPIRY", "MAX_QUEUE", "OUTPUT_CAP", "OUTPUT_BUDGET", "GRACE",
            "FORWARD_BUDGET", "FORWARD_RATE", "FAILURE_NOTICE_LIMIT", "FAILURE_NOTICE_WINDOW",
-           "SCHEDULE_RECHECK", "SCHEDULE_RUNS_KEPT", "SCHEDULES_ENDED_KEPT"]
+           "SCHEDULE_RECHECK", "SCHEDULE_RUNS_KEPT", "SCHEDULES_ENDED_KEPT",
+           "PUBLISH_RATE", "PUBLISH_JOBS", "PUBLISH_TEXT", "PUBLISH_KEEP", "PUBLISH_HEARTBEAT",
+           "PUBLISH_STALE", "PUBLISH_ACKS", "PUBLISH_SCAN_INTERVAL", "PUBLISH_FILE_MAX",
+           "COMMAND_FILE_MAX", "COMMANDS_PER_TICK", "API_NEWEST", "API_NEWEST_MAX",
+           "API_PRUNE_INTERVAL"]
 
 #: How many jobs run at once: worker threads, or Dask task slots.
 WORKERS = 4
@@ -49,3 +53,39 @@ SCHEDULE_RUNS_KEPT = 1000
 #: Ended schedules a dispatcher keeps listing in ``d.schedules()``; past it
 #: the oldest ended ones are forgotten (active and paused ones never are).
 SCHEDULES_ENDED_KEPT = 200
+
+# -- Publishing: every process that runs jobs shows them to the Jupyter
+# server of the same user through files (see docs/panel.md, "How publishing
+# works").  NBFROST_PUBLISH=0 or Dispatcher(publish=False) turns it off.
+#: Writes per second per dispatcher, at most (only when something changed);
+#: also how often the inbox is read for commands.  4/s: a change or a
+#: command is seen within 1 s.
+PUBLISH_RATE = 4.0
+#: Jobs listed per dispatcher: the newest this many, plus every running one
+#: (counts per state cover all jobs).  $NBFROST_PUBLISH_JOBS overrides it.
+PUBLISH_JOBS = 500
+#: Characters kept of each published job's error, traceback and output tail
+#: (the end of each: that is where the cause is).
+PUBLISH_TEXT = 2000
+#: Seconds a dispatcher's "last words" (its finished jobs, written at a clean
+#: exit) and a dead process's entry stay visible before the server prunes them.
+#: $NBFROST_PUBLISH_KEEP overrides it.
+PUBLISH_KEEP = 24 * 3600.0
+#: Seconds between heartbeats (an mtime touch of the live file, no rewrite).
+PUBLISH_HEARTBEAT = 10.0
+#: A live file of another host whose heartbeat is older than this is dead.
+PUBLISH_STALE = 60.0
+#: Command results (acks) a published file keeps, newest last.
+PUBLISH_ACKS = 32
+#: Seconds between walks for running jobs older than the newest PUBLISH_JOBS.
+PUBLISH_SCAN_INTERVAL = 2.0
+#: Bytes: a published file or a command larger than this is refused by readers.
+PUBLISH_FILE_MAX = 64 << 20
+COMMAND_FILE_MAX = 4096
+#: Commands in one inbox read per tick, at most (the rest wait for the next).
+COMMANDS_PER_TICK = 64
+#: The REST API's page: default and largest ``newest``.
+API_NEWEST = 200
+API_NEWEST_MAX = 5000
+#: Seconds between the server's prunes of expired history and dead entries.
+API_PRUNE_INTERVAL = 60.0

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from . import bulk, capture, defaults, forward, notices
+from . import bulk, capture, defaults, forward, notices, published
 from . import executor as _executor
 from .arguments import NO_KWARGS, check_tags, runner_of
 from .backends import Backend, make_backend
@@ -34,6 +34,9 @@ from .checks import check_count as _check_count  # shared with the dashboard
 from .checks import check_number as _check_number
 from .errors import JobNotFound
 from .job import QUEUED, RUNNING, TERMINAL, Job, JobState, JobStatus, StatusList, describe_callable
+from .publisher import Publication
+from .publisher import attach as attach_publication
+from .publisher import settings_from_env as publish_settings_from_env
 from .registry import Registry
 from .schedules import OVERLAPS, Schedule, Scheduler
 from .states import StateFilter
@@ -96,6 +99,10 @@ class Dispatcher(concurrent.futures.Executor):
             ones; ``%%frost`` cells show their traceback instead).  None
             (default): on when an IPython shell runs this process, off in
             plain scripts.
+        publish: show this dispatcher's jobs to the Jupyter server of this
+            user (files in the Jupyter runtime dir, no port; see
+            `nbfrost.publisher`).  None (default): on unless
+            ``$NBFROST_PUBLISH=0``.
         **backend_options: for ``backend="dask"``: ``address=`` or
             ``client=``, and LocalCluster options.
 
@@ -114,7 +121,7 @@ class Dispatcher(concurrent.futures.Executor):
                  history: str | os.PathLike | None = None,
                  forward_budget: int = defaults.FORWARD_BUDGET,
                  forward_rate: float = defaults.FORWARD_RATE,
-                 failure_notices: bool | None = None,
+                 failure_notices: bool | None = None, publish: bool | None = None,
                  **backend_options: Any) -> None:
         workers = _check_count("workers", workers, minimum=1)
         _check_number("expiry", expiry, allow_none=True, positive=False)
@@ -131,6 +138,12 @@ class Dispatcher(concurrent.futures.Executor):
         self.forward_bucket = forward.Bucket(forward_rate, 2 * forward_rate)
         if failure_notices is None:
             failure_notices = notices.in_ipython()
+        if publish is None:
+            publish = published.enabled_by_env()
+        elif not isinstance(publish, bool):
+            raise TypeError(f"publish must be True, False or None, got {publish!r}")
+        # A bad $NBFROST_PUBLISH_JOBS/_KEEP raises here, before anything starts.
+        publish_settings = publish_settings_from_env() if publish else None
         self._history_writer = None
         if history is not None:
             # Opened (and checked) before anything starts, so a bad file
@@ -163,6 +176,12 @@ class Dispatcher(concurrent.futures.Executor):
         self._scheduler: Scheduler | None = None  # made by the first schedule (see _schedule)
         capture.acquire()
         self._backend.start(self.registry)
+        # Publishing (see publisher.py): one file per dispatcher, written by
+        # one thread per process; closed in _finish_shutdown.
+        self._publication: Publication | None = None
+        if publish_settings is not None:
+            self._publication = attach_publication(self, jobs=publish_settings[0],
+                                                   keep=publish_settings[1])
 
     # ------------------------------------------------------------- queueing
     def queue(self, fn: Any, /, *args: Any, name: str | None = None,
@@ -822,6 +841,8 @@ class Dispatcher(concurrent.futures.Executor):
                                  reason=f"job {job.id} was cancelled: the dispatcher shut down")
         if self._history_writer is not None:
             self._history_writer.close()  # commits the last changes, then detaches
+        if self._publication is not None:
+            self._publication.close()  # last words written, live entry removed
         capture.uninstall()
 
     @property

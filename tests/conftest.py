@@ -10,12 +10,18 @@ folder but ``unit/`` is also ``slow``; ``make test`` runs them all."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from helpers import FakeClock, assert_no_leaked_threads, live_threads
 
 import nbfrost
+
+# Every Dispatcher publishes its jobs to the Jupyter runtime dir
+# (nbfrost.publisher): the run gets a private one, not the user's.
+os.environ["JUPYTER_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="nbfrost-test-runtime-")
 
 
 @pytest.fixture

@@ -738,7 +738,8 @@ def test_shutdown_returns_to_the_thread_baseline():
     d = nbfrost.Dispatcher(workers=3, grace=0.2)
     t = d.queue(time.sleep, 0.01, timeout=5)  # starts the timer thread too
     assert t.result(WAIT) is None
-    assert len(live_threads() - baseline) == 4  # three workers and the timer
+    # three workers, the timer, and the publisher (nbfrost.publisher; one per process)
+    assert len(live_threads() - baseline) == 5
     d.shutdown()
     assert wait_for_threads(baseline) == set()
 

@@ -14,6 +14,7 @@ import signal
 import threading
 
 import pytest
+from helpers import eventually
 
 from nbfrost import JobFailed, JobState, WaitInterrupted
 from nbfrost.tracebacks import cell_label, name_cells
@@ -141,6 +142,9 @@ def test_an_interrupted_wait_is_a_short_keyboard_interrupt(dispatcher, sigint, h
     assert threading.current_thread() is threading.main_thread()
     release = threading.Event()
     t = dispatcher.queue(release.wait, 30, name="long")
+    # Running before the wait starts (on a loaded machine the worker may
+    # take a while to pick it up, and the pending list would say "queued").
+    eventually(lambda: t.state is JobState.RUNNING, what="the job runs")
     waiting = {"result": t.result, "wait": t.wait, "dispatcher.wait": dispatcher.wait}[how]
     sender = _interrupt_when_parked(t._job)
     caught = None

@@ -28,9 +28,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                 "nbfrost.checks", "nbfrost.formatting", "nbfrost.timeouts", "nbfrost.capture",
                 "nbfrost.progress", "nbfrost.cells", "nbfrost.coroutines",
                 "nbfrost.tracebacks", "nbfrost.forward", "nbfrost.budget", "nbfrost.filters",
-                "nbfrost.arguments", "nbfrost.notices", "nbfrost.rules")),
+                "nbfrost.arguments", "nbfrost.notices", "nbfrost.rules",
+                "nbfrost.published")),
     ("model", ("nbfrost.job", "nbfrost.tracker")),
-    ("state", ("nbfrost.registry", "nbfrost.frames", "nbfrost.history")),
+    ("state", ("nbfrost.registry", "nbfrost.frames", "nbfrost.history", "nbfrost.publisher")),
     ("running", ("nbfrost.backends",)),
     ("facade", ("nbfrost.dispatcher", "nbfrost.executor", "nbfrost.bulk", "nbfrost.schedules")),
     ("shell", ("nbfrost.notebook.shell",)),
@@ -39,6 +40,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # The package __init__ re-exports the public names, so it is above all
     # (this entry covers the __init__ only, not the modules inside).
     ("package", ("nbfrost",)),
+    # Outside the kernel: the Jupyter server extension reads what publishers
+    # write (nbfrost.published) and never imports the engine (a test below).
+    ("server", ("nbfrost.server",)),
 ]
 PACKAGE = "nbfrost"
 

@@ -1,0 +1,502 @@
+"""Publishing: each dispatcher's jobs, as a file the Jupyter server reads.
+
+Every `Dispatcher` (unless ``publish=False`` or ``$NBFROST_PUBLISH=0``)
+gets a `Publication`: its entry in ``<jupyter runtime dir>/nbfrost/live/``
+(the format is in `nbfrost.published`).  One daemon thread per process,
+the publisher, serves all of them, at most `defaults.PUBLISH_RATE` times a
+second each:
+
+* it compares the registry's change counter (and the output size of the
+  jobs it last saw running) with what it wrote last, and writes only when
+  they moved: a process with nothing happening costs one integer compare
+  per tick, a directory listing of its inbox, and an mtime touch every
+  `defaults.PUBLISH_HEARTBEAT` seconds;
+* it reads the dispatcher's inbox and applies the server's commands
+  (cancel, with or without an interrupt, and retry) through the dispatcher's
+  own ``cancel``/``retry``.  The publisher is not the main thread, so a
+  command lands while a notebook cell keeps the main thread busy.
+
+Nothing lingers: ``shutdown()`` (or the interpreter's exit) writes the
+dispatcher's "last words" to ``history/`` and removes its live entry and
+inbox; the thread ends when the last publication closes.  A process that
+is killed leaves its live file behind, and readers show its unfinished
+jobs as lost (see `nbfrost.published.process_alive`).
+
+Why files and not a port: nothing listens (no port to find, to secure or to
+collide), the runtime dir is already private to the user (0700) and is where
+Jupyter keeps kernels' connection files, and a file outlives the process
+that wrote it, which is what shows a killed kernel's jobs as lost.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import defaults, published
+from .errors import JobNotFound
+from .job import RUNNING, Job
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+__all__ = ["Publication", "Publishable", "attach", "settings_from_env"]
+
+log = logging.getLogger("nbfrost")
+
+
+class Publishable(Protocol):
+    """What a publication needs from its owner (a `Dispatcher`)."""
+
+    registry: Registry
+
+    def cancel(self, job_id: int, interrupt: bool = False) -> bool: ...
+
+    def retry(self, job_id: int) -> Any: ...
+
+
+def _env_number(name: str, default: float, minimum: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"${name}={raw!r} is not a number; unset it or give a number "
+                         f"(default {default:g})") from None
+    if value < minimum:
+        raise ValueError(f"${name}={raw!r} must be >= {minimum:g}")
+    return value
+
+
+def settings_from_env() -> tuple[int, float]:
+    """(jobs listed, seconds kept) from ``$NBFROST_PUBLISH_JOBS`` and
+    ``$NBFROST_PUBLISH_KEEP``, or the defaults.  Raises ValueError for a bad value."""
+    jobs = int(_env_number("NBFROST_PUBLISH_JOBS", defaults.PUBLISH_JOBS, 0))
+    keep = _env_number("NBFROST_PUBLISH_KEEP", defaults.PUBLISH_KEEP, 0)
+    return jobs, keep
+
+
+# ------------------------------------------------------------- who we are
+_SERIAL = itertools.count()
+_PROCESS: dict[str, Any] = {}  # filled once, by the publisher thread (see _process_info)
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read(8192)
+    except OSError:
+        return None
+    return [a.decode("utf-8", "replace")[:300] for a in raw.split(b"\0") if a][:40]
+
+
+def _kernel_id() -> str | None:
+    """This kernel's id (from ``kernel-<id>.json``), or None outside a kernel."""
+    if "ipykernel.kernelapp" not in sys.modules:
+        return None
+    try:
+        from ipykernel.kernelapp import IPKernelApp
+
+        if not IPKernelApp.initialized():
+            return None
+        from ipykernel import get_connection_file
+
+        name = os.path.basename(get_connection_file())
+    except Exception:  # an embedded or half-started kernel: publish without an id
+        log.debug("nbfrost: no kernel connection file", exc_info=True)
+        return None
+    if name.startswith("kernel-") and name.endswith(".json"):
+        return name[len("kernel-"):-len(".json")]
+    return None
+
+
+def _process_info() -> dict[str, Any]:
+    """What the files say about this process; computed once, lazily (it
+    may import ipykernel's pieces, and reads /proc)."""
+    if not _PROCESS or _PROCESS.get("pid") != os.getpid():  # a fork is another process
+        _PROCESS.clear()
+        pid = os.getpid()
+        kernel_id = _kernel_id()
+        ipython = sys.modules.get("IPython")
+        get = getattr(ipython, "get_ipython", None)
+        in_ipython = get is not None and get() is not None
+        kind = "kernel" if kernel_id is not None else "ipython" if in_ipython else "script"
+        try:
+            cwd = os.getcwd()
+        except OSError:
+            cwd = None
+        _PROCESS.update(
+            pid=pid, host=published.this_host(), proc_start=published.proc_start(pid),
+            kind=kind, kernel_id=kernel_id, session_name=os.environ.get("JPY_SESSION_NAME"),
+            argv=[str(a)[:300] for a in sys.argv[:40]],
+            parent_argv=_cmdline(os.getppid()), cwd=cwd)
+    return _PROCESS
+
+
+def _tail(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return "\u2026" + text[-(limit - 1):]
+
+
+def _output_tail(job: Job, limit: int) -> str:
+    details = job.details
+    out = details.out if details is not None else None
+    if out is None:
+        return ""
+    parts = list(out.parts)  # a copy: the job's thread may append meanwhile
+    pieces: list[str] = []
+    size = 0
+    for part in reversed(parts):
+        pieces.append(part)
+        size += len(part)
+        if size >= limit:
+            break
+    return _tail("".join(reversed(pieces)), limit) or ""
+
+
+def _out_chars(job: Job) -> int:
+    details = job.details
+    out = details.out if details is not None else None
+    return 0 if out is None else out.size
+
+
+# ------------------------------------------------------------ publication
+class Publication:
+    """One dispatcher's published entry.
+
+    Made by `attach`; the publisher thread calls `tick`; the dispatcher
+    calls `close` when it shuts down.  `publish` and `poll_commands` are
+    what a tick does, callable directly (tests drive them so).
+    """
+
+    def __init__(self, owner: Publishable, *, root: Path | None = None,
+                 jobs: int | None = None, keep: float | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        env_jobs, env_keep = settings_from_env()
+        self.limit = env_jobs if jobs is None else jobs
+        self.keep = env_keep if keep is None else keep
+        self._owner = weakref.ref(owner)
+        self.registry = owner.registry  # kept: the last words need it after the owner is gone
+        self.clock = clock
+        self.started = clock()
+        self.serial = next(_SERIAL)
+        self.id = f"{published.this_host()}-{os.getpid()}-{int(self.started)}-{self.serial}"
+        self._root = root  # resolved on first use, in the publisher thread
+        # Guards the files (a write in flight against close) and the fields below.
+        self.lock = threading.Lock()
+        self.closed = False
+        self.failed = False      # the folder could not be made: publishing is off
+        self.writes = 0          # files written (tests and the rate bound read it)
+        self._written: tuple[int, int] | None = None  # (registry version, output chars) last written
+        self._running: list[Job] = []    # the running jobs of the last write
+        self._older_running: list[Job] = []
+        self._last_scan = float("-inf")
+        self._cache: dict[int, str] = {}  # finished job id -> its JSON (finished jobs never change)
+        self._acks: deque[dict[str, Any]] = deque(maxlen=defaults.PUBLISH_ACKS)
+        self._acks_dirty = False
+        self._touched = 0.0
+
+    # -- paths
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            self._root = published.root()
+        return self._root
+
+    @property
+    def live_path(self) -> Path:
+        return self.root / "live" / f"{self.id}.json"
+
+    @property
+    def history_path(self) -> Path:
+        return self.root / "history" / f"{self.id}.json"
+
+    @property
+    def inbox(self) -> Path:
+        return self.root / "inbox" / self.id
+
+    # -- the thread's work
+    def tick(self) -> None:
+        """Apply waiting commands, then write if anything changed, else
+        touch the heartbeat when it is due."""
+        if self.closed or self.failed:
+            return
+        try:
+            if self._written is not None:
+                self.poll_commands()
+            if not self.publish():
+                now = self.clock()
+                if self._written is not None and now - self._touched >= defaults.PUBLISH_HEARTBEAT:
+                    self._touched = now
+                    os.utime(self.live_path)
+        except OSError as exc:
+            with self.lock:
+                if self.closed:
+                    return
+                self.failed = True
+            log.warning("nbfrost: publishing %s stopped: %s (the Jupyter server's job panel "
+                        "will not show this process; NBFROST_PUBLISH=0 silences this)", self.id, exc)
+
+    def _fingerprint(self) -> tuple[int, int]:
+        return self.registry.version, sum(map(_out_chars, self._running))
+
+    def publish(self, force: bool = False) -> bool:
+        """Write the live file if anything changed since the last write
+        (or *force*).  Returns whether it wrote."""
+        with self.lock:
+            if self.closed:
+                return False
+            fingerprint = self._fingerprint()
+            if not force and not self._acks_dirty and fingerprint == self._written:
+                return False
+            if self._written is None and fingerprint[0] == 0 and not force:
+                return False  # nothing ever happened: no file at all
+            data = self._render(exited=None)
+            first = self._written is None
+            if first:
+                published.ensure_dir(self.root)
+                published.ensure_dir(self.root / "live")
+            published.write_atomic(self.live_path, data)
+            if first:
+                published.ensure_dir(self.root / "inbox")
+                published.ensure_dir(self.inbox)
+            self._written = fingerprint
+            self._acks_dirty = False
+            self._touched = self.clock()
+            self.writes += 1
+            return True
+
+    def _select(self) -> list[Job]:
+        registry = self.registry
+        jobs = registry.select(newest=self.limit) if self.limit else []
+        running = registry.counts()["running"]
+        shown = sum(1 for j in jobs if j.state is RUNNING)
+        if shown < running:
+            # Running jobs older than the newest `limit`: a walk down the
+            # registry, at most every PUBLISH_SCAN_INTERVAL s (in between,
+            # the ones found last time that still run).
+            now = time.monotonic()
+            if now - self._last_scan >= defaults.PUBLISH_SCAN_INTERVAL:
+                self._last_scan = now
+                seen = {j.id for j in jobs}
+                self._older_running = [j for j in registry.select(state=RUNNING, newest=running)
+                                       if j.id not in seen]
+            else:
+                self._older_running = [j for j in self._older_running if j.state is RUNNING]
+            jobs = jobs + self._older_running
+        else:
+            self._older_running = []
+        return jobs
+
+    def _render(self, exited: float | None) -> bytes:
+        """The file's bytes.  Caller holds ``self.lock``."""
+        registry = self.registry
+        now = registry.clock()
+        jobs = self._select()
+        cache, new_cache = self._cache, {}
+        text = defaults.PUBLISH_TEXT
+        parts = []
+        running = []
+        for job in jobs:
+            encoded = cache.get(job.id)
+            if encoded is None:
+                status = job.snapshot(now)
+                entry = status.to_dict()
+                entry["error"] = _tail(entry["error"], text)
+                entry["traceback"] = _tail(entry["traceback"], text)
+                entry["output_tail"] = _output_tail(job, text)
+                encoded = json.dumps(entry)
+                if status.complete:
+                    new_cache[job.id] = encoded
+            else:
+                new_cache[job.id] = encoded
+            if job.state is RUNNING:
+                running.append(job)
+            parts.append(encoded)
+        self._cache = new_cache
+        self._running = running
+        info = _process_info()
+        header = {
+            "format": published.JOBS_FORMAT, "version": published.JOBS_VERSION,
+            "id": self.id, "pid": info["pid"], "host": info["host"],
+            "proc_start": info["proc_start"], "started": self.started, "updated": now,
+            "exited": exited, "kind": info["kind"], "kernel_id": info["kernel_id"],
+            "session_name": info["session_name"], "argv": info["argv"],
+            "parent_argv": info["parent_argv"], "cwd": info["cwd"],
+            "keep": self.keep, "heartbeat": defaults.PUBLISH_HEARTBEAT,
+            "held": len(registry), "counts": registry.counts(), "acks": list(self._acks),
+        }
+        head = json.dumps(header)
+        return (head[:-1] + ', "jobs": [' + ", ".join(parts) + "]}").encode("utf-8")
+
+    # -- commands
+    def poll_commands(self) -> int:
+        """Apply the commands waiting in the inbox (oldest first, at most
+        `defaults.COMMANDS_PER_TICK`).  Returns how many were read."""
+        try:
+            with os.scandir(self.inbox) as it:
+                names = sorted(e.name for e in it
+                               if e.name.endswith(".json") and not e.name.startswith("."))
+        except FileNotFoundError:
+            return 0
+        done = 0
+        for name in names[:defaults.COMMANDS_PER_TICK]:
+            path = self.inbox / name
+            try:
+                st = os.stat(path)
+                if (hasattr(os, "getuid") and st.st_uid != os.getuid()) or st.st_mode & 0o077:
+                    raise published.PublishedFormatError(
+                        f"{path}: refused, a command file must be the user's own and mode 0600")
+                command = published.read_command_file(path)
+            except (OSError, published.PublishedFormatError) as exc:
+                log.warning("nbfrost: ignored a command: %s", exc)
+                self._ack(name.removesuffix(".json"), False, str(exc))
+                command = None
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            done += 1
+            if command is not None:
+                self._apply(command)
+        return done
+
+    def _apply(self, command: dict[str, Any]) -> None:
+        owner = self._owner()
+        job_id = command["job"]
+        if owner is None:
+            self._ack(command["id"], False, "the dispatcher is gone")
+            return
+        try:
+            if command["action"] == "cancel":
+                interrupt = command.get("interrupt", False)
+                ok = owner.cancel(job_id, interrupt=interrupt)
+                message = (f"job {job_id} {'interrupted' if interrupt else 'cancel requested'}"
+                           if ok else f"job {job_id} had already finished")
+            else:
+                new = owner.retry(job_id)
+                ok, message = True, f"job {job_id} queued again as job {new.id}"
+        except (JobNotFound, ValueError, TypeError, RuntimeError) as exc:
+            ok, message = False, str(exc)
+        self._ack(command["id"], ok, message)
+
+    def _ack(self, command_id: str, ok: bool, message: str) -> None:
+        with self.lock:
+            self._acks.append({"command": command_id, "ok": ok, "message": message[:500],
+                               "at": self.clock()})
+            self._acks_dirty = True
+
+    # -- the end
+    def close(self) -> None:
+        """Write the last words (if anything was ever published), remove
+        the live file and the inbox, and leave the publisher.  Idempotent."""
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            try:
+                if self._written is not None and not self.failed:
+                    published.ensure_dir(self.root)
+                    published.ensure_dir(self.root / "history")
+                    published.write_atomic(self.history_path, self._render(exited=self.clock()))
+                self._remove_files()
+            except OSError as exc:
+                log.warning("nbfrost: could not write the last words of %s: %s", self.id, exc)
+        _PUBLISHER.remove(self)
+
+    def _remove_files(self) -> None:
+        if self._written is None:
+            return
+        try:
+            os.unlink(self.live_path)
+        except FileNotFoundError:
+            pass
+        published.remove_tree(self.inbox)
+
+
+# -------------------------------------------------------------- the thread
+class _Publisher:
+    """The process's one publishing thread, alive while a publication is."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # guards _entries, _thread, _stop
+        self._entries: list[Publication] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._atexit = False
+
+    def add(self, pub: Publication) -> None:
+        with self._lock:
+            self._entries.append(pub)
+            if not self._atexit:
+                atexit.register(self.close_all)
+                self._atexit = True
+            if self._thread is None:
+                stop = self._stop = threading.Event()
+                self._thread = threading.Thread(target=self._run, args=(stop,),
+                                                name="nbfrost-publisher", daemon=True)
+                self._thread.start()
+
+    def remove(self, pub: Publication) -> None:
+        with self._lock:
+            if pub in self._entries:
+                self._entries.remove(pub)
+            if self._entries or self._thread is None:
+                return
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if thread is not threading.current_thread():
+            thread.join(5.0)
+
+    def entries(self) -> list[Publication]:
+        with self._lock:
+            return list(self._entries)
+
+    def _run(self, stop: threading.Event) -> None:
+        interval = 1.0 / defaults.PUBLISH_RATE
+        while not stop.is_set():
+            for pub in self.entries():
+                if pub._owner() is None and pub.registry.active == 0:
+                    pub.close()  # the dispatcher was dropped without shutdown()
+                    continue
+                try:
+                    pub.tick()
+                except Exception:  # the thread must not die: log and go on
+                    log.exception("nbfrost: publishing %s failed", pub.id)
+            stop.wait(interval)
+
+    def close_all(self) -> None:
+        """At interpreter exit: every publication writes its last words."""
+        for pub in self.entries():
+            pub.close()
+
+
+_PUBLISHER = _Publisher()
+
+
+def attach(owner: Publishable, **options: Any) -> Publication:
+    """Start publishing *owner*'s jobs; returns its `Publication` (call
+    ``close()`` at shutdown).  Raises ValueError for a bad
+    ``$NBFROST_PUBLISH_JOBS``/``$NBFROST_PUBLISH_KEEP``."""
+    pub = Publication(owner, **options)
+    _PUBLISHER.add(pub)
+    return pub
+
+
+def active() -> list[Publication]:
+    """The publications of this process (for tests and diagnostics)."""
+    return _PUBLISHER.entries()
+
