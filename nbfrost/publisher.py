@@ -241,7 +241,11 @@ class Publication:
                 now = self.clock()
                 if self._written is not None and now - self._touched >= defaults.PUBLISH_HEARTBEAT:
                     self._touched = now
-                    os.utime(self.live_path)
+                    try:
+                        os.utime(self.live_path)
+                    except FileNotFoundError:  # removed by someone: write it again
+                        with self.lock:
+                            self._written = (-1, -1)
         except OSError as exc:
             with self.lock:
                 if self.closed:
