@@ -1,5 +1,7 @@
-# The commands in the README: `make demo`, `make test` and `make screenshots`.
-# They create .venv when it is missing and install what they need into it.
+# The commands in the README: `make demo` and `make test` (docs/contributing.md
+# lists every target).  They create .venv when it is missing and install what
+# they need into it; Debian packages (python3-venv, chromium) come from apt,
+# announced before, unless NO_APT=1.
 # Whatever a run writes (reports, caches, screenshots, tmp dirs) goes under
 # $(ARTIFACTS), so `make test` leaves `git status` clean.
 
@@ -9,15 +11,21 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARTIFACTS ?= test-artifacts
 PYTEST_ARGS ?=
+# NO_APT=1: never run apt-get; a missing Debian package stops make with a message.
+NO_APT ?=
 # No .pytest_cache or .hypothesis in the tree; tests that write artifacts read $ARTIFACTS.
 PYTEST := ARTIFACTS=$(ARTIFACTS) HYPOTHESIS_STORAGE_DIRECTORY=$(ARTIFACTS)/hypothesis \
   $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: demo lint test test-fast test-cpython screenshots bench soak chromium clean
+.PHONY: demo lint docs test test-fast test-cpython screenshots bench soak chromium clean
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
-	  echo "python3 -m venv failed; installing Debian's python3-venv"; \
+	  if [ -n "$(NO_APT)" ]; then \
+	    echo "make: $(PYTHON) -m venv failed and NO_APT is set: install Debian's python3-venv" \
+	      "($(SUDO) apt-get install python3-venv) and run make again" >&2; exit 1; fi; \
+	  echo "make: $(PYTHON) -m venv failed; installing Debian's python3-venv with apt:" \
+	    "$(SUDO) apt-get install -y python3-venv (NO_APT=1 turns this off)"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q python3-venv && \
 	  $(PYTHON) -m venv $(VENV); }
 	@$(PY) -m pip install -q --upgrade pip
@@ -30,10 +38,19 @@ $(VENV)/.test-installed: $(PY) pyproject.toml
 	$(PY) -m pip install -q -e '.[test,dask]'
 	@touch $@ $(VENV)/.demo-installed
 
+$(VENV)/.docs-installed: $(PY) pyproject.toml
+	$(PY) -m pip install -q -e '.[docs,dask]'
+	@touch $@
+
 # Debian's Chromium for the browser tests (never `playwright install`).
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
-	  echo "installing Debian's chromium"; \
+	  if [ -n "$(NO_APT)" ]; then \
+	    echo "make: /usr/bin/chromium is missing and NO_APT is set: install Debian's chromium" \
+	      "($(SUDO) apt-get install chromium), or run make test-fast, which needs no browser" >&2; \
+	    exit 1; fi; \
+	  echo "make: /usr/bin/chromium is missing; installing Debian's chromium with apt:" \
+	    "$(SUDO) apt-get install -y chromium (NO_APT=1 turns this off)"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; \
 	fi
 
@@ -46,8 +63,14 @@ lint: $(VENV)/.test-installed
 	$(PY) -m ruff check --cache-dir $(ARTIFACTS)/ruff-cache nbfrost tests benchmarks
 	$(PY) -m mypy --cache-dir $(ARTIFACTS)/mypy-cache
 
-# lint first: any ruff or mypy error fails the run before pytest starts.
-test: lint chromium
+# The documentation site (docs/contributing.md): Sphinx, warnings are errors,
+# the notebooks executed; the HTML goes to $(ARTIFACTS)/docs.
+docs: $(VENV)/.docs-installed
+	$(PY) -m sphinx -W --keep-going -q -b html -d $(ARTIFACTS)/docs-doctrees docs $(ARTIFACTS)/docs
+
+# lint first: any ruff or mypy error fails the run before pytest starts; then
+# the docs, so a broken page or a stale docstring fails it too.
+test: lint docs chromium
 	@mkdir -p $(ARTIFACTS)
 	$(PYTEST) -ra --durations=15 --junitxml=$(ARTIFACTS)/junit.xml \
 	  --basetemp=$(ARTIFACTS)/tmp $(PYTEST_ARGS)
@@ -57,7 +80,7 @@ test: lint chromium
 test-fast: $(VENV)/.test-installed
 	$(PYTEST) -ra tests/unit $(PYTEST_ARGS)
 
-# Refresh the README's screenshots: the browser test takes them (under
+# Refresh the screenshots in docs/: the browser test takes them (under
 # $(ARTIFACTS)); this copies them into docs/ on purpose.
 screenshots: $(VENV)/.test-installed chromium
 	@mkdir -p $(ARTIFACTS)

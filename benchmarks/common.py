@@ -4,7 +4,7 @@ a ``bench_<area>.py`` file run on its own.
 
 A row is a dict with ``metric``, ``nbfrost``, ``anchor``, ``anchor_name``,
 ``unit``, ``ratio``, ``target`` and ``ok``.  ``bench.py`` collects the rows
-of every area into one table: the README's performance table is its output.
+of every area into one table: the table in docs/performance.md is its output.
 """
 
 from __future__ import annotations

@@ -126,8 +126,8 @@ class Job(Tracker):
     `Tracker`: its public API is Tracker's, everything else here is
     internal.  One object per job instead of a record plus a handle: every
     kept object is rescanned by the garbage collector, so a separate handle
-    per job would add to every collection on the hot path (``benchmarks/``
-    measures it).  So that the record never shadows the handle's API, the
+    per job would add to every collection on the hot path (the figure is
+    in ``docs/performance.md``).  So that the record never shadows the handle's API, the
     record's own fields avoid its names: the return value is ``value``
     (``result()`` is the method), the display name is ``label`` (``name``
     is the Tracker's property).

@@ -27,7 +27,7 @@ to after.  CPython switches threads only at calls and loop jumps, so a
 thread is never switched out while holding the lock, and the pool's workers
 never convoy behind it.  (A call inside would let a thread be switched out
 while it holds the lock, and the other workers would block and wake one by
-one behind it; ``benchmarks/`` measures what that costs.)
+one behind it; the figure is in ``docs/performance.md``.)
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ name turned into markup (no dialog opened, the names show as text).
 The screenshots are saved under the test's tmp path and copied to the
 artifacts folder (``$ARTIFACTS`` or ``test-artifacts/``), never into the
 repository: ``make screenshots`` runs this test and copies ``dashboard.png``
-and ``dashboard-timeline.png`` from there into ``docs/`` for the README.
+and ``dashboard-timeline.png`` from there into ``docs/``, where the README and the docs show them.
 """
 
 from __future__ import annotations

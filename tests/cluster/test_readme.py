@@ -1,14 +1,16 @@
-"""Every code example in README.md runs, so the README cannot drift from the code.
+"""Every code example in README.md and in the docs runs, so they cannot drift from the code.
 
-Rules for README authors:
+Rules for authors of README.md and of every page under docs/ (``*.md``):
   * ```python blocks are plain Python (they must parse with `ast`);
   * ```ipython blocks may use magics (``%load_ext nbfrost``, ``%%frost``, ...);
-  * all of them run, in order, in one namespace, in a real IPython
+  * the blocks of one page run, in order, in one namespace, in a real IPython
     ``InteractiveShell`` in a fresh process whose working directory is an
-    empty tmp dir, so a later block may use what an earlier one defined;
+    empty tmp dir, so a later block may use what an earlier one on the same
+    page defined; each page starts from nothing;
   * a block should assert what it claims (``assert t.result() == 6``);
   * blocks in other languages (```bash, ```text, plain ```) are shown, not run.
-Nothing is skipped: a README without a single python block fails.
+Nothing is skipped: a README without a single python block fails.  This
+module sits in tests/cluster because the Dask page starts a LocalCluster.
 """
 
 from __future__ import annotations
@@ -22,9 +24,22 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 RUN_LANGS = {"python", "ipython"}
 TIMEOUT_S = 240
+
+
+def pages() -> list[Path]:
+    """README.md, then every Markdown page of the docs (the notebooks' link excluded)."""
+    found = [p for p in sorted(DOCS.rglob("*.md")) if "notebooks" not in p.relative_to(DOCS).parts]
+    return [README, *found]
+
+
+def page_id(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
 
 # A fenced block: ``` or ~~~ at the start of a line, an info string, the body,
 # and the same fence again.
@@ -91,32 +106,40 @@ def test_readme_has_runnable_examples():
         "(or ```ipython) block so that this test runs it")
 
 
-def test_python_blocks_are_plain_python():
-    for b in code_blocks(README.read_text(encoding="utf-8")):
+def test_the_docs_pages_are_found():
+    names = {page_id(p) for p in pages()}
+    assert {"README.md", "docs/getting-started.md", "docs/guide/api.md"} <= names
+
+
+@pytest.mark.parametrize("page", pages(), ids=page_id)
+def test_python_blocks_are_plain_python(page):
+    for b in code_blocks(page.read_text(encoding="utf-8")):
         if b["lang"] != "python":
             continue
         try:
             ast.parse(b["source"])
         except SyntaxError as exc:
-            pytest.fail(f"README.md line {b['line']}: this ```python block is not plain Python "
-                        f"({exc.msg}, block line {exc.lineno}); mark it ```ipython if it "
-                        "uses magics")
+            pytest.fail(f"{page_id(page)} line {b['line']}: this ```python block is not plain "
+                        f"Python ({exc.msg}, block line {exc.lineno}); mark it ```ipython if "
+                        "it uses magics")
 
 
-def test_every_readme_example_runs(tmp_path):
-    blocks = code_blocks(README.read_text(encoding="utf-8"))
-    assert blocks, "README.md has no ```python or ```ipython block to run"
+@pytest.mark.parametrize("page", pages(), ids=page_id)
+def test_every_example_of_the_page_runs(page, tmp_path):
+    blocks = code_blocks(page.read_text(encoding="utf-8"))
+    if not blocks:
+        return  # a page without examples has nothing to run
     proc = subprocess.run([sys.executable, "-c", _RUNNER], input=json.dumps(blocks),
                           capture_output=True, text=True, cwd=tmp_path, timeout=TIMEOUT_S)
     marker = "NBFROST-README-REPORT "
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(marker)]
     assert proc.returncode == 0 and lines, (
-        f"the README runner crashed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n"
-        f"{proc.stderr[-3000:]}")
+        f"the example runner crashed on {page_id(page)} (exit {proc.returncode}):\n"
+        f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     report = json.loads(lines[-1][len(marker):])
     for entry in report:
         if not entry["ok"]:
             b = blocks[entry["index"]]
-            pytest.fail(f"README.md example at line {b['line']} ({b['lang']}) failed:\n"
+            pytest.fail(f"{page_id(page)}: the example at line {b['line']} ({b['lang']}) failed:\n"
                         f"{b['source']}\n{entry['error'] or proc.stdout[-2000:]}")
-    assert len(report) == len(blocks), "not every README example ran"
+    assert len(report) == len(blocks), f"not every example of {page_id(page)} ran"

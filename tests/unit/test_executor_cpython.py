@@ -23,7 +23,7 @@ Skipped, and why (every other test of the four mixins runs):
 
 The module skips itself when the test package is missing (Python < 3.12,
 or a Python built without its tests).  ``make test-cpython`` runs it with
-the pyenv CPython 3.13 when that is installed (see the README).
+the pyenv CPython 3.13 when that is installed (see docs/contributing.md).
 """
 
 from __future__ import annotations

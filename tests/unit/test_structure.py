@@ -3,7 +3,7 @@
 The import graph is read from the source with `ast`, so it sees every
 ``import`` and ``from … import``, also those inside functions (a lazy
 import is still a dependency).  Imports under ``if TYPE_CHECKING:`` are left
-out: they never run.  See docs/ARCHITECTURE.md for the layers.
+out: they never run.  See docs/architecture.md for the layers.
 """
 
 from __future__ import annotations

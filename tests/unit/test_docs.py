@@ -1,0 +1,74 @@
+"""The module map in docs/architecture.md matches the code.
+
+Every module under ``nbfrost/`` has a row, every row names a module that
+exists, and each row's imports column lists exactly the nbfrost modules
+that module imports (the import graph of ``test_structure.py``, read from
+the source).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from test_structure import PACKAGE_DIR, package_graph
+
+ROOT = Path(__file__).resolve().parents[2]
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+_ROW = re.compile(r"^\| `(?P<path>[^`]+\.py)` \|(?P<owns>.*)\| (?P<imports>[^|]*) \|$")
+
+
+def module_of(path: str) -> str:
+    """``notebook/badge.py`` -> ``nbfrost.notebook.badge``; ``__init__.py`` -> its package."""
+    parts = ["nbfrost", *Path(path).with_suffix("").parts]
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def module_map() -> dict[str, set[str]]:
+    """Module -> the modules its row says it imports, from the page's module map."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    section = text.split("## Module map", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, set[str]] = {}
+    for line in section.splitlines():
+        m = _ROW.match(line)
+        if m is None:
+            continue
+        module = module_of(m["path"])
+        assert module not in rows, f"{m['path']} has two rows in the module map"
+        cell = m["imports"].strip()
+        rows[module] = set() if cell == "—" else {f"nbfrost.{n.strip()}" for n in cell.split(",")}
+    return rows
+
+
+def short(modules: set[str]) -> str:
+    return ", ".join(sorted(m.removeprefix("nbfrost.") for m in modules)) or "—"
+
+
+def test_the_map_reads_its_rows():
+    rows = module_map()
+    assert rows["nbfrost.registry"] >= {"nbfrost.job", "nbfrost.states"}
+    assert rows["nbfrost.defaults"] == set()
+    assert "nbfrost.notebook.dashboard" in rows  # notebook/dashboard/__init__.py
+
+
+def test_every_module_has_a_row_and_every_row_a_module():
+    code = set(package_graph())
+    documented = set(module_map())
+    missing = sorted(code - documented)
+    gone = sorted(documented - code)
+    files = {m: str(p.relative_to(PACKAGE_DIR)) for m, p in
+             ((".".join(["nbfrost", *p.relative_to(PACKAGE_DIR).with_suffix("").parts])
+               .removesuffix(".__init__"), p) for p in PACKAGE_DIR.rglob("*.py"))}
+    assert not missing, ("add a row to the module map in docs/architecture.md for: "
+                         + ", ".join(files.get(m, m) for m in missing))
+    assert not gone, f"the module map in docs/architecture.md names modules that do not exist: {gone}"
+
+
+def test_each_row_lists_the_modules_it_imports():
+    graph = package_graph()
+    wrong = [f"{module}: the page says {short(said)}; the code imports {short(graph[module])}"
+             for module, said in sorted(module_map().items())
+             if module in graph and said != graph[module]]
+    assert not wrong, "fix the imports column of docs/architecture.md's module map:\n" + "\n".join(wrong)
