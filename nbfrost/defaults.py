@@ -89,3 +89,8 @@ API_NEWEST = 200
 API_NEWEST_MAX = 5000
 #: Seconds between the server's prunes of expired history and dead entries.
 API_PRUNE_INTERVAL = 60.0
+
+# What a newcomer reads: throughput, cleared ids.
+__all__ += ["THROUGHPUT_WINDOW"]
+#: Seconds over which ``stats()["throughput"]`` counts finished jobs.
+THROUGHPUT_WINDOW = 60

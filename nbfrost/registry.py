@@ -58,7 +58,7 @@ log = logging.getLogger("nbfrost")
 #: finish time, for precise `JobNotFound` messages.  Bounded, so memory
 #: stays flat under any load.
 _RECENT_PURGES = 4096
-_THROUGHPUT_WINDOW = 60  # seconds
+_THROUGHPUT_WINDOW = defaults.THROUGHPUT_WINDOW  # seconds
 _NO_KWARGS: dict[str, Any] = {}  # shared by released jobs; never mutated
 _CORO = types.CoroutineType  # what an async def function returns
 
@@ -99,9 +99,14 @@ class Registry:
         # what the registry holds.
         self.budget = OutputBudget(output_budget)
         self._version = 0
-        # Throughput is measured by sampling the finished total when stats()
-        # is read, so the hot path pays nothing for it: (time, total) pairs.
-        self._samples: deque[tuple[float, int]] = deque()
+        # Throughput comes from finish times: the first finish at least a
+        # second after the last mark records (its time, the finished total
+        # before it).  Every finish between two marks happened within a
+        # second of the earlier one, so counting from the marks is exact to
+        # a second, whenever stats() is first read; the hot path pays one
+        # float comparison, and at most one window of marks is kept.
+        self._marks: deque[tuple[float, int]] = deque()
+        self._next_mark = float("-inf")
         self._created = clock()
         # A slot per waiting job when max_queue > 0; released when the job
         # leaves the queued state, whichever way it leaves.
@@ -291,6 +296,8 @@ class Registry:
                 job.kwargs = _NO_KWARGS
                 job.state = SUCCEEDED  # published last: see Job.snapshot
                 self._running -= 1
+                if now >= self._next_mark:
+                    self._mark(now)
                 self._finished[SUCCEEDED] += 1
                 self._version += 1
                 if self.history_inbox is not None:
@@ -370,6 +377,8 @@ class Registry:
                         job.kwargs = _NO_KWARGS
                         job.state = SUCCEEDED  # published last: see Job.snapshot
                         self._running -= 1
+                        if now >= self._next_mark:
+                            self._mark(now)
                         finished[SUCCEEDED] += 1
                         if inbox is not None:
                             inbox[job] = "succeeded"
@@ -575,6 +584,8 @@ class Registry:
         job.finished_at = now
         job.caller_context = None  # drop the captured context (and what it references)
         job.state = new  # published last: see Job.snapshot
+        if now >= self._next_mark:
+            self._mark(now)
         self._finished[new] += 1
         self._version += 1
         if self.history_inbox is not None:
@@ -849,7 +860,7 @@ class Registry:
             totals = {s.value: n for s, n in self._finished.items()}
             submitted = self._next_id
             held = len(self._jobs)
-            throughput = self._throughput(now, sum(totals.values()))
+            throughput, window = self._throughput(now, sum(totals.values()))
         return {
             "counts": counts,
             "finished": totals,
@@ -857,26 +868,35 @@ class Registry:
             "held": held,
             "active": counts["queued"] + counts["running"],
             "throughput": throughput,
-            "throughput_window": _THROUGHPUT_WINDOW,
+            "throughput_window": window,
         }
 
-    def _throughput(self, now: float, total: int) -> float:
-        """Jobs finished per second over the last minute (or since the
-        registry was made, if that is sooner).  Caller holds ``_lock``.
+    def _mark(self, now: float) -> None:
+        """Record a finish at *now* as a throughput mark (see ``__init__``).
+        At most once a second; caller holds ``_lock``."""
+        marks = self._marks
+        marks.append((now, sum(self._finished.values())))
+        self._next_mark = now + 1.0
+        while len(marks) > 1 and marks[1][0] <= now - _THROUGHPUT_WINDOW:
+            marks.popleft()
 
-        Samples of the finished total are kept at most one per second, for
-        one window, so this costs nothing on the hot path and memory stays
-        bounded.
+    def _throughput(self, now: float, total: int) -> tuple[float, float]:
+        """``(jobs finished per second, seconds)`` over the last
+        ``_THROUGHPUT_WINDOW`` seconds, or since the registry was made if that
+        is sooner.  Caller holds ``_lock``.
+
+        The count is the jobs whose finish is at or after the first mark in
+        the window, read from the marks the finishes left (see ``__init__``),
+        so it does not depend on when, or how often, stats() is read.
         """
-        samples = self._samples
-        if not samples or now - samples[-1][0] >= 1.0:
-            samples.append((now, total))
-        # Keep the newest sample at or before the window's start, and later ones.
-        while len(samples) > 1 and samples[1][0] <= now - _THROUGHPUT_WINDOW:
-            samples.popleft()
-        t0, n0 = samples[0] if samples[0][0] < now else (self._created, 0)
-        span = now - t0
-        return (total - n0) / span if span > 0 else 0.0
+        span = min(float(_THROUGHPUT_WINDOW), now - self._created)
+        if span <= 0:
+            return 0.0, 0.0
+        start = now - _THROUGHPUT_WINDOW
+        for t, before in self._marks:
+            if t >= start:
+                return (total - before) / span, span
+        return 0.0, span
 
     # ------------------------------------------------------------- expiry
     def sweep(self) -> int:

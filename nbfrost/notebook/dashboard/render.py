@@ -375,13 +375,15 @@ def header_html(stats: dict[str, Any], mode: str) -> str:
         f'{s.value} <b>{counts[s.value]:,}</b></span>' for s in JobState)
     workers, busy = stats["workers"], stats["busy"]
     share = busy / workers if workers else 0.0
+    window = f'{stats["throughput_window"]:.0f} s'
     live = _LIVE.get(mode) or f'<span class="nbf-live on">live · {time.strftime("%H:%M:%S")}</span>'
     return (
         STYLE + '<div class="nbf nbf-head">'
         f'<span class="nbf-title">nbfrost <span>{esc(stats.get("backend", ""))}</span></span>'
         f'<span class="nbf-chips">{chips}</span>'
-        f'<span class="nbf-kpi nbf-throughput" title="jobs finished per second over the last '
-        f'{stats["throughput_window"]} s">throughput <b>{rate(stats["throughput"])}</b></span>'
+        f'<span class="nbf-kpi nbf-throughput" title="jobs finished per time over the last '
+        f'{window} (the registry\'s first minute: since it was made)">'
+        f'throughput <b>{rate(stats["throughput"])}</b> (last {window})</span>'
         f'<span class="nbf-kpi nbf-workers" title="workers running a job / all workers">'
         f'workers <b>{busy}/{workers}</b> busy<span class="nbf-meter"><i style="width:{share:.0%}">'
         f'</i></span></span>'
