@@ -91,6 +91,10 @@ API_NEWEST_MAX = 5000
 API_PRUNE_INTERVAL = 60.0
 
 # What a newcomer reads: throughput, cleared ids.
-__all__ += ["THROUGHPUT_WINDOW"]
+__all__ += ["THROUGHPUT_WINDOW", "CLEARED_RUNS"]
 #: Seconds over which ``stats()["throughput"]`` counts finished jobs.
 THROUGHPUT_WINDOW = 60
+#: Runs of cleared ids the registry remembers, so that a lookup of a cleared
+#: job says "cleared", not "expired" (one clear() of every finished job is a
+#: few runs; older runs are forgotten and the message says "expired or cleared").
+CLEARED_RUNS = 1024

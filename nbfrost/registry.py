@@ -86,6 +86,11 @@ class Registry:
         # released (deque.append is atomic), popped only under the lock.
         self._expiring: deque[Job] = deque()
         self._recent_purges: dict[int, float] = {}  # id -> finished_at
+        # Runs of ids that clear() removed: (first, last, when), newest last,
+        # at most defaults.CLEARED_RUNS of them, so that a lookup can say
+        # "cleared" rather than "expired".  A clear of thousands of jobs is
+        # a few runs (the gaps are the jobs it kept).
+        self._cleared: deque[tuple[int, int, float]] = deque(maxlen=defaults.CLEARED_RUNS)
         # Counters, all under _lock.  Plain ints on the hot path; the count
         # of finished jobs *held* per state is finished - dropped.
         self._queued = 0
@@ -746,16 +751,25 @@ class Registry:
         raise self.not_found(job_id)
 
     def not_found(self, job_id: object) -> JobNotFound:
-        """The `JobNotFound` for an id that is not in the registry, saying why."""
+        """The `JobNotFound` for an id that is not in the registry, saying why.
+
+        Raises `TypeError` for an id that is not an int (``"3"`` is not an
+        unknown id, it is the wrong type)."""
         if not isinstance(job_id, int) or isinstance(job_id, bool):
-            return JobNotFound(job_id, f"job ids are ints, got {type(job_id).__name__} {job_id!r}")
+            raise id_type_error(job_id)
         with self._lock:
             next_id = self._next_id
             finished = self._recent_purges.get(job_id)
+            cleared = self._cleared_at(job_id) if self._cleared else None
             now = self.clock()
         if job_id < 0 or job_id >= next_id:
             last = f"the newest is {next_id - 1}" if next_id else "none were queued yet"
             return JobNotFound(job_id, f"job {job_id} never existed ({last})")
+        if cleared is not None:
+            return JobNotFound(job_id, (
+                f"job {job_id} finished and was cleared from the registry "
+                f"{_fmt_seconds(now - cleared)} ago (Dispatcher.clear() or the dashboard's "
+                "'Clear finished')"))
         if self.expiry is None:
             return JobNotFound(job_id, (
                 f"job {job_id} finished and was cleared from the registry "
@@ -941,11 +955,31 @@ class Registry:
                 del self._jobs[job.id]
                 self._dropped[job.state] += 1
             if drop:
+                self._remember_cleared(sorted(j.id for j in drop), self.clock())
                 self._version += 1
                 self._forget_cleared()
                 if self.budget.chars:
                     self.budget.forget_cleared(self._jobs)
         return len(drop)
+
+    def _remember_cleared(self, ids: list[int], now: float) -> None:
+        """Record sorted *ids* as cleared at *now*, as runs of consecutive
+        ids.  Caller holds ``_lock``."""
+        first = last = ids[0]
+        for i in ids[1:]:
+            if i != last + 1:
+                self._cleared.append((first, last, now))
+                first = i
+            last = i
+        self._cleared.append((first, last, now))
+
+    def _cleared_at(self, job_id: int) -> float | None:
+        """When clear() removed *job_id*, if that is still remembered.
+        Caller holds ``_lock``."""
+        for first, last, at in reversed(self._cleared):
+            if first <= job_id <= last:
+                return at
+        return None
 
     def _forget_cleared(self) -> None:
         """Drop records no longer in the map from the expiry queue, so that
@@ -970,6 +1004,17 @@ class Registry:
 
 #: How long the main thread blocks at a time while it waits for a job.
 _INTERRUPT_SLICE = 0.25
+
+
+def id_type_error(job_id: object) -> TypeError:
+    """The `TypeError` for a job id that is not an int, showing the int to
+    pass when the id is a numeric string (``d.status("3")``)."""
+    kind = type(job_id).__name__
+    if isinstance(job_id, str) and job_id.strip().isdigit():
+        n = int(job_id)
+        return TypeError(f"job ids are ints, got the str {job_id!r}: pass {n}, as in "
+                         f"d.status({n})")
+    return TypeError(f"job ids are ints, got {kind} {job_id!r:.60}")
 
 
 def _park(gate: Any, timeout: float | None) -> bool:

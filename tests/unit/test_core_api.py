@@ -490,8 +490,12 @@ def test_job_not_found_never_existed_vs_expired(clock, thread_baseline):
             d.tracker(10_000)
         with pytest.raises(JobNotFound, match="expired"):
             d.tracker(0)
-        with pytest.raises(JobNotFound, match="ints"):
+        # A numeric string is the wrong type, not an unknown id.
+        with pytest.raises(TypeError, match=r"job ids are ints, got the str '3': pass 3, "
+                                            r"as in d\.status\(3\)"):
             d.status("3")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="job ids are ints, got float 3.0"):
+            d.cancel(3.0)  # type: ignore[arg-type]
 
         # The tracker the user still holds keeps working.
         assert t12.done() and t12.wait(0) and t12.result() == 0
@@ -640,13 +644,44 @@ def test_clear_removes_only_finished_jobs(dispatcher):
     running(live)
     assert d.clear() == 3
     assert [s.id for s in d.jobs()] == [live.id]
-    with pytest.raises(JobNotFound, match="expired or was cleared"):
+    with pytest.raises(JobNotFound, match="job 0 finished and was cleared from the registry"):
         d.status(0)
     assert done[0].result() == 0  # trackers survive clear
     gate.set()
     assert live.wait(WAIT)
     assert d.clear(["failed"]) == 0
     assert d.clear(["succeeded"]) == 1 and len(d.registry) == 0
+
+
+def test_a_cleared_job_says_cleared_and_an_expired_one_expired(dispatcher, clock):
+    d = dispatcher  # expiry=60 s
+    old = d.queue(int)
+    assert old.wait(WAIT)
+    clock.advance(61.0)
+    d.registry.sweep()
+    gate = threading.Event()
+    kept = d.queue(gate.wait, WAIT)
+    running(kept)
+    cleared = [d.queue(int) for _ in range(3)]
+    assert d.wait(cleared, timeout=WAIT)
+    clock.advance(5.0)
+    assert d.clear() == 3
+    clock.advance(7.0)
+    with pytest.raises(JobNotFound, match=r"job 0 finished 73 s ago and expired"):
+        d.status(old.id)
+    for t in cleared:
+        with pytest.raises(JobNotFound, match=rf"job {t.id} finished and was cleared from "
+                                              r"the registry 7 s ago"):
+            d.status(t.id)
+    assert d.status(kept.id).state is JobState.RUNNING
+    gate.set()
+    # Memory stays bounded: each clear of one job (failed ones kept) is one run.
+    from nbfrost import defaults
+    for _ in range(defaults.CLEARED_RUNS + 10):
+        a, b = d.queue(int), d.queue(int, "not a number")
+        assert d.wait([a, b], timeout=WAIT)
+        d.clear(["succeeded"])
+    assert len(d.registry._cleared) == defaults.CLEARED_RUNS
 
 
 def test_exactly_workers_jobs_run_at_once(dispatcher):

@@ -406,7 +406,8 @@ def test_clear_finished(d1):
     hold, _, release = blocker(d1)
     dash = Dashboard(d1, refresh=None)
     try:
-        dash.clear_button.click()
+        dash.clear_button.click()              # asks first (Remove / Keep)
+        dash.clear_yes.click()
         assert "cleared 4 finished jobs" in dash.message.value
         assert count(dash, "succeeded") == 0 and count(dash, "failed") == 0
         assert count(dash, "running") == 1

@@ -144,13 +144,23 @@ class Dashboard(widgets.VBox):
         self.next_button = _button("", "chevron-right", "older jobs")
         self.page_label = W.HTML(layout=W.Layout(width="auto", margin="0 4px"))
         self.clear_button = _button("Clear finished", "trash", "remove every finished job from the registry")
+        self.clear_button.add_class("nbf-clear")
+        # "Clear finished" asks first: a question and two buttons, hidden until asked.
+        self.clear_question = W.HTML()
+        self.clear_yes = _button("Remove", "trash", "remove them now", "danger")
+        self.clear_yes.add_class("nbf-clear-yes")
+        self.clear_no = _button("Keep", "", "keep every job")
+        self.clear_no.add_class("nbf-clear-no")
+        self.clear_confirm = W.HBox([self.clear_question, self.clear_yes, self.clear_no],
+                                    layout=W.Layout(align_items="center", display="none"))
+        self.clear_confirm.add_class("nbf-clear-confirm")
         self.pause_button = W.ToggleButton(value=False, description="Pause", icon="pause",
                                            tooltip="pause / resume the live refresh",
                                            layout=W.Layout(width="auto", height="28px"))
         self.pause_button.add_class("nbf-pause")
         toolbar = W.HBox([self.state_filter, self.text_filter, self.prev_button, self.page_label,
                           self.next_button, W.HBox(layout=W.Layout(flex="1")),
-                          self.clear_button, self.pause_button],
+                          self.clear_button, self.clear_confirm, self.pause_button],
                          layout=W.Layout(align_items="center", flex_flow="row wrap", width="100%",
                                          margin="2px 0"))
         self.table = W.HTML(layout=W.Layout(width="100%"))
@@ -159,6 +169,10 @@ class Dashboard(widgets.VBox):
                                      description="Job", layout=W.Layout(width="260px"),
                                      style={"description_width": "32px"})
         self.job_select.add_class("nbf-job-select")
+        # Any job by its id, on this page or not (Enter chooses it).
+        self.id_box = W.Text(placeholder="or type an id", continuous_update=False,
+                             layout=W.Layout(width="110px"))
+        self.id_box.add_class("nbf-id-box")
         self.cancel_button = _button("Cancel", "stop", "cancel the chosen job", "warning")
         self.cancel_button.add_class("nbf-cancel")
         self.interrupt_box = W.Checkbox(value=False, description="interrupt", indent=False,
@@ -167,7 +181,7 @@ class Dashboard(widgets.VBox):
         self.retry_button = _button("Retry", "redo", "queue the chosen finished job again")
         self.retry_button.add_class("nbf-retry")
         self.message = W.HTML(layout=W.Layout(width="auto", margin="0 0 0 8px"))
-        actions = W.HBox([self.job_select, self.cancel_button, self.interrupt_box,
+        actions = W.HBox([self.job_select, self.id_box, self.cancel_button, self.interrupt_box,
                           self.retry_button, self.message],
                          layout=W.Layout(align_items="center", flex_flow="row wrap", margin="4px 0 0"))
         self.details = W.HTML(layout=W.Layout(width="100%"))
@@ -182,7 +196,10 @@ class Dashboard(widgets.VBox):
         self.text_filter.observe(self._on_filter, "value")
         self.prev_button.on_click(lambda _b: self._turn(-1))
         self.next_button.on_click(lambda _b: self._turn(+1))
-        self.clear_button.on_click(lambda _b: self.clear_finished())
+        self.clear_button.on_click(lambda _b: self.ask_clear())
+        self.clear_yes.on_click(lambda _b: self._answer_clear(True))
+        self.clear_no.on_click(lambda _b: self._answer_clear(False))
+        self.id_box.observe(self._on_id_typed, "value")
         self.pause_button.observe(self._on_pause, "value")
         self.job_select.observe(self._on_select, "value")
         self.cancel_button.on_click(lambda _b: self.cancel_selected())
@@ -208,6 +225,24 @@ class Dashboard(widgets.VBox):
     def _on_select(self, _change: dict) -> None:
         if self._quiet:
             return
+        with self._lock:
+            self._render_details(force=True)
+            self._update_action_buttons()
+
+    def _on_id_typed(self, change: dict) -> None:
+        text = str(change["new"]).strip().lstrip("#")
+        if self._quiet or not text:
+            return
+        self._quiet = True
+        try:
+            self.id_box.value = ""
+        finally:
+            self._quiet = False
+        if not text.isdigit():
+            self._say(f"a job id is a number, like 3 (got {text!r:.40})", ok=False)
+            return
+        self.select(int(text))
+        self.message.value = ""
         with self._lock:
             self._render_details(force=True)
             self._update_action_buttons()
@@ -276,6 +311,28 @@ class Dashboard(widgets.VBox):
         self.refresh_now()
         self.select(tracker.id)
         return tracker
+
+    def ask_clear(self) -> int:
+        """What "Clear finished" does: ask before removing the finished jobs
+        (Remove / Keep).  Returns how many would be removed (0: nothing to ask)."""
+        counts = self.dispatcher.stats()["counts"]
+        n = sum(counts[s.value] for s in TERMINAL)
+        if not n:
+            self._say("no finished jobs to clear", ok=False)
+            return 0
+        self.clear_question.value = (f'<span class="nbf nbf-question">Remove {n:,} finished '
+                                     f'job{"s" if n != 1 else ""} from the registry?</span>')
+        self.clear_button.layout.display = "none"
+        self.clear_confirm.layout.display = "flex"
+        return n
+
+    def _answer_clear(self, remove: bool) -> None:
+        self.clear_confirm.layout.display = "none"
+        self.clear_button.layout.display = None
+        if remove:
+            self.clear_finished()
+        else:
+            self._say("nothing cleared")
 
     def clear_finished(self) -> int:
         """Remove every finished job from the registry (`Dispatcher.clear`).
