@@ -26,6 +26,7 @@ from .errors import (
     RemoteJobError,
     ResultReleased,
     WaitInterrupted,
+    WorkerDied,
 )
 
 # Bound eagerly (the package's __init__ is light): a lazy binding would be
@@ -103,6 +104,7 @@ __all__ = [
     "QueueFull",
     "ResultReleased",
     "RemoteJobError",
+    "WorkerDied",
     "Dashboard",
     "FrostMagics",
     "get_dispatcher",

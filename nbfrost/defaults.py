@@ -7,6 +7,8 @@ all take their defaults from here and a default is changed in one place.
 
 from __future__ import annotations
 
+import os
+
 __all__ = ["WORKERS", "EXPIRY", "MAX_QUEUE", "OUTPUT_CAP", "OUTPUT_BUDGET", "GRACE",
            "FORWARD_BUDGET", "FORWARD_RATE", "FAILURE_NOTICE_LIMIT", "FAILURE_NOTICE_WINDOW",
            "SCHEDULE_RECHECK", "SCHEDULE_RUNS_KEPT", "SCHEDULES_ENDED_KEPT",
@@ -98,3 +100,15 @@ THROUGHPUT_WINDOW = 60
 #: job says "cleared", not "expired" (one clear() of every finished job is a
 #: few runs; older runs are forgotten and the message says "expired or cleared").
 CLEARED_RUNS = 1024
+
+# The process pool (d.queue(..., process=True), %%frost --process, backend="processes").
+__all__ += ["MAX_PROCESS_WORKERS", "PROCESS_WORKERS", "PROCESS_STOP_TIMEOUT"]
+#: The most worker processes one process pool may have (``process_workers``):
+#: each is a Python interpreter of its own (about 30 MB before the job's data).
+MAX_PROCESS_WORKERS = 64
+#: Worker processes of a dispatcher's process pool: one per core.  They
+#: start on the first process job and are reused.
+PROCESS_WORKERS = max(1, min(MAX_PROCESS_WORKERS, os.cpu_count() or 1))
+#: Seconds a worker process gets to exit after it was told to stop (at
+#: shutdown, after its job); then it is killed.
+PROCESS_STOP_TIMEOUT = 5.0

@@ -19,6 +19,7 @@ __all__ = [
     "RemoteJobError",
     "WaitInterrupted",
     "ResultReleased",
+    "WorkerDied",
 ]
 
 
@@ -99,6 +100,23 @@ class RemoteJobError(NbfrostError):
     """Stands in for a job's exception that could not be pickled back from a
     Dask worker; its message names the original type and repeats its text.
     """
+
+
+class WorkerDied(NbfrostError):
+    """A job's worker process died while running it (``os._exit``, a
+    segfault, the OOM killer, a signal from outside).  The message says
+    which process and how it ended; the pool replaces the process.
+
+    Attributes:
+        exitcode: the process's exit code, or ``-N`` for signal N.
+    """
+
+    def __init__(self, message: str, exitcode: int | None = None) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (str(self), self.exitcode))
 
 
 class WaitInterrupted(KeyboardInterrupt):

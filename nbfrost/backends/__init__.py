@@ -1,7 +1,9 @@
 """Backends run jobs; the registry decides what their results mean.
 
-``threads`` (the default) is in-process; ``dask`` runs jobs on a
-``distributed`` cluster and is imported only when selected.  Every backend
+``threads`` (the default) is in-process; ``processes`` runs jobs in local
+worker processes (also a dispatcher's second pool, for ``process=True``);
+``dask`` runs jobs on a ``distributed`` cluster.  The last two are imported
+only when selected.  Every backend
 has what `Backend` (in ``base``) lists.
 """
 
@@ -14,7 +16,7 @@ from .base import Backend
 __all__ = ["BACKENDS", "Backend", "make_backend"]
 
 #: The backends `make_backend` knows by name.
-BACKENDS = ("threads", "dask")
+BACKENDS = ("threads", "dask", "processes")
 
 
 def make_backend(backend: str | Backend, workers: int, output_cap: int,
@@ -39,6 +41,14 @@ def make_backend(backend: str | Backend, workers: int, output_cap: int,
             raise TypeError(f"unexpected arguments for the thread backend: {sorted(options)}")
         from .threads import ThreadBackend
         return ThreadBackend(workers, output_cap=output_cap)
+    if backend == "processes":
+        from .. import defaults
+        from .processes import ProcessBackend
+        size = options.pop("process_workers", None)
+        if options:
+            raise TypeError(f"unexpected arguments for the process backend: {sorted(options)}")
+        return ProcessBackend(defaults.PROCESS_WORKERS if size is None else size,
+                              output_cap=output_cap)
     if backend == "dask":
         # Imported only now: it is the only backend that needs distributed.
         from .dask import DaskBackend

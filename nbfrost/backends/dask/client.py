@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ... import defaults, forward
 from ...capture import real_stream
 from ...job import QUEUED, RUNNING, TERMINAL, Job
+from ..remote import RemoteTraceback
 from .cells import CellJob
 from .worker import (
     AttemptResult,
@@ -53,17 +54,7 @@ def _import_distributed() -> Any:
     return distributed
 
 
-class _RemoteTraceback(Exception):
-    """Carries the worker's formatted traceback as the ``__cause__`` of a
-    job's error, so ``JobStatus.traceback`` shows where on the worker it
-    failed."""
-
-    def __init__(self, tb: str) -> None:
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return f"\n\"\"\"\n{self.tb}\"\"\""
+_RemoteTraceback = RemoteTraceback  # shared with the process pool (see ..remote)
 
 
 class _Live:

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 import threading
 import time
-import traceback
 import types
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ...capture import CURRENT, JobContext, OutputBuffer, ensure_installed
+from ...capture import CURRENT, JobContext, ensure_installed
 from ...coroutines import close_loop, run_coroutine_job
-from ...errors import RemoteJobError
+from ..remote import WorkerJob, format_remote_tb, portable_error
 
 __all__ = ["AttemptResult", "AttemptSpec", "POLL_INTERVAL", "Progress", "START_REPORT_DELAY",
            "Started", "forget_cancelled", "mark_cancelled", "parse_event", "run_job"]
@@ -102,28 +100,8 @@ class AttemptResult(NamedTuple):
 
 
 # ----------------------------------------------------------- job stand-ins
-class _WorkerJob:
-    """The worker-side stand-in for a job record: the fields that
-    `StreamRouter` and `JobContext` touch."""
-
-    __slots__ = ("id", "out", "progress", "message", "cancel_requested")
-
-    def __init__(self, job_id: int) -> None:
-        self.id = job_id
-        self.out = OutputBuffer()
-        self.progress: float | None = None
-        self.message: str | None = None
-        self.cancel_requested = False
-
-    def write_output(self, text: str, cap: int) -> bool:
-        """Keep up to *cap* characters; never echo on the worker (the client
-        echoes the output in the queuing cell when the job comes back)."""
-        self.out.write(text, cap)
-        return False
-
-    @property
-    def output(self) -> str:
-        return self.out.getvalue()
+# The worker-side job record is `remote.WorkerJob`, shared with the process pool.
+_WorkerJob = WorkerJob
 
 
 class _WorkerContext(JobContext):
@@ -294,21 +272,12 @@ class _StartReporter:
 
 
 # ------------------------------------------------------------- the task
-def _portable_error(exc: BaseException) -> BaseException:
-    """*exc*, or a `RemoteJobError` if it would not survive pickling."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:
-        return RemoteJobError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
+_portable_error = portable_error
 
 
 def _format_tb(exc: BaseException) -> str:
     # Skip this wrapper's own frame: the traceback starts at the user's code.
-    tb = exc.__traceback__
-    if tb is not None and tb.tb_frame.f_code is run_job.__code__:
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb))
+    return format_remote_tb(exc, run_job.__code__)
 
 
 #: In a worker process: per backend topic, the ids of jobs cancelled before

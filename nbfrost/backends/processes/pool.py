@@ -1,0 +1,641 @@
+"""The notebook's side of the process pool: `ProcessBackend`.
+
+It starts the worker processes (on first use), hands each free one the
+next job, turns what the workers send back into registry calls, kills the
+process of a job that is interrupted or times out, and replaces any
+process that died.  See the package docstring for the design and why.
+
+Threads: one reader per worker process, ``nbfrost-process-<slot>``, which
+reads that worker's frames and calls the registry.  No other thread is
+started; jobs are pickled and sent by whoever submits them (the queuing
+thread, or the reader of the worker that just became free).
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextvars
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ... import defaults, forward
+from ...capture import real_stream
+from ...errors import WorkerDied
+from ...job import QUEUED, RUNNING, TERMINAL, Job
+from ...states import FAILED
+from ..remote import CellJob, RemoteTraceback
+from .cells import ProcessCellJob
+from .worker import (
+    Cancel,
+    Done,
+    Output,
+    Progress,
+    Ready,
+    Setup,
+    Stop,
+    Task,
+    check_protocol,
+    read_frame,
+    read_message,
+    write_frames,
+)
+
+if TYPE_CHECKING:
+    from ...registry import Registry
+    from ..base import Backend
+
+__all__ = ["ProcessBackend", "describe_exit"]
+
+log = logging.getLogger("nbfrost")
+
+# Not ``-m``: the worker module must keep its name (its messages are pickled
+# by reference to it), and nothing of the notebook's __main__ is imported.
+_WORKER_MAIN = "import sys; from nbfrost.backends.processes.worker import main; sys.exit(main(sys.argv))"
+
+
+def describe_exit(code: int | None) -> str:
+    """How a process ended, in words: ``exit code 3`` or ``signal 9 (SIGKILL)``."""
+    if code is None:
+        return "an unknown cause"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "unknown signal"
+        return f"signal {-code} ({name})"
+    return f"exit code {code}"
+
+
+class _Live:
+    """What the pool keeps for one submitted, unfinished job."""
+
+    __slots__ = ("job", "payload", "attempt", "lane", "gate", "context", "proc")
+
+    def __init__(self, job: Job, payload: bytes, gate: forward.Gate | None) -> None:
+        self.job = job
+        self.payload = payload   # (fn, args, kwargs), pickled once for every attempt
+        self.attempt = 1
+        self.lane: forward.Lane | None = None
+        self.gate = gate         # a %%frost --process cell's: output waits for its badge
+        self.context: contextvars.Context | None = None
+        self.proc: _Proc | None = None
+
+
+class _Proc:
+    """One worker process and what the pool knows about it."""
+
+    __slots__ = ("slot", "name", "popen", "fd", "stream", "lock", "reader", "live", "ready",
+                 "killed", "stopping")
+
+    def __init__(self, slot: int, popen: subprocess.Popen, fd: int, stream: Any) -> None:
+        self.slot = slot
+        self.name = f"process-{slot}"
+        self.popen = popen
+        self.fd = fd                  # our end of its task pipe
+        self.stream = stream          # our end of its result pipe (buffered reader)
+        self.lock = threading.Lock()  # guards writes to fd, so frames never interleave
+        self.reader: threading.Thread | None = None
+        self.live: _Live | None = None  # the job it runs (pool lock)
+        self.ready = False            # it said Ready (pool lock)
+        self.killed = False           # we killed it (interrupt or stop)
+        self.stopping = False         # Stop was sent: it exits after its job
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def send(self, msg: tuple, payload: Any = None) -> None:
+        data = pickle.dumps(msg, pickle.HIGHEST_PROTOCOL)
+        with self.lock:
+            if payload is None:
+                write_frames(self.fd, data)
+            else:
+                write_frames(self.fd, data, payload)
+
+    def kill(self) -> None:
+        self.killed = True
+        try:
+            self.popen.kill()
+        except OSError:
+            pass  # already gone
+
+
+#: Every pool with live processes, so that none outlives the interpreter.
+_POOLS: weakref.WeakSet[ProcessBackend] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_all() -> None:
+    for pool in list(_POOLS):
+        pool.stop(wait=True, timeout=1.0)
+
+
+class ProcessBackend:
+    """Run jobs in a pool of worker processes (see the package docstring).
+
+    Args:
+        workers: how many worker processes (and so jobs) run at once; they
+            start on first use and are reused.
+        output_cap: characters of stdout/stderr kept per job.
+
+    Raises:
+        TypeError, ValueError: bad arguments (nothing is started).
+    """
+
+    name = "processes"
+    shares_namespace = False  # a cell travels as a ProcessCellJob (make_cell_job)
+    #: ``on_failure(job, context)``: called when a job failed for good, with
+    #: the context it was queued in (the dispatcher's failure notice).
+    on_failure: Callable[[Job, contextvars.Context], None] | None = None
+
+    def __init__(self, workers: int = defaults.PROCESS_WORKERS, *,
+                 output_cap: int = defaults.OUTPUT_CAP) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int):
+            raise TypeError(f"process workers must be an int, got {type(workers).__name__}")
+        if not 1 <= workers <= defaults.MAX_PROCESS_WORKERS:
+            raise ValueError(f"process_workers must be between 1 and "
+                             f"{defaults.MAX_PROCESS_WORKERS}, got {workers}")
+        self._size = workers
+        self._cap = output_cap
+        self._registry: Registry | None = None
+        self._lock = threading.Lock()  # guards _procs, _pending, _live entries' proc, _stopping
+        self._procs: list[_Proc] = []
+        self._pending: collections.deque[_Live] = collections.deque()
+        # Submitted, unfinished jobs by id (also how the dispatcher tells
+        # that a job is ours: `owns`).
+        self._live: dict[int, _Live] = {}
+        self._stopping = False
+        self._started = False
+
+    # ------------------------------------------------------------------ life
+    def start(self, registry: Registry) -> None:
+        """Remember *registry*; the processes start on the first job."""
+        self._registry = registry
+
+    def _ensure_procs(self) -> None:
+        """Start processes up to the pool's size.  Caller holds ``_lock``."""
+        if self._stopping:
+            return
+        if not self._started:
+            self._started = True
+            _POOLS.add(self)
+        used = {p.slot for p in self._procs if not p.stopping}
+        while len(used) < self._size:
+            slot = next(i for i in range(len(used) + 1) if i not in used)
+            used.add(slot)
+            self._procs.append(self._spawn(slot))
+
+    def _spawn(self, slot: int) -> _Proc:
+        """Start one worker process and its reader thread.  Caller holds ``_lock``.
+
+        ``subprocess`` starts it with ``posix_spawn``/``vfork`` + ``exec`` of
+        this Python: no Python code runs between the fork and the exec, so
+        none of the kernel's threads or locks are copied into a child that
+        would use them.
+        """
+        task_r, task_w = os.pipe()
+        result_r, result_w = os.pipe()
+        try:
+            popen = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_MAIN, str(task_r), str(result_w)],
+                pass_fds=(task_r, result_w), stdin=subprocess.DEVNULL, close_fds=True)
+        except BaseException:
+            for fd in (task_r, task_w, result_r, result_w):
+                os.close(fd)
+            raise
+        os.close(task_r)
+        os.close(result_w)
+        os.set_inheritable(task_w, False)
+        os.set_inheritable(result_r, False)
+        proc = _Proc(slot, popen, task_w, open(result_r, "rb", buffering=1 << 16))
+        try:
+            proc.send(Setup(_protocol(), list(sys.path)))
+        except OSError:
+            pass  # it died at once: its reader sees the end and says how
+        proc.reader = threading.Thread(target=self._read, args=(proc,),
+                                       name=f"nbfrost-{proc.name}", daemon=True)
+        proc.reader.start()
+        return proc
+
+    @property
+    def workers(self) -> int:
+        return self._size
+
+    def busy(self) -> int:
+        return sum(1 for p in tuple(self._procs) if p.live is not None)
+
+    def threads(self) -> list[threading.Thread]:
+        """The live reader threads (for tests and diagnostics)."""
+        with self._lock:
+            return [p.reader for p in self._procs if p.reader is not None and p.reader.is_alive()]
+
+    def pids(self) -> list[int]:
+        """The process ids of the live worker processes."""
+        with self._lock:
+            return [p.pid for p in self._procs if p.popen.poll() is None]
+
+    def owns(self, job: Job) -> bool:
+        """True if *job* was submitted here and has not finished here."""
+        return job.id in self._live
+
+    # --------------------------------------------------------------- running
+    def submit(self, job: Job) -> None:
+        """Pickle *job* now and run it on the next free process.  If it does
+        not pickle, it fails with an error that says what could not be sent."""
+        try:
+            payload = _dumps_job(job)
+        except Exception as exc:
+            self._fail_unsent(job, exc)
+            return
+        gate = getattr(job.fn, "gate", None)
+        live = _Live(job, payload, gate if isinstance(gate, forward.Gate) else None)
+        self._live[job.id] = live
+        with self._lock:
+            if self._stopping:
+                proc = None
+            else:
+                self._ensure_procs()
+                proc = self._take_free()
+                if proc is None:
+                    self._pending.append(live)
+                else:
+                    proc.live = live
+        if proc is not None:
+            self._run_on(proc, live)
+
+    def submit_many(self, jobs: list[Job]) -> None:
+        """Submit *jobs* one by one: each goes to the next free process."""
+        for job in jobs:
+            self.submit(job)
+
+    def _take_free(self) -> _Proc | None:
+        """A ready process without a job, or None.  Caller holds ``_lock``."""
+        for p in self._procs:
+            if p.ready and p.live is None and not p.stopping and not p.killed:
+                return p
+        return None
+
+    def _next_for(self, proc: _Proc) -> _Live | None:
+        """The next pending job for *proc* (now free), or None.  Caller holds ``_lock``."""
+        proc.live = None
+        if proc.stopping or proc.killed or self._stopping:
+            return None
+        if len([p for p in self._procs if not p.stopping]) > self._size:
+            # The pool shrank: this one leaves.
+            proc.stopping = True
+            _send_quietly(proc, Stop())
+            return None
+        while self._pending:
+            live = self._pending.popleft()
+            if live.job.state is QUEUED:
+                proc.live = live
+                return live
+            self._live.pop(live.job.id, None)  # cancelled while it waited
+        return None
+
+    def _run_on(self, proc: _Proc, live: _Live | None) -> None:
+        """Start *live*'s job on *proc* (reserved for it), then the next
+        pending ones as long as jobs turn out cancelled."""
+        registry = self._registry
+        assert registry is not None
+        while live is not None:
+            job = live.job
+            if live.attempt > 1 or registry.start(job, proc.name):
+                live.proc = proc
+                if live.context is None:
+                    context = job.caller_context
+                    # A copy: the snapshot may be shared by several jobs (see
+                    # Dispatcher._caller_context); the job's output is written in it.
+                    live.context = None if context is None else context.copy()
+                try:
+                    proc.send(Task(job.id, live.attempt, self._cap), live.payload)
+                except OSError:
+                    pass  # the process died: its reader fails the job and says how
+                return
+            self._live.pop(job.id, None)  # cancelled while queued
+            with self._lock:
+                live = self._next_for(proc)
+
+    def _fail_unsent(self, job: Job, exc: BaseException) -> None:
+        registry = self._registry
+        assert registry is not None
+        error = TypeError(_unsent_message(job, exc))
+        error.__cause__ = exc
+        context = job.caller_context
+        if job.state is QUEUED:
+            registry.start(job, "-")
+        # Every further attempt would fail the same way.
+        while registry.finish(job, None, error) and registry.restart(job):
+            pass
+        self._notify_failure(job, context)
+
+    def _notify_failure(self, job: Job, context: contextvars.Context | None) -> None:
+        if self.on_failure is not None and context is not None and job.state is FAILED:
+            try:
+                self.on_failure(job, context)
+            except Exception:
+                log.exception("nbfrost: the failure notice of job %s failed", job.id)
+
+    # ------------------------------------------------------- the reader thread
+    def _read(self, proc: _Proc) -> None:
+        """Read *proc*'s frames until it exits, then clean up after it."""
+        try:
+            while True:
+                msg = read_message(proc.stream)
+                if msg is None:
+                    break
+                if isinstance(msg, Output):
+                    self._on_output(proc, msg)
+                elif isinstance(msg, Progress):
+                    self._on_progress(proc, msg)
+                elif isinstance(msg, Done):
+                    payload = read_frame(proc.stream)
+                    if payload is None:
+                        break
+                    self._on_done(proc, msg, payload)
+                elif isinstance(msg, Ready):
+                    check_protocol(msg.protocol, f"worker {proc.name}")
+                    self._on_ready(proc)
+        except Exception:
+            log.exception("nbfrost: reading from worker %s (pid %s) failed; it is replaced",
+                          proc.name, proc.pid)
+            proc.kill()
+        finally:
+            self._exited(proc)
+
+    def _on_ready(self, proc: _Proc) -> None:
+        with self._lock:
+            proc.ready = True
+            live = self._next_for(proc)
+        if live is not None:
+            self._run_on(proc, live)
+
+    def _on_output(self, proc: _Proc, msg: Output) -> None:
+        live = proc.live
+        if live is None or live.job.id != msg.job_id or live.job.state is not RUNNING:
+            return
+        job = live.job
+        if not job.write_output(msg.text, self._cap):
+            return  # quiet: captured only
+        lane = live.lane
+        if lane is None:
+            # Through a lane, like a thread job's output: whole lines, within
+            # the job's notebook budget, written in the job's copied context
+            # (ipykernel then puts it under the queuing cell).
+            lane = live.lane = forward.Lane(job, live.gate, live.context)
+        lane.put(real_stream(msg.stream), msg.text)
+
+    def _on_progress(self, proc: _Proc, msg: Progress) -> None:
+        live = proc.live
+        if live is None or live.job.id != msg.job_id or live.job.state is not RUNNING:
+            return
+        job = live.job
+        if msg.fraction is not None:
+            job.progress = msg.fraction
+        if msg.message is not None:
+            job.message = msg.message
+        assert self._registry is not None
+        self._registry.bump()
+
+    def _on_done(self, proc: _Proc, msg: Done, payload: bytearray) -> None:
+        registry = self._registry
+        assert registry is not None
+        live = proc.live
+        if live is None or live.job.id != msg.job_id or live.attempt != msg.attempt:
+            return
+        job = live.job
+        try:
+            value = pickle.loads(payload)
+        except Exception as exc:
+            ok, value = False, exc
+        else:
+            ok = msg.ok
+        del payload
+        if msg.progress is not None and job.state is RUNNING:
+            job.progress = msg.progress
+        if msg.message is not None and job.state is RUNNING:
+            job.message = msg.message
+        if live.lane is not None:
+            lane, live.lane = live.lane, None
+            forward.end(lane)  # the output goes before the final badge
+        error: BaseException | None = None
+        result: Any = None
+        if ok:
+            result = value
+        else:
+            error = value if isinstance(value, BaseException) else RuntimeError(repr(value))
+            if msg.traceback:
+                error.__cause__ = RemoteTraceback(msg.traceback)
+        value = None
+        context = live.context
+        if registry.finish(job, result, error) and registry.restart(job):
+            live.attempt += 1
+            self._run_on(proc, live)
+            return
+        result = error = None
+        self._live.pop(job.id, None)
+        self._notify_failure(job, context)
+        with self._lock:
+            nxt = self._next_for(proc)
+        if nxt is not None:
+            self._run_on(proc, nxt)
+
+    def _exited(self, proc: _Proc) -> None:
+        """*proc*'s pipe closed: reap it, fail its job if it still ran,
+        start a replacement."""
+        try:
+            code = proc.popen.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.popen.wait()
+        proc.stream.close()
+        try:
+            os.close(proc.fd)
+        except OSError:
+            pass
+        with self._lock:
+            live, proc.live = proc.live, None
+            if proc in self._procs:
+                self._procs.remove(proc)
+            if not self._stopping and not proc.stopping:
+                self._ensure_procs()  # a replacement, so the pool stays warm
+        if live is None:
+            return
+        job = live.job
+        if live.lane is not None:
+            lane, live.lane = live.lane, None
+            forward.end(lane)
+        registry = self._registry
+        assert registry is not None
+        if job.state is RUNNING:
+            how = describe_exit(code)
+            error = WorkerDied(
+                f"the worker process {proc.name} (pid {proc.pid}) running job {job.id} "
+                f"died: {how}. The pool starts a new process; if it ran out of memory or "
+                f"crashed in C code, queue the job again with less work per job", code)
+            context = live.context
+            if registry.finish(job, None, error) and registry.restart(job):
+                live.attempt += 1
+                with self._lock:
+                    if self._stopping:
+                        pass
+                    else:
+                        self._ensure_procs()
+                        self._pending.appendleft(live)
+                        return
+            self._notify_failure(job, context)
+        self._live.pop(job.id, None)
+
+    # --------------------------------------------------------- interruption
+    def interrupt(self, job: Job, exc_type: type[BaseException]) -> None:
+        """Kill the process running *job* (SIGKILL): it stops at once, even
+        in ``while True: pass`` or a C call.  The registry has already
+        given the job its final state; a new process replaces this one.
+        Called under the registry lock: only a signal is sent here."""
+        live = self._live.get(job.id)
+        proc = None if live is None else live.proc
+        if proc is not None and proc.live is live:
+            proc.kill()
+
+    def request_cancel(self, job: Job) -> None:
+        """Tell the process running *job* that ``nbfrost.cancelled()`` is true now."""
+        live = self._live.get(job.id)
+        proc = None if live is None else live.proc
+        if proc is not None and proc.live is live:
+            _send_quietly(proc, Cancel(job.id))
+
+    def grace_expired(self, job: Job) -> None:
+        """Nothing to free: an interrupted job's process was killed at once."""
+        live = self._live.get(job.id)
+        proc = None if live is None else live.proc
+        if proc is not None and proc.live is live and proc.popen.poll() is None:
+            proc.kill()
+
+    # ---------------------------------------------------------------- cells
+    @staticmethod
+    def make_cell_job(source: str, filename: str, push: dict[str, Any]) -> ProcessCellJob:
+        """A picklable callable that runs a ``%%frost`` cell body in a
+        worker process (see `ProcessCellJob`).
+
+        Raises:
+            SyntaxError: now, if *source* does not compile.
+        """
+        return ProcessCellJob(source, filename, push)
+
+    # --------------------------------------------------------------- sizing
+    def resize(self, workers: int) -> None:
+        """Run *workers* processes from now on: more start at once (if the
+        pool has started), extra ones leave when their job ends."""
+        if not 1 <= workers <= defaults.MAX_PROCESS_WORKERS:
+            raise ValueError(f"process_workers must be between 1 and "
+                             f"{defaults.MAX_PROCESS_WORKERS}, got {workers}")
+        with self._lock:
+            self._size = workers
+            if self._started:
+                self._ensure_procs()
+            extra = len([p for p in self._procs if not p.stopping]) - workers
+            for p in list(self._procs):
+                if extra <= 0:
+                    break
+                if p.live is None and not p.stopping:
+                    p.stopping = True
+                    _send_quietly(p, Stop())
+                    extra -= 1
+
+    def stop(self, wait: bool, timeout: float = defaults.PROCESS_STOP_TIMEOUT) -> None:
+        """Stop every worker process: idle ones exit now, a busy one after
+        its job; with *wait*, wait for them (a process still alive after
+        *timeout* seconds is killed).  Safe to call twice."""
+        with self._lock:
+            self._stopping = True
+            procs = list(self._procs)
+            pending, self._pending = list(self._pending), collections.deque()
+        for live in pending:
+            self._live.pop(live.job.id, None)
+        for proc in procs:
+            if not proc.stopping:
+                proc.stopping = True
+                _send_quietly(proc, Stop())
+        if not wait:
+            return
+        current = threading.current_thread()
+        for proc in procs:
+            try:
+                proc.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("nbfrost: worker %s (pid %s) did not stop within %g s; killed",
+                            proc.name, proc.pid, timeout)
+                proc.kill()
+            reader = proc.reader
+            if reader is not None and reader is not current:
+                reader.join(timeout)
+        _POOLS.discard(self)
+
+    def __repr__(self) -> str:
+        return f"<nbfrost ProcessBackend workers={self._size} live={len(self._procs)}>"
+
+
+def _protocol() -> int:
+    from .worker import PROTOCOL
+    return PROTOCOL
+
+
+def _send_quietly(proc: _Proc, msg: tuple) -> None:
+    try:
+        proc.send(msg)
+    except OSError:
+        pass  # it exited already; its reader cleans up
+
+
+def _dumps_job(job: Job) -> bytes:
+    """``(fn, args, kwargs)`` pickled by value where needed (cloudpickle:
+    functions, lambdas, classes and closures of the notebook travel whole)."""
+    import cloudpickle
+
+    return cloudpickle.dumps((job.fn, job.args, job.kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _unsent_message(job: Job, exc: BaseException) -> str:
+    """Why *job* could not be sent to a worker process, naming the culprit."""
+    import cloudpickle
+
+    what = f"{type(exc).__name__}: {exc}"
+    fn = job.fn
+    if isinstance(fn, CellJob):
+        for name, value in fn.push.items():
+            try:
+                cloudpickle.dumps(value)
+            except Exception as err:
+                return (f"job {job.id} was not run: the notebook variable {name!r} "
+                        f"({type(value).__name__}) that the cell reads cannot be sent to a "
+                        f"worker process ({type(err).__name__}: {err}); make it inside the "
+                        "cell, or run the cell on threads (without --process)")
+    for i, arg in enumerate(job.args):
+        try:
+            cloudpickle.dumps(arg)
+        except Exception as err:
+            return (f"job {job.id} was not run: its argument {i} ({type(arg).__name__}) "
+                    f"cannot be sent to a worker process ({type(err).__name__}: {err})")
+    for key, arg in job.kwargs.items():
+        try:
+            cloudpickle.dumps(arg)
+        except Exception as err:
+            return (f"job {job.id} was not run: its argument {key}= ({type(arg).__name__}) "
+                    f"cannot be sent to a worker process ({type(err).__name__}: {err})")
+    return (f"job {job.id} was not run: its callable {job.label!r} cannot be sent to a worker "
+            f"process ({what}); what it uses from the notebook must pickle with cloudpickle "
+            "(no open files, locks or sockets)")
+
+
+if TYPE_CHECKING:
+    # mypy checks that ProcessBackend has everything the dispatcher uses.
+    _: type[Backend] = ProcessBackend
