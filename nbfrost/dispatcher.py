@@ -23,6 +23,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -47,6 +48,16 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["Dispatcher"]
+
+
+def _check_process_workers(value: int | None) -> int:
+    if value is None:
+        return defaults.PROCESS_WORKERS
+    value = _check_count("process_workers", value, minimum=1)
+    if value > defaults.MAX_PROCESS_WORKERS:
+        raise ValueError(f"process_workers must be at most {defaults.MAX_PROCESS_WORKERS} "
+                         f"(defaults.MAX_PROCESS_WORKERS), got {value}")
+    return value
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -74,8 +85,9 @@ class Dispatcher(concurrent.futures.Executor):
             forever).  Queued and running jobs never expire.
         max_queue: how many jobs may wait at once; 0 means unbounded.  When
             full, `queue` blocks (or raises `QueueFull`, see there).
-        backend: ``"threads"`` (default), ``"dask"``, or an object that has
-            what `nbfrost.backends.Backend` lists.
+        backend: ``"threads"`` (default), ``"processes"`` (every job runs in
+            a worker process: see *process_workers*), ``"dask"``, or an object
+            that has what `nbfrost.backends.Backend` lists.
         output_cap: characters of stdout/stderr kept per job.
         output_budget: characters of output kept by all *finished* jobs
             together (default 64 MiB; ``None``: no limit).  Past it, the
@@ -103,6 +115,11 @@ class Dispatcher(concurrent.futures.Executor):
             user (files in the Jupyter runtime dir, no port; see
             `nbfrost.publisher`).  None (default): on unless
             ``$NBFROST_PUBLISH=0``.
+        process_workers: how many worker processes run ``process=True``
+            jobs and ``%%frost --process`` cells (with
+            ``backend="processes"``: every job); default one per core, at
+            most ``defaults.MAX_PROCESS_WORKERS``.  They start on the first
+            process job and are reused.
         **backend_options: for ``backend="dask"``: ``address=`` or
             ``client=``, and LocalCluster options.
 
@@ -122,8 +139,10 @@ class Dispatcher(concurrent.futures.Executor):
                  forward_budget: int = defaults.FORWARD_BUDGET,
                  forward_rate: float = defaults.FORWARD_RATE,
                  failure_notices: bool | None = None, publish: bool | None = None,
+                 process_workers: int | None = None,
                  **backend_options: Any) -> None:
         workers = _check_count("workers", workers, minimum=1)
+        process_workers = _check_process_workers(process_workers)
         _check_number("expiry", expiry, allow_none=True, positive=False)
         max_queue = _check_count("max_queue", max_queue, minimum=0)
         output_cap = _check_count("output_cap", output_cap, minimum=0)
@@ -153,6 +172,8 @@ class Dispatcher(concurrent.futures.Executor):
         self.registry = Registry(expiry=expiry, max_queue=max_queue, output_budget=output_budget,
                                  clock=clock or time.time)
         try:
+            if backend == "processes":
+                backend_options["process_workers"] = process_workers
             self._backend: Backend = make_backend(backend, workers, output_cap, backend_options)
         except BaseException:
             if self._history_writer is not None:
@@ -174,6 +195,13 @@ class Dispatcher(concurrent.futures.Executor):
             self._backend.on_failure = notices.failure_notice
         self.registry.on_start_timed = self._arm_timeout
         self._scheduler: Scheduler | None = None  # made by the first schedule (see _schedule)
+        # The process pool: the backend itself with backend="processes",
+        # else made on the first process=True job (see _process_pool).
+        self._output_cap = output_cap
+        self._process_workers = process_workers
+        self._failure_notices = failure_notices
+        self._processes: Any = self._backend if self._backend.name == "processes" else None
+        self._process_waiting: weakref.WeakSet[Job] = weakref.WeakSet()  # see _ready
         capture.acquire()
         self._backend.start(self.registry)
         # Publishing (see publisher.py): one file per dispatcher, written by
@@ -188,7 +216,7 @@ class Dispatcher(concurrent.futures.Executor):
               tags: Iterable[str] | str = (), timeout: float | None = None,
               retries: int = 0, after: Any = (), block: bool = True,
               queue_timeout: float | None = None, quiet: bool = False,
-              **kwargs: Any) -> Tracker:
+              process: bool = False, **kwargs: Any) -> Tracker:
         """Queue ``fn(*args, **kwargs)`` (or ``fn.run()``) and return its `Tracker`.
 
         Args:
@@ -205,6 +233,12 @@ class Dispatcher(concurrent.futures.Executor):
                 block (up to *queue_timeout* s) or, with ``block=False``,
                 raise `QueueFull` at once.
             quiet: capture the job's output without echoing it.
+            process: run it in a worker process of this dispatcher's
+                process pool (see *process_workers*): beyond the GIL, and
+                killed for real by ``cancel(interrupt=True)`` and timeouts.
+                *fn* and its arguments are pickled now with cloudpickle (a
+                job that does not pickle fails, naming what could not be
+                sent); its output and progress come back while it runs.
 
         Keyword arguments with the names above belong to ``queue``; to pass
         them to *fn*, wrap it with `functools.partial`.
@@ -252,9 +286,69 @@ class Dispatcher(concurrent.futures.Executor):
                   context, 0.0, self)
         if quiet:
             job.echo = False
-        if registry.add(job, deps):
+        if process:
+            self._queue_process(job, deps)
+        elif registry.add(job, deps):
             self._submit(job)
         return job  # the record is its own Tracker: no second object per job
+
+    # ---------------------------------------------------------- process pool
+    def _process_pool(self) -> Any:
+        """The process pool, made (not yet started: that is on its first
+        job) when first asked for."""
+        procs = self._processes
+        if procs is None:
+            with self._lock:
+                procs = self._processes
+                if procs is None:
+                    from .backends.processes import ProcessBackend
+                    procs = ProcessBackend(self._process_workers, output_cap=self._output_cap)
+                    if self._failure_notices:
+                        procs.on_failure = notices.failure_notice
+                    procs.start(self.registry)
+                    self._processes = procs
+        return procs
+
+    def _queue_process(self, job: Job, deps: Any) -> None:
+        procs = self._process_pool()
+        if deps:
+            # It may become ready on another thread as soon as it is added.
+            self._process_waiting.add(job)
+            self.registry.on_ready = self._ready
+        if self.registry.add(job, deps):
+            self._process_waiting.discard(job)
+            procs.submit(job)
+
+    def _ready(self, job: Job) -> None:
+        """The registry's ``on_ready`` once process jobs wait for others:
+        each goes to the pool it was queued for."""
+        if job in self._process_waiting:
+            self._process_waiting.discard(job)
+            self._processes.submit(job)
+        else:
+            self._backend.submit(job)
+
+    def _runner_of(self, job: Job) -> Backend:
+        """The backend that runs *job*: the process pool or the main one."""
+        procs = self._processes
+        if procs is not None and procs is not self._backend and procs.owns(job):
+            return procs
+        return self._backend
+
+    @property
+    def process_workers(self) -> int:
+        """How many worker processes the process pool runs (setting it
+        resizes the pool; extra processes leave after their job)."""
+        procs = self._processes
+        return procs.workers if procs is not None else self._process_workers
+
+    @process_workers.setter
+    def process_workers(self, value: int) -> None:
+        value = _check_process_workers(value)
+        procs = self._processes
+        if procs is not None:
+            procs.resize(value)
+        self._process_workers = value
 
     # ------------------------------------------- concurrent.futures.Executor
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args,
@@ -593,17 +687,20 @@ class Dispatcher(concurrent.futures.Executor):
             self._timers.call_later(timeout, lambda: self._deadline(job))
 
     def _deadline(self, job: Job) -> None:
-        if self.registry.time_out(job, self._backend.interrupt):
-            self._timers.call_later(self.grace, lambda: self._backend.grace_expired(job))
+        backend = self._runner_of(job)
+        if self.registry.time_out(job, backend.interrupt):
+            self._timers.call_later(self.grace, lambda: backend.grace_expired(job))
 
     def _cancel_job(self, job: Job, interrupt: bool) -> bool:
-        ok = self.registry.cancel(job, interrupt=interrupt, on_running=self._backend.interrupt)
+        backend = self._runner_of(job)
+        ok = self.registry.cancel(job, interrupt=interrupt, on_running=backend.interrupt)
         if ok and job.interrupted:
-            self._timers.call_later(self.grace, lambda: self._backend.grace_expired(job))
+            self._timers.call_later(self.grace, lambda: backend.grace_expired(job))
         elif ok and job.state is RUNNING:
             # A backend whose jobs cannot read job.cancel_requested (Dask
-            # workers) is told, so that nbfrost.cancelled() turns true there.
-            self._backend.request_cancel(job)
+            # workers, worker processes) is told, so that
+            # nbfrost.cancelled() turns true there.
+            backend.request_cancel(job)
         return ok
 
     # ---------------------------------------------------------------- queries
@@ -684,6 +781,9 @@ class Dispatcher(concurrent.futures.Executor):
         out["workers"] = self._backend.workers
         out["busy"] = self._backend.busy()
         out["backend"] = self._backend.name
+        procs = self._processes
+        out["process_workers"] = self.process_workers
+        out["process_busy"] = 0 if procs is None else procs.busy()
         out["expiry"] = self.registry.expiry
         out["output_budget"] = self.registry.output_budget
         out["output_kept"] = self.registry.output_kept
@@ -834,6 +934,9 @@ class Dispatcher(concurrent.futures.Executor):
                 return
             self._stopped = True
         self._backend.stop(wait)
+        procs = self._processes
+        if procs is not None and procs is not self._backend:
+            procs.stop(wait)
         self._timers.close()
         # Anything that slipped in during shutdown must still end somewhere.
         for job in self.registry.active_jobs():

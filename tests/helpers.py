@@ -13,6 +13,7 @@ fixtures (the fixtures in ``conftest.py`` are built from these).
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import time
@@ -212,3 +213,23 @@ def kernel_with(setup: str) -> Iterator[Kernel]:
 
 def parent(msg: dict) -> str | None:
     return msg["parent_header"].get("msg_id")
+
+
+# -------------------------------------------------------------- processes
+def child_pids() -> set[int]:
+    """Live (not zombie) child processes of this process, read from /proc."""
+    me = os.getpid()
+    out = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces, so split after ")".
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == me and fields[0] != "Z":
+            out.add(int(entry))
+    return out

@@ -717,7 +717,8 @@ def test_after_a_tracker_of_another_dispatcher_is_refused(dispatcher, clock):
     ({"output_cap": -1}, ValueError, "output_cap"),
     ({"grace": -1}, ValueError, "grace"),
     ({"clock": 5}, TypeError, "clock"),
-    ({"backend": "processes"}, ValueError, "backend"),
+    ({"backend": "fibers"}, ValueError, "backend"),
+    ({"process_workers": 0}, ValueError, "process_workers"),
     ({"bogus": 1}, TypeError, "bogus"),
 ])
 def test_bad_dispatcher_arguments_start_nothing(kwargs, exc, words, thread_baseline):

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ... import defaults, forward
 from ...capture import real_stream
 from ...errors import WorkerDied
-from ...job import QUEUED, RUNNING, TERMINAL, Job
+from ...job import QUEUED, RUNNING, Job
 from ...states import FAILED
 from ..remote import CellJob, RemoteTraceback
 from .cells import ProcessCellJob
@@ -78,11 +78,12 @@ def describe_exit(code: int | None) -> str:
 class _Live:
     """What the pool keeps for one submitted, unfinished job."""
 
-    __slots__ = ("job", "payload", "attempt", "lane", "gate", "context", "proc")
+    __slots__ = ("job", "payload", "sources", "attempt", "lane", "gate", "context", "proc")
 
     def __init__(self, job: Job, payload: bytes, gate: forward.Gate | None) -> None:
         self.job = job
         self.payload = payload   # (fn, args, kwargs), pickled once for every attempt
+        self.sources: dict[str, list[str]] = {}  # cell lines for the worker's tracebacks
         self.attempt = 1
         self.lane: forward.Lane | None = None
         self.gate = gate         # a %%frost --process cell's: output waits for its badge
@@ -94,7 +95,7 @@ class _Proc:
     """One worker process and what the pool knows about it."""
 
     __slots__ = ("slot", "name", "popen", "fd", "stream", "lock", "reader", "live", "ready",
-                 "killed", "stopping")
+                 "killed", "stopping", "files")
 
     def __init__(self, slot: int, popen: subprocess.Popen, fd: int, stream: Any) -> None:
         self.slot = slot
@@ -108,6 +109,7 @@ class _Proc:
         self.ready = False            # it said Ready (pool lock)
         self.killed = False           # we killed it (interrupt or stop)
         self.stopping = False         # Stop was sent: it exits after its job
+        self.files: set[str] = set()  # cells whose lines it has (Task.sources)
 
     @property
     def pid(self) -> int:
@@ -231,7 +233,8 @@ class ProcessBackend:
         return self._size
 
     def busy(self) -> int:
-        return sum(1 for p in tuple(self._procs) if p.live is not None)
+        return sum(1 for p in tuple(self._procs)
+                   if p.live is not None and p.live.job.state is RUNNING)
 
     def threads(self) -> list[threading.Thread]:
         """The live reader threads (for tests and diagnostics)."""
@@ -252,12 +255,13 @@ class ProcessBackend:
         """Pickle *job* now and run it on the next free process.  If it does
         not pickle, it fails with an error that says what could not be sent."""
         try:
-            payload = _dumps_job(job)
+            payload, sources = _dumps_job(job)
         except Exception as exc:
             self._fail_unsent(job, exc)
             return
         gate = getattr(job.fn, "gate", None)
         live = _Live(job, payload, gate if isinstance(gate, forward.Gate) else None)
+        live.sources = sources
         self._live[job.id] = live
         with self._lock:
             if self._stopping:
@@ -296,8 +300,9 @@ class ProcessBackend:
             return None
         while self._pending:
             live = self._pending.popleft()
-            if live.job.state is QUEUED:
-                proc.live = live
+            state = live.job.state
+            if state is QUEUED or (state is RUNNING and live.attempt > 1):
+                proc.live = live  # a new job, or a retry after its process died
                 return live
             self._live.pop(live.job.id, None)  # cancelled while it waited
         return None
@@ -309,15 +314,21 @@ class ProcessBackend:
         assert registry is not None
         while live is not None:
             job = live.job
+            # Set before the job turns running, so that an interrupt (which
+            # may come at once) finds the process to kill.
+            live.proc = proc
             if live.attempt > 1 or registry.start(job, proc.name):
-                live.proc = proc
                 if live.context is None:
                     context = job.caller_context
                     # A copy: the snapshot may be shared by several jobs (see
                     # Dispatcher._caller_context); the job's output is written in it.
                     live.context = None if context is None else context.copy()
+                sources = live.sources
+                if sources:  # each process gets a cell's lines once
+                    sources = {k: v for k, v in sources.items() if k not in proc.files}
+                    proc.files.update(sources)
                 try:
-                    proc.send(Task(job.id, live.attempt, self._cap), live.payload)
+                    proc.send(Task(job.id, live.attempt, self._cap, sources), live.payload)
                 except OSError:
                     pass  # the process died: its reader fails the job and says how
                 return
@@ -486,12 +497,15 @@ class ProcessBackend:
             if registry.finish(job, None, error) and registry.restart(job):
                 live.attempt += 1
                 with self._lock:
-                    if self._stopping:
-                        pass
-                    else:
-                        self._ensure_procs()
+                    free = None
+                    if not self._stopping:
                         self._pending.appendleft(live)
-                        return
+                        free = self._take_free()
+                        if free is not None:
+                            live = self._next_for(free)
+                if free is not None and live is not None:
+                    self._run_on(free, live)
+                return
             self._notify_failure(job, context)
         self._live.pop(job.id, None)
 
@@ -596,12 +610,76 @@ def _send_quietly(proc: _Proc, msg: tuple) -> None:
         pass  # it exited already; its reader cleans up
 
 
-def _dumps_job(job: Job) -> bytes:
+def _dumps_job(job: Job) -> tuple[bytes, dict[str, list[str]]]:
     """``(fn, args, kwargs)`` pickled by value where needed (cloudpickle:
-    functions, lambdas, classes and closures of the notebook travel whole)."""
-    import cloudpickle
+    functions, lambdas, classes and closures of the notebook travel whole),
+    and the source lines of the notebook cells their code comes from."""
+    import io
 
-    return cloudpickle.dumps((job.fn, job.args, job.kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+    buf = io.BytesIO()
+    pickler = _pickler_class()(buf)
+    pickler.dump((job.fn, job.args, job.kwargs))
+    return buf.getvalue(), pickler.sources()
+
+
+_PICKLER: Any = None
+
+
+def _pickler_class() -> Any:
+    """cloudpickle's pickler, keeping the file name of code sent by value.
+
+    cloudpickle writes ``<dynamic-code>`` as the file name of every function
+    it sends by value, so a traceback from the worker could not say which
+    cell failed.  This subclass keeps the real name and collects the lines
+    of files that exist only in this process (notebook cells, which IPython
+    keeps in `linecache`), sent along so tracebacks show the cell's code.
+    Without the private hook it needs (another cloudpickle), it is plain
+    cloudpickle.
+    """
+    global _PICKLER
+    if _PICKLER is not None:
+        return _PICKLER
+    import collections as _collections
+    import linecache
+    import types
+
+    import cloudpickle
+    from cloudpickle import cloudpickle as _impl
+
+    code_reduce = getattr(_impl, "_code_reduce", None)
+
+    class Pickler(cloudpickle.Pickler):
+        def __init__(self, file: Any) -> None:
+            self._files: set[str] = set()
+            if code_reduce is not None:
+                self.dispatch_table = _collections.ChainMap(
+                    {types.CodeType: self._reduce_code}, cloudpickle.Pickler.dispatch_table)
+            super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+
+        def _reduce_code(self, code: types.CodeType) -> Any:
+            assert code_reduce is not None  # only installed with it
+            rv = code_reduce(code)
+            if isinstance(rv, tuple) and len(rv) == 2 and isinstance(rv[1], tuple):
+                name = code.co_filename
+                args = tuple(name if a == "<dynamic-code>" else a for a in rv[1])
+                self._files.add(name)
+                return rv[0], args
+            return rv
+
+        def sources(self) -> dict[str, list[str]]:
+            out = {}
+            for name in self._files:
+                if name.startswith("<") and name.endswith(">") and name not in linecache.cache:
+                    continue
+                if os.path.exists(name):
+                    continue  # the worker reads it itself
+                lines = linecache.getlines(name)
+                if lines:
+                    out[name] = lines
+            return out
+
+    _PICKLER = Pickler
+    return Pickler
 
 
 def _unsent_message(job: Job, exc: BaseException) -> str:

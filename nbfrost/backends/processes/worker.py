@@ -41,6 +41,7 @@ version; either side rejects another version with an error saying so.
 from __future__ import annotations
 
 import asyncio
+import linecache
 import os
 import pickle
 import queue
@@ -93,6 +94,7 @@ class Task(NamedTuple):
     job_id: int
     attempt: int       # 1 for the first run, +1 per retry
     output_cap: int    # characters of output sent home at most (then one more to mark the cut)
+    sources: dict[str, list[str]]  # lines of notebook cells its code comes from (tracebacks)
 
 
 class Cancel(NamedTuple):
@@ -228,7 +230,7 @@ class _ProcessContext(JobContext):
 
     __slots__ = ("channel", "outbox", "sent", "dirty", "wake", "shipping")
 
-    job: WorkerJob | None  # type: ignore[assignment]
+    job: WorkerJob | None
 
     def __init__(self, channel: _Channel) -> None:
         super().__init__()
@@ -411,16 +413,42 @@ def run_task(ctx: _ProcessContext, task: Task, fn: Callable[..., Any], args: tup
         return False, portable_error(exc), tb
 
 
-def _dumps_outcome(ok: bool, value: Any) -> tuple[bool, bytes, str | None]:
+def _dumps_outcome(ok: bool, value: Any) -> tuple[bool, bytes]:
     import cloudpickle
 
     try:
-        return ok, cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), None
+        return ok, cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         what = "result" if ok else "error"
         err = RemoteJobError(f"the job's {what} ({type(value).__name__}) could not be sent "
                              f"back from the worker process: {type(exc).__name__}: {exc}")
-        return False, pickle.dumps(err), None
+        return False, pickle.dumps(err)
+
+
+def _serve(ctx: _ProcessContext, task: Task, payload: bytearray) -> tuple[Done, bytes]:
+    """Run one task: its `Done` and the pickled outcome (after its output
+    went home)."""
+    for filename, lines in task.sources.items():
+        # No mtime: linecache.checkcache keeps them.
+        linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+    ctx.begin(task)
+    started = time.monotonic()
+    tb: str | None
+    try:
+        fn, args, kwargs = pickle.loads(payload)
+    except BaseException as exc:
+        ok, tb = False, format_remote_tb(exc)
+        value: Any = RemoteJobError(f"the job could not be unpickled in the worker process: "
+                                    f"{type(exc).__name__}: {exc}")
+    else:
+        ok, value, tb = run_task(ctx, task, fn, args, kwargs)
+    job = ctx.job
+    assert job is not None
+    ctx.ship()  # what it printed goes first
+    ctx.finish()
+    ok, data = _dumps_outcome(ok, value)
+    return Done(task.job_id, task.attempt, ok, tb, job.progress, job.message,
+                time.monotonic() - started), data
 
 
 def main(argv: list[str]) -> int:
@@ -434,8 +462,8 @@ def main(argv: list[str]) -> int:
     for entry in reversed(setup.sys_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
-    sys.stdout = _Stream("stdout", sys.stdout)  # type: ignore[assignment]
-    sys.stderr = _Stream("stderr", sys.stderr)  # type: ignore[assignment]
+    sys.stdout = _Stream("stdout", sys.stdout)
+    sys.stderr = _Stream("stderr", sys.stderr)
     ctx = _ProcessContext(channel)
     CURRENT.ctx = ctx
     inbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -445,36 +473,19 @@ def main(argv: list[str]) -> int:
     sender = threading.Thread(target=_sender, args=(ctx, stopped), name="sender", daemon=True)
     sender.start()
     channel.send(Ready(PROTOCOL, os.getpid()))
-    loads = pickle.loads
     while True:
         item = inbox.get()
         if item is None:
             break
         task, payload = item
-        ctx.begin(task)
-        started = time.monotonic()
-        try:
-            fn, args, kwargs = loads(payload)
-        except BaseException as exc:
-            ok, tb = False, format_remote_tb(exc)
-            value = RemoteJobError(f"the job could not be unpickled in the worker process: "
-                                   f"{type(exc).__name__}: {exc}")
-        else:
-            ok, value, tb = run_task(ctx, task, fn, args, kwargs)
-        payload = fn = args = kwargs = None  # type: ignore[assignment]
-        job = ctx.job
-        assert job is not None
-        ctx.ship()  # what it printed goes first
-        ctx.finish()
-        ok, data, _ = _dumps_outcome(ok, value)
-        value = None
-        done = Done(task.job_id, task.attempt, ok, tb, job.progress, job.message,
-                    time.monotonic() - started)
+        item = None  # nothing of a job is kept while waiting for the next
+        done, data = _serve(ctx, task, payload)
+        del payload
         try:
             channel.send(done, data)
         except OSError:
             return 0  # the notebook's process is gone
-        data = None  # type: ignore[assignment]
+        del data
     stopped.set()
     with ctx.wake:
         ctx.wake.notify()

@@ -1,0 +1,320 @@
+"""The process pool with real worker processes: notebook code runs, output
+and progress come home while the job runs, cancel and timeouts kill, a
+worker that dies fails only its job, and nothing is left behind.
+
+Jobs and tests meet through files (a job waits for a file the test
+creates), never through sleeps.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import nbfrost
+from nbfrost import defaults
+from nbfrost.backends.processes import ProcessBackend, ProcessCellJob, names_read
+from nbfrost.backends.processes.pool import describe_exit
+from nbfrost.backends.processes.worker import PROTOCOL, check_protocol, read_message, write_frames
+from tests.helpers import assert_no_leaked_threads, child_pids, eventually, live_threads, running
+
+WAIT = 20.0
+
+
+def wait_for_file(path: str, timeout: float = WAIT) -> bool:
+    """In a job: wait until the test creates *path*."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def spin() -> None:
+    while True:
+        pass
+
+
+@pytest.fixture()
+def pool():
+    threads, children = live_threads(), child_pids()
+    d = nbfrost.Dispatcher(workers=1, backend="processes", process_workers=2)
+    yield d
+    d.shutdown(wait=True, cancel_pending=True, timeout=5)
+    assert_no_leaked_threads(threads)
+    assert child_pids() == children, "worker processes left behind"
+
+
+def test_notebook_functions_lambdas_classes_and_closures_run_by_value(pool):
+    factor = 3
+
+    class Box:
+        def __init__(self, v):
+            self.v = v
+
+    def scaled(x):
+        return Box(x * factor)  # a closure over a local class
+
+    t = pool.queue(scaled, 4)
+    box = t.result(timeout=WAIT)
+    assert box.v == 12 and type(box) is Box  # the class comes back as itself
+    assert pool.queue(lambda: os.getpid()).result(timeout=WAIT) != os.getpid()
+    assert pool.status(t.id).worker in {"process-0", "process-1"}
+
+
+def test_output_and_progress_reach_the_job_while_it_runs(pool, tmp_path):
+    gate = str(tmp_path / "go")
+
+    def job():
+        print("first line")
+        print("to stderr", file=__import__("sys").stderr)
+        nbfrost.report(0.5, "half way")
+        wait_for_file(gate)
+        return "done"
+
+    t = pool.queue(job)
+    eventually(lambda: "first line\n" in t.output and "to stderr\n" in t.output,
+               WAIT, "output while running")
+    eventually(lambda: t.status().progress == 0.5 and t.status().message == "half way",
+               WAIT, "progress while running")
+    assert t.state is nbfrost.JobState.RUNNING
+    Path(gate).touch()
+    assert t.result(timeout=WAIT) == "done"
+
+
+def test_output_is_capped_like_a_thread_jobs(tmp_path):
+    d = nbfrost.Dispatcher(workers=1, backend="processes", process_workers=1, output_cap=100)
+    try:
+        t = d.queue(lambda: print("x" * 10_000), quiet=True)
+        t.result(timeout=WAIT)
+        assert t.output.startswith("x" * 100)
+        assert "output truncated at 100 characters" in t.output
+    finally:
+        d.shutdown()
+
+
+def test_progress_helper_and_cooperative_cancel_work_in_the_worker(pool, tmp_path):
+    started = str(tmp_path / "started")
+
+    def job():
+        for i in nbfrost.progress(range(1_000_000), message="items"):
+            if i == 1:
+                Path(started).touch()
+            time.sleep(0.001)
+        return "finished"
+
+    t = pool.queue(job)
+    assert wait_for_file(started)
+    eventually(lambda: (t.status().progress or 0) > 0, WAIT, "progress")
+    assert t.cancel()  # cooperative: progress() raises JobCancelled at its next item
+    assert t.wait(WAIT)
+    assert t.state is nbfrost.JobState.CANCELLED
+
+
+@pytest.mark.parametrize("how", ["cancel", "timeout"])
+def test_interrupt_and_timeout_kill_a_busy_loop_within_a_second(pool, how):
+    pids = set(pool.backend.pids())
+    t = pool.queue(spin, timeout=1.0 if how == "timeout" else None)
+    running(t)
+    began = time.monotonic()
+    if how == "cancel":
+        assert t.cancel(interrupt=True)
+        assert t.state is nbfrost.JobState.CANCELLED
+    assert t.wait(WAIT)
+    took = time.monotonic() - began
+    if how == "timeout":
+        assert isinstance(t.exception(), nbfrost.JobTimeout)
+        assert took < 2.0
+    else:
+        assert took < 1.0
+    # The killed process is gone and replaced; the pool goes on.
+    assert pool.queue(lambda: 42).result(timeout=WAIT) == 42
+    eventually(lambda: len(pool.backend.pids()) == 2 and set(pool.backend.pids()) != pids,
+               WAIT, "a replacement process")
+
+
+def test_interrupt_ends_a_job_stuck_in_a_c_call(pool):
+    t = pool.queue(time.sleep, 60)
+    running(t)
+    began = time.monotonic()
+    t.cancel(interrupt=True)
+    assert t.wait(WAIT) and time.monotonic() - began < 1.0
+    assert pool.queue(lambda: "next").result(timeout=WAIT) == "next"
+
+
+@pytest.mark.parametrize("death,how", [
+    (lambda: os._exit(3), "exit code 3"),
+    (lambda: ctypes.string_at(0), "signal 11 (SIGSEGV)"),
+])
+def test_a_worker_that_dies_fails_only_its_job(pool, death, how):
+    t = pool.queue(death)
+    other = pool.queue(lambda: "fine")
+    assert t.wait(WAIT)
+    error = t.exception()
+    assert isinstance(error, nbfrost.WorkerDied)
+    assert "died" in str(error) and how in str(error)
+    assert other.result(timeout=WAIT) == "fine"
+    assert pool.queue(lambda: "after").result(timeout=WAIT) == "after"
+
+
+def test_a_worker_killed_from_outside_fails_its_job_with_the_signal(pool):
+    t = pool.queue(time.sleep, 60)
+    running(t)
+    live = pool.backend._live[t.id]
+    os.kill(live.proc.pid, signal.SIGKILL)
+    assert t.wait(WAIT)
+    assert isinstance(t.exception(), nbfrost.WorkerDied)
+    assert "signal 9 (SIGKILL)" in str(t.exception())
+    assert t.exception().exitcode == -signal.SIGKILL
+
+
+def test_a_job_whose_worker_died_is_retried_when_asked(pool, tmp_path):
+    marker = str(tmp_path / "died-once")
+
+    def flaky():
+        if not os.path.exists(marker):
+            Path(marker).touch()
+            os._exit(1)
+        return "second try"
+
+    t = pool.queue(flaky, retries=1)
+    assert t.result(timeout=WAIT) == "second try"
+    assert t.status().attempts == 2
+
+
+def test_an_error_comes_back_with_the_workers_traceback(pool):
+    def fails():
+        raise KeyError("missing")
+
+    t = pool.queue(fails)
+    assert t.wait(WAIT)
+    assert isinstance(t.exception(), KeyError)
+    assert "in fails" in t.status().traceback and "raise KeyError" in t.status().traceback
+
+
+def test_what_cannot_be_sent_fails_the_job_naming_it(pool):
+    lock = threading.Lock()
+    t = pool.queue(lambda x: x, lock)
+    assert t.wait(WAIT)
+    assert t.state is nbfrost.JobState.FAILED
+    assert "argument 0 (lock)" in str(t.exception())
+    sock = socket.socket()
+    try:
+        t = pool.queue(lambda s: s, s=sock)
+        assert t.wait(WAIT)
+        assert "argument s= (socket)" in str(t.exception())
+    finally:
+        sock.close()
+
+
+def test_a_cell_reads_notebook_globals_and_names_one_that_cannot_be_sent(pool, tmp_path):
+    ns = {"base": 10, "helper": lambda x: x + 1, "fh": open(tmp_path / "f", "w")}
+    try:
+        source = "y = helper(base)\nprint('y is', y)\ny * 2\n"
+        push = {n: ns[n] for n in names_read(source) if n in ns}
+        assert sorted(push) == ["base", "helper"]
+        t = pool.queue(ProcessCellJob(source, "<cell-1>", push))
+        assert t.result(timeout=WAIT) == 22
+        assert "y is 11" in t.output
+        bad = "fh.write('x')\n"
+        t = pool.queue(ProcessCellJob(bad, "<cell-2>", {n: ns[n] for n in names_read(bad)}))
+        assert t.wait(WAIT)
+        assert "'fh'" in str(t.exception()) and "cannot be sent" in str(t.exception())
+    finally:
+        ns["fh"].close()
+
+
+def test_a_failing_cell_prints_its_traceback_with_the_cells_lines(pool):
+    t = pool.queue(ProcessCellJob("x = 1\nraise ValueError('bad cell')\n", "<cell-3>", {}))
+    assert t.wait(WAIT)
+    assert isinstance(t.exception(), ValueError)
+    assert "raise ValueError('bad cell')" in t.output and "<cell-3>" in t.output
+
+
+def test_names_read_ignores_attributes_and_stores():
+    assert set(names_read("a.b = c\nd = 1\nfor e in f: g(e)\n")) == {"a", "c", "f", "g", "e"}
+
+
+def test_queue_with_process_true_uses_a_lazy_pool_beside_the_threads():
+    children = child_pids()
+    d = nbfrost.Dispatcher(workers=2, process_workers=1)
+    try:
+        assert child_pids() == children  # nothing started yet
+        here = d.queue(os.getpid).result(timeout=WAIT)
+        there = d.queue(os.getpid, process=True).result(timeout=WAIT)
+        assert here == os.getpid() and there != os.getpid()
+        a = d.queue(lambda: 1, process=True)
+        b = d.queue(os.getpid, process=True, after=a)
+        assert b.result(timeout=WAIT) == there  # the same, reused process
+        assert d.stats()["process_workers"] == 1
+        t = d.queue(spin, process=True)
+        running(t)
+        assert t.cancel(interrupt=True) and t.wait(WAIT)
+    finally:
+        d.shutdown()
+    assert child_pids() == children
+
+
+def test_a_large_argument_and_result_go_through():
+    blob = os.urandom(8 << 20)
+    d = nbfrost.Dispatcher(backend="processes", process_workers=1)
+    try:
+        assert d.submit(lambda b: b[::-1], blob).result(timeout=WAIT) == blob[::-1]
+    finally:
+        d.shutdown()
+
+
+def test_process_workers_has_a_default_and_a_bound():
+    assert defaults.PROCESS_WORKERS == max(1, min(defaults.MAX_PROCESS_WORKERS, os.cpu_count() or 1))
+    for bad in (0, defaults.MAX_PROCESS_WORKERS + 1):
+        with pytest.raises(ValueError, match="process_workers"):
+            nbfrost.Dispatcher(process_workers=bad)
+    with pytest.raises(TypeError):
+        nbfrost.Dispatcher(process_workers=1.5)
+
+
+def test_resize_grows_and_shrinks_the_pool(pool):
+    assert pool.submit(lambda: 1).result(timeout=WAIT) == 1
+    eventually(lambda: len(pool.backend.pids()) == 2, WAIT, "two processes")
+    pool.resize(1)
+    eventually(lambda: len(pool.backend.pids()) == 1, WAIT, "one process")
+    pool.process_workers = 3
+    eventually(lambda: len(pool.backend.pids()) == 3, WAIT, "three processes")
+    assert sorted(pool.map(abs, [-1, -2, -3])) == [1, 2, 3]
+
+
+def test_the_wire_format_is_versioned_and_checked(tmp_path):
+    with pytest.raises(ValueError, match="wire format 99"):
+        check_protocol(99, "worker")
+    check_protocol(PROTOCOL, "worker")
+    r, w = os.pipe()
+    write_frames(w, b"not a pickle", pickle.dumps(("fine",)))
+    os.close(w)
+    with open(r, "rb") as stream:
+        with pytest.raises(ValueError, match="unreadable frame"):
+            read_message(stream)
+        assert read_message(stream) == ("fine",)
+        assert read_message(stream) is None
+
+
+def test_describe_exit_says_how_a_process_ended():
+    assert describe_exit(3) == "exit code 3"
+    assert describe_exit(-9) == "signal 9 (SIGKILL)"
+    assert describe_exit(None) == "an unknown cause"
+
+
+def test_a_pool_object_can_be_passed_as_the_backend():
+    d = nbfrost.Dispatcher(backend=ProcessBackend(1))
+    try:
+        assert d.submit(pow, 2, 10).result(timeout=WAIT) == 1024
+    finally:
+        d.shutdown()
