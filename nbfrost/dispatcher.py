@@ -336,6 +336,12 @@ class Dispatcher(concurrent.futures.Executor):
         return self._backend
 
     @property
+    def process_pool(self) -> Any:
+        """The `ProcessBackend` that runs process jobs, or None before the
+        first one (with ``backend="processes"``: the backend itself)."""
+        return self._processes
+
+    @property
     def process_workers(self) -> int:
         """How many worker processes the process pool runs (setting it
         resizes the pool; extra processes leave after their job)."""

@@ -216,9 +216,10 @@ def parent(msg: dict) -> str | None:
 
 
 # -------------------------------------------------------------- processes
-def child_pids() -> set[int]:
-    """Live (not zombie) child processes of this process, read from /proc."""
-    me = os.getpid()
+def child_pids(pid: int | None = None) -> set[int]:
+    """Live (not zombie) child processes of *pid* (default: this process),
+    read from /proc."""
+    me = os.getpid() if pid is None else pid
     out = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -233,3 +234,13 @@ def child_pids() -> set[int]:
         if int(fields[1]) == me and fields[0] != "Z":
             out.add(int(entry))
     return out
+
+
+def process_alive(pid: int) -> bool:
+    """True while *pid* exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].split()[0] != "Z"

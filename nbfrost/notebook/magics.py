@@ -114,6 +114,15 @@ Examples::
     %%frost --quiet
     print("captured, not shown")       # read it with %frost output ID
 
+    %%frost --process -o total
+    total = crunch(data)               # in a worker process: beyond the GIL, killable
+    total
+
+With ``--process`` (``-P``) the body runs in a worker process of the
+dispatcher's process pool, in a fresh namespace holding the notebook
+globals it reads (sent along; one that cannot be sent, such as an open
+file, fails the job and is named).  Names it assigns stay in the worker;
+the last expression's value comes back (``-o``).
 With ``backend="dask"`` the body runs on a Dask worker in a fresh namespace;
 ``--push a,b`` ships the notebook variables ``a`` and ``b`` with it.  On the
 thread backend the namespace is shared, so ``--push`` is accepted and ignored.
@@ -159,8 +168,13 @@ class FrostMagics(Magics):
     route_output = Bool(True, help="Show a job's output under the cell that queued it.  When "
                         "False, jobs run without the cell's context and ipykernel sends their "
                         "output to the most recently executed cell.").tag(config=True)
-    backend = Enum(["threads", "dask"], "threads",
-                   help="'threads' (in this process) or 'dask' (a distributed cluster).  "
+    process_workers = Int(defaults.PROCESS_WORKERS, min=1, max=defaults.MAX_PROCESS_WORKERS,
+                          help="Worker processes for %%frost --process cells and "
+                          "d.queue(..., process=True) (default: one per core).  Applies live."
+                          ).tag(config=True)
+    backend = Enum(["threads", "processes", "dask"], "threads",
+                   help="'threads' (in this process), 'processes' (every cell in a worker "
+                   "process) or 'dask' (a distributed cluster).  "
                    "Applies to the next dispatcher, once the current one is idle.").tag(config=True)
     dask_address = Unicode("", help="Scheduler address for backend='dask' (e.g. "
                            "'tcp://127.0.0.1:8786'); empty starts a LocalCluster.").tag(config=True)
@@ -244,13 +258,20 @@ class FrostMagics(Magics):
                           backend=self.backend, output_cap=self.output_cap,
                           output_budget=self.output_budget, grace=self.grace,
                           forward_budget=self.forward_budget, forward_rate=self.forward_rate,
-                          failure_notices=self.failure_notices, **options)
+                          failure_notices=self.failure_notices,
+                          process_workers=self.process_workers, **options)
 
     @observe("workers")
     def _workers_changed(self, change: Any) -> None:
         d = self._dispatcher
         if d is not None and not d.closed:
             d.resize(change["new"])
+
+    @observe("process_workers")
+    def _process_workers_changed(self, change: Any) -> None:
+        d = self._dispatcher
+        if d is not None and not d.closed:
+            d.process_workers = change["new"]
 
     @observe("expiry")
     def _expiry_changed(self, change: Any) -> None:
@@ -327,6 +348,10 @@ class FrostMagics(Magics):
               help="Run a failing job up to N more times.")
     @argument("--quiet", action="store_true",
               help="Capture the job's output without showing it (see %%frost output ID).")
+    @argument("-P", "--process", action="store_true",
+              help="Run the body in a worker process (beyond the GIL; cancel and --timeout "
+                   "kill it).  The notebook globals it reads are sent along; names it "
+                   "assigns stay in the worker; -o binds the last expression's value.")
     @argument("--push", action="append", default=None, metavar="a,b",
               help="Dask backend: notebook variables to send with the job.  Ignored on "
                    "the thread backend, where the namespace is shared.")
@@ -356,12 +381,15 @@ class FrostMagics(Magics):
             return None
         d = self.get_dispatcher()
         name = args.name if args.name is not None else f"In[{cell_number(shell)}]"
-        if not d.backend.shares_namespace:
+        process = args.process or d.backend.name == "processes"
+        if process:
+            runner = self._process_cell(code)
+        elif not d.backend.shares_namespace:
             missing = [n for n in push if n not in shell.user_ns]
             if missing:
                 raise UsageError(f"--push: no variable named {missing[0]!r} in the namespace; "
                                  "define it first or drop it from --push")
-            runner: Callable[[], Any] = d.backend.make_cell_job(
+            runner = d.backend.make_cell_job(
                 code.source, code.filename, {n: shell.user_ns[n] for n in push})
         else:
             runner = CellRunner(shell, code, args.output, self.route_output)
@@ -369,7 +397,8 @@ class FrostMagics(Magics):
                 self._gates.append(runner.gate)
         try:
             tracker = d.queue(runner, name=name, tags=args.tag, timeout=args.timeout,
-                              retries=args.retries, after=args.after, quiet=args.quiet)
+                              retries=args.retries, after=args.after, quiet=args.quiet,
+                              process=args.process)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"%%frost: {exc}") from None
         if not isinstance(runner, CellRunner) and args.output is not None:
@@ -377,6 +406,24 @@ class FrostMagics(Magics):
         if self.notify:
             self._notify_later(tracker)
         return live(tracker)
+
+    def _process_cell(self, code: Any) -> Callable[[], Any]:
+        """The job of a ``%%frost --process`` cell: its body and the notebook
+        globals it reads (see `ProcessCellJob`)."""
+        from ..backends.processes import ProcessCellJob, names_read
+
+        ns = self._ip.user_ns
+        push = {n: ns[n] for n in names_read(code.source) if n in ns and n != "__builtins__"}
+        gate = forward.Gate()
+        try:
+            runner = ProcessCellJob(code.source, code.filename, push, gate=gate)
+        except SyntaxError as exc:  # top-level await: only the notebook's loop can run it
+            raise UsageError(f"%%frost --process: {exc.msg} (line {exc.lineno}); a process "
+                             "cell cannot use top-level await; wrap it in asyncio.run(...) "
+                             "or run the cell without --process") from None
+        with self._lock:
+            self._gates.append(gate)
+        return runner
 
     def _show_compile_error(self, exc: BaseException) -> None:
         """Show a compile error like IPython does for a normal cell, and

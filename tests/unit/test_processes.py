@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import assert_no_leaked_threads, child_pids, eventually, live_threads, running
 
 import nbfrost
 from nbfrost import defaults
 from nbfrost.backends.processes import ProcessBackend, ProcessCellJob, names_read
 from nbfrost.backends.processes.pool import describe_exit
 from nbfrost.backends.processes.worker import PROTOCOL, check_protocol, read_message, write_frames
-from tests.helpers import assert_no_leaked_threads, child_pids, eventually, live_threads, running
 
 WAIT = 20.0
 
