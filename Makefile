@@ -1,6 +1,6 @@
 # The commands in the README: `make demo` and `make test` (docs/contributing.md
 # lists every target).  They create .venv when it is missing and install what
-# they need into it; Debian packages (python3-venv, chromium) come from apt,
+# they need into it; Debian packages (python3-venv, chromium, nodejs) come from apt,
 # announced before, unless NO_APT=1.
 # Whatever a run writes (reports, caches, screenshots, tmp dirs) goes under
 # $(ARTIFACTS), so `make test` leaves `git status` clean.
@@ -17,7 +17,7 @@ NO_APT ?=
 PYTEST := ARTIFACTS=$(ARTIFACTS) HYPOTHESIS_STORAGE_DIRECTORY=$(ARTIFACTS)/hypothesis \
   $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: demo lint docs test test-fast test-cpython screenshots bench soak chromium clean
+.PHONY: demo lint docs test test-fast test-cpython screenshots bench soak chromium node clean
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -30,15 +30,29 @@ $(PY):
 	  $(PYTHON) -m venv $(VENV); }
 	@$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.demo-installed: $(PY) pyproject.toml
+# The JupyterLab extension's sources: pip install -e rebuilds it (hatch-jupyter-builder,
+# jlpm) when they change and installs it into the venv with the server config.
+LABEXT_SOURCES := package.json yarn.lock tsconfig.json $(wildcard src/*.ts style/*)
+
+$(VENV)/.demo-installed: $(PY) pyproject.toml $(LABEXT_SOURCES) | node
 	$(PY) -m pip install -q -e '.[dask]' jupyterlab
 	@touch $@
 
-$(VENV)/.test-installed: $(PY) pyproject.toml
+$(VENV)/.test-installed: $(PY) pyproject.toml $(LABEXT_SOURCES) | node
 	$(PY) -m pip install -q -e '.[test,dask]'
 	@touch $@ $(VENV)/.demo-installed
 
-$(VENV)/.docs-installed: $(PY) pyproject.toml
+# Building the JupyterLab extension needs node (installing the wheel does not).
+node:
+	@command -v node >/dev/null || { \
+	  if [ -n "$(NO_APT)" ]; then \
+	    echo "make: node is missing and NO_APT is set: install Debian's nodejs" \
+	      "($(SUDO) apt-get install nodejs) to build the JupyterLab extension" >&2; exit 1; fi; \
+	  echo "make: node is missing; installing Debian's nodejs with apt (to build the JupyterLab" \
+	    "extension): $(SUDO) apt-get install -y nodejs (NO_APT=1 turns this off)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q nodejs; }
+
+$(VENV)/.docs-installed: $(PY) pyproject.toml $(LABEXT_SOURCES) | node
 	$(PY) -m pip install -q -e '.[docs,dask]'
 	@touch $@
 
@@ -62,6 +76,8 @@ demo: $(VENV)/.demo-installed
 lint: $(VENV)/.test-installed
 	$(PY) -m ruff check --cache-dir $(ARTIFACTS)/ruff-cache nbfrost tests benchmarks
 	$(PY) -m mypy --cache-dir $(ARTIFACTS)/mypy-cache
+	@[ -d node_modules ] || $(VENV)/bin/jlpm install --immutable
+	$(VENV)/bin/jlpm run check
 
 # The documentation site (docs/contributing.md): Sphinx, warnings are errors,
 # the notebooks executed; the HTML goes to $(ARTIFACTS)/docs.
@@ -115,3 +131,4 @@ soak: $(VENV)/.test-installed
 
 clean:
 	rm -rf $(VENV) $(ARTIFACTS) .pytest_cache .hypothesis .mypy_cache .ruff_cache build *.egg-info
+	rm -rf node_modules lib nbfrost/labextension tsconfig.tsbuildinfo dist

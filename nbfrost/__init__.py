@@ -81,6 +81,12 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
 
     unload(ipython)
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension (the Jobs panel), for
+    ``jupyter labextension develop``; wheels install it as shared data."""
+    return [{"src": "labextension", "dest": "nbfrost"}]
+
+
 # Spelled out (not built from errors.__all__) so that type checkers and linters
 # see the public names.
 __all__ = [

@@ -5,7 +5,8 @@ Tests sit in folders by kind, and the folder sets the markers
 (``FOLDER_MARKERS``): ``unit/`` (no kernel, browser or cluster; what
 ``make test-fast`` runs), ``kernel/`` (real Jupyter kernels), ``browser/``
 (JupyterLab, Notebook 7, Voila in Chromium), ``cluster/`` (a real Dask
-``LocalCluster``) and ``stress/`` (hundreds of thousands of jobs).  Every
+``LocalCluster``), ``stress/`` (hundreds of thousands of jobs) and ``package/``
+(the wheel built and installed into a fresh venv).  Every
 folder but ``unit/`` is also ``slow``; ``make test`` runs them all."""
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ FOLDER_MARKERS: dict[str, tuple[str, ...]] = {
     "browser": ("slow", "browser"),
     "cluster": ("slow", "cluster"),
     "stress": ("slow", "stress"),
+    "package": ("slow",),
 }
 _HERE = Path(__file__).resolve().parent
 

@@ -123,6 +123,14 @@ def test_schema_is_shipped_as_package_data():
 
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
-    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
-    assert "schema/*.json" in pyproject["tool"]["setuptools"]["package-data"]["nbfrost"]
+    import subprocess
+
+    root = Path(__file__).parents[2]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    # hatch puts every file of the package that git does not ignore in the
+    # wheel (tests/package/ installs a built wheel and reads the schema).
+    assert pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["nbfrost"]
+    ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", "nbfrost/schema/status.schema.json"],
+                             cwd=root)
+    assert ignored.returncode == 1
     assert resources.files("nbfrost").joinpath("schema/status.schema.json").is_file()
