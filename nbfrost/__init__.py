@@ -116,3 +116,8 @@ __all__ = [
     "get_dispatcher",
     "history",
 ]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter server extension (`nbfrost.server`), found by jupyter_server."""
+    return [{"module": "nbfrost.server"}]

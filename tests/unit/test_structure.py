@@ -200,3 +200,18 @@ def test_imports_point_down(module):
               if layer_of(target) > mine]
     assert not upward, (f"{module} ({LAYERS[mine][0]}) imports from a higher layer: "
                         f"{', '.join(upward)}")
+
+
+def test_the_server_extension_reads_files_and_never_imports_the_engine():
+    """nbfrost.server sees processes only through what they publish."""
+    graph = package_graph()
+    server = [m for m in graph if m == "nbfrost.server" or m.startswith("nbfrost.server.")]
+    assert server
+    reached: set[str] = set()
+    todo = list(server)
+    while todo:
+        for target in graph[todo.pop()]:
+            if target not in reached:
+                reached.add(target)
+                todo.append(target)
+    assert reached - set(server) == {"nbfrost.published", "nbfrost.defaults"}
