@@ -71,7 +71,7 @@ class OutputBudget:
 
     def count(self, job: Job, chars: int, jobs: dict[int, Job]) -> Victims:
         """Count a finished job's *chars*; returns the output to drop now."""
-        if not chars or self.limit is None or jobs.get(job.id) is not job:
+        if not chars or self.limit is None or jobs.get(job._id) is not job:
             return []  # nothing to count, no budget, or cleared before it was counted
         self._kept.append((job, chars))
         self.chars += chars
@@ -88,7 +88,7 @@ class OutputBudget:
         while self.chars > limit and kept:
             job, chars = kept.popleft()
             self.chars -= chars
-            if jobs.get(job.id) is job:
+            if jobs.get(job._id) is job:
                 victims.append((job, note))
                 self._notes.append((job, len(note)))
                 self.chars += len(note)
@@ -98,14 +98,14 @@ class OutputBudget:
         """Give back the share of jobs no longer held, from the front of both
         queues (they are in finish order, like expiry)."""
         for queue in (self._kept, self._notes):
-            while queue and jobs.get(queue[0][0].id) is not queue[0][0]:
+            while queue and jobs.get(queue[0][0]._id) is not queue[0][0]:
                 self.chars -= queue.popleft()[1]
 
     def forget_cleared(self, jobs: dict[int, Job]) -> None:
         """Give back the share of jobs no longer held, anywhere in the queues
         (`Registry.clear` removes jobs from the middle)."""
         for queue in (self._kept, self._notes):
-            keep = [(j, n) for j, n in queue if jobs.get(j.id) is j]
+            keep = [(j, n) for j, n in queue if jobs.get(j._id) is j]
             self.chars -= sum(n for _, n in queue) - sum(n for _, n in keep)
             queue.clear()
             queue.extend(keep)
@@ -114,6 +114,6 @@ class OutputBudget:
     def drop(victims: Victims) -> None:
         """Replace each victim's kept output by its note (no lock needed)."""
         for job, note in victims:
-            details = job.details
+            details = job._details
             if details is not None and details.out is not None:
                 details.out.drop(note)

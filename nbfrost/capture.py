@@ -108,15 +108,11 @@ class JobContext:
         self.gate: forward.Gate | None = None
 
     def report(self, fraction: float | None, message: str | None) -> None:
-        job = self.job
-        if fraction is not None:
-            job.progress = fraction
-        if message is not None:
-            job.message = message
+        self.job.set_progress(fraction, message)
 
     def cancelled(self) -> bool:
         job = self.job
-        return bool(job is not None and job.cancel_requested)
+        return bool(job is not None and job._cancel_requested)
 
 
 class StreamRouter:

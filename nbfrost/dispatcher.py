@@ -47,6 +47,8 @@ from .tracker import Tracker, wait_interrupted
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .protocols import JobOwner
+
 __all__ = ["Dispatcher"]
 
 
@@ -285,7 +287,7 @@ class Dispatcher(concurrent.futures.Executor):
         job = Job(run, args, kwargs or NO_KWARGS, name, tag_tuple, timeout, retries,
                   context, 0.0, self)
         if quiet:
-            job.echo = False
+            job.ensure_details().quiet = True
         if process:
             self._queue_process(job, deps)
         elif registry.add(job, deps):
@@ -470,7 +472,7 @@ class Dispatcher(concurrent.futures.Executor):
         deps = []
         for item in items:
             if isinstance(item, Tracker):
-                if item._dispatcher is not self:
+                if item._job._owner is not self:
                     raise ValueError(f"after= got a tracker of another dispatcher (job {item.id})")
                 deps.append(item._job)
             elif isinstance(item, numbers.Integral) and not isinstance(item, bool):
@@ -495,18 +497,18 @@ class Dispatcher(concurrent.futures.Executor):
             JobNotFound: no such job (any more).
         """
         job = job_id._job if isinstance(job_id, Tracker) else self.registry.get(job_id)
-        if job.state not in TERMINAL:
-            raise ValueError(f"job {job.id} is still {job.state.value}; only finished jobs can be retried")
-        fn = job.fn
+        if job._state not in TERMINAL:
+            raise ValueError(f"job {job._id} is still {job._state.value}; only finished jobs can be retried")
+        fn = job._fn
         if fn is None:
             raise ValueError(
-                f"job {job.id} ({job.display_name}) {job.state.value} and has no callable "
+                f"job {job._id} ({job.display_name}) {job._state.value} and has no callable "
                 "any more: a succeeded job lets go of its callable and arguments, so only "
                 "failed or cancelled jobs can be retried; queue it again (or re-run its "
                 "%%frost cell)")
-        return self.queue(fn, *job.args, name=job.label, tags=job.tags,
+        return self.queue(fn, *job._args, name=job._label, tags=job._tags,
                           timeout=job.timeout, retries=job.retries, quiet=not job.echo,
-                          **job.kwargs)
+                          **job._kwargs)
 
     # -------------------------------------------------------------- schedules
     # Keywords shared by every/cron/at (and passed on to each run's job):
@@ -667,9 +669,10 @@ class Dispatcher(concurrent.futures.Executor):
             raise RuntimeError("the dispatcher is shut down")
         run, args, kwargs, label, tags, timeout, retries, quiet, context = schedule._call
         job = Job(run, args, kwargs, label, tags, timeout, retries, context, 0.0, self)
-        job.ensure_details().schedule = schedule.id
+        details = job.ensure_details()
+        details.schedule = schedule.id
         if quiet:
-            job.echo = False
+            details.quiet = True
         if self.max_queue:
             self.registry.reserve(False, None)  # QueueFull: the scheduler counts it missed
         capture.ensure_installed()
@@ -697,13 +700,38 @@ class Dispatcher(concurrent.futures.Executor):
         if self.registry.time_out(job, backend.interrupt):
             self._timers.call_later(self.grace, lambda: backend.grace_expired(job))
 
-    def _cancel_job(self, job: Job, interrupt: bool) -> bool:
+    # ------------------------------------------- the jobs' side (JobOwner)
+    # What the jobs this dispatcher owns ask of it: their trackers, their
+    # futures and their output forwarding call these (see
+    # `nbfrost.protocols.JobOwner`).  Users call `cancel`, `wait` and
+    # `status` instead.
+
+    def clock(self) -> float:
+        """Now, in epoch seconds, on this dispatcher's clock (``clock=``)."""
+        return self.registry.clock()
+
+    def wait_for_job(self, job: Job, timeout: float | None) -> bool:
+        """Block until *job* ends or *timeout* seconds pass; True if it ended."""
+        return self.registry.wait_for(job, timeout)
+
+    def add_job_callback(self, job: Job, fn: Callable[[Job], None]) -> bool:
+        """Call ``fn(job)`` when *job* ends; False if it already has."""
+        return self.registry.add_callback(job, fn)
+
+    def release_result(self, job: Job, *, forget: bool) -> Any:
+        """A succeeded *job*'s result; with *forget* the registry lets it go."""
+        return self.registry.release(job, value=forget)
+
+    def cancel_job(self, job: Job, interrupt: bool = False, *, queued_only: bool = False) -> bool:
+        """Cancel *job* (see `Tracker.cancel`); with *queued_only* only while
+        it is queued.  True if it is, or will end, cancelled."""
         backend = self._runner_of(job)
-        ok = self.registry.cancel(job, interrupt=interrupt, on_running=backend.interrupt)
+        ok = self.registry.cancel(job, interrupt=interrupt, on_running=backend.interrupt,
+                                  queued_only=queued_only)
         if ok and job.interrupted:
             self._timers.call_later(self.grace, lambda: backend.grace_expired(job))
-        elif ok and job.state is RUNNING:
-            # A backend whose jobs cannot read job.cancel_requested (Dask
+        elif ok and job._state is RUNNING:
+            # A backend whose jobs cannot read job._cancel_requested (Dask
             # workers, worker processes) is told, so that
             # nbfrost.cancelled() turns true there.
             backend.request_cancel(job)
@@ -717,7 +745,7 @@ class Dispatcher(concurrent.futures.Executor):
         existed or expired, and when.
         """
         job = self.registry.get(job_id)
-        snap = job.final_status
+        snap = job._final_status
         if snap is not None:  # finished: cached, immutable
             return snap
         return job.snapshot(self.registry.clock())
@@ -752,7 +780,7 @@ class Dispatcher(concurrent.futures.Executor):
     def cancel(self, job_id: int | Tracker, interrupt: bool = False) -> bool:
         """Cancel a job by id (see `Tracker.cancel`)."""
         job = job_id._job if isinstance(job_id, Tracker) else self.registry.get(job_id)
-        return self._cancel_job(job, interrupt)
+        return self.cancel_job(job, interrupt)
 
     def wait(self, ids: Iterable[int | Tracker] | None = None,
              timeout: float | None = None) -> bool:
@@ -899,14 +927,14 @@ class Dispatcher(concurrent.futures.Executor):
             self._let_free_workers_start()
         if cancel_pending or cancel_futures:
             for job in registry.active_jobs():
-                if job.state is QUEUED:
-                    registry.cancel(job, reason=f"job {job.id} was cancelled by shutdown()")
+                if job._state is QUEUED:
+                    registry.cancel(job, reason=f"job {job._id} was cancelled by shutdown()")
         if not wait:
             self._stop_when_idle()
             return
         if not registry.wait_idle(timeout):
             for job in registry.active_jobs():
-                self._cancel_job(job, interrupt=True)
+                self.cancel_job(job, interrupt=True)
         self._finish_shutdown(wait=True)
 
     def _let_free_workers_start(self, limit: float = 0.1) -> None:
@@ -947,7 +975,7 @@ class Dispatcher(concurrent.futures.Executor):
         # Anything that slipped in during shutdown must still end somewhere.
         for job in self.registry.active_jobs():
             self.registry.cancel(job, interrupt=True,
-                                 reason=f"job {job.id} was cancelled: the dispatcher shut down")
+                                 reason=f"job {job._id} was cancelled: the dispatcher shut down")
         if self._history_writer is not None:
             self._history_writer.close()  # commits the last changes, then detaches
         if self._publication is not None:
@@ -980,3 +1008,8 @@ class Dispatcher(concurrent.futures.Executor):
         state = "closed" if self._closed else "open"
         return (f"<nbfrost.Dispatcher {state} backend={self._backend.name} workers={self.workers} "
                 f"queued={c['queued']} running={c['running']} held={len(self.registry)}>")
+
+
+if TYPE_CHECKING:
+    # mypy checks that a Dispatcher gives its jobs what they need.
+    _: type[JobOwner] = Dispatcher

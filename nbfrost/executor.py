@@ -56,7 +56,7 @@ class ExecutorFuture(concurrent.futures.Future):
     @property
     def job_id(self) -> int:
         """The id of the job behind this future (for ``d.status(...)``)."""
-        return self._job.id
+        return self._job._id
 
     def cancel(self) -> bool:
         """Cancel the job if it is still queued.
@@ -70,7 +70,7 @@ class ExecutorFuture(concurrent.futures.Future):
             if self._state in ("CANCELLED", "CANCELLED_AND_NOTIFIED"):
                 return True
         job = self._job
-        if job._dispatcher.registry.cancel(job, queued_only=True):
+        if job._owner.cancel_job(job, queued_only=True):
             return True  # the job's done callback has cancelled this future
         return self.cancelled()
 
@@ -81,7 +81,7 @@ class ExecutorFuture(concurrent.futures.Future):
                 self._state = _RUNNING
 
     def __repr__(self) -> str:
-        return super().__repr__().replace(" at ", f" job {self._job.id} at ", 1)
+        return super().__repr__().replace(" at ", f" job {self._job._id} at ", 1)
 
 
 def attach_future(job: Job) -> ExecutorFuture:
@@ -109,20 +109,20 @@ def _settle(job: Job) -> None:
     """The done callback of an executor job: finish its future, then drop
     what a succeeded job no longer needs."""
     # Released first, so that whoever the future wakes finds it done.
-    job._dispatcher.registry.release(job, value=False)
-    fut = job.details.future if job.details is not None else None
+    job._owner.release_result(job, forget=False)
+    fut = job._details.future if job._details is not None else None
     if isinstance(fut, ExecutorFuture) and not fut.done():
-        state = job.state
+        state = job._state
         if state is SUCCEEDED:
-            fut.set_result(job.value)
+            fut.set_result(job._value)
         elif state is FAILED:
-            fut.set_exception(job.error)
+            fut.set_exception(job._error)
         elif state is CANCELLED:
             if fut.running():
                 # Cancelled while it ran (cancel(interrupt=True), shutdown's
                 # timeout): a running future cannot be cancelled, so it ends
                 # with the `JobCancelled` (a `CancelledError`) instead.
-                fut.set_exception(job.error)
+                fut.set_exception(job._error)
             else:
                 concurrent.futures.Future.cancel(fut)
                 fut.set_running_or_notify_cancel()
@@ -135,12 +135,12 @@ def _take(job: Job, registry: Registry, deadline: float | None) -> Any:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         if not registry.wait_for(job, timeout):
             raise concurrent.futures.TimeoutError(
-                f"map(): job {job.id} ({job.display_name}) did not finish within the "
+                f"map(): job {job._id} ({job.display_name}) did not finish within the "
                 "timeout; pass a larger timeout=, or none")
-        state = job.state
+        state = job._state
         if state is SUCCEEDED:
             return registry.release(job, value=True)
-        error = job.error
+        error = job._error
         assert error is not None
         if state is CANCELLED and not isinstance(error, concurrent.futures.CancelledError):
             raise concurrent.futures.CancelledError(str(error)) from error
@@ -179,7 +179,7 @@ def _results(jobs: list[Job], registry: Registry, deadline: float | None,
         release_run = registry.release_run
         while jobs:
             job = jobs[-1]
-            state = job.state
+            state = job._state
             if state is SUCCEEDED:  # the common case: no wait, nothing to cancel
                 values = release_run(jobs)
                 pop = values.pop
@@ -194,7 +194,7 @@ def _results(jobs: list[Job], registry: Registry, deadline: float | None,
                 if end > at:
                     left = None if deadline is None else max(0.0, deadline - time.monotonic())
                     registry.wait_for(jobs[total - 1 - end], left)
-                    if job.state is SUCCEEDED:
+                    if job._state is SUCCEEDED:
                         continue
             jobs.pop()
             yield _take(job, registry, deadline)

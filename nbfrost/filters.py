@@ -51,11 +51,11 @@ def matcher(states: frozenset[JobState] | None, name: str | None,
             name_match = lambda n: n == name  # noqa: E731
 
     def match(job: Job) -> bool:
-        if states is not None and job.state not in states:
+        if states is not None and job._state not in states:
             return False
         if name_match is not None and not name_match(job.display_name):
             return False
-        if tag is not None and tag not in job.tags:
+        if tag is not None and tag not in job._tags:
             return False
         return True
 

@@ -154,9 +154,9 @@ class Lane:
         self.ctx = contextvars.copy_context() if context is None else context
         self.queue: deque[tuple[Any, str]] = deque()
         self.gate = gate
-        dispatcher = getattr(job, "_dispatcher", None)
-        self.bucket: Bucket = getattr(dispatcher, "forward_bucket", None) or _DEFAULT_BUCKET
-        self.budget: int = getattr(dispatcher, "forward_budget", defaults.FORWARD_BUDGET)
+        owner = getattr(job, "_owner", None)  # a `JobOwner`; none for a stand-in job
+        self.bucket: Bucket = getattr(owner, "forward_bucket", None) or _DEFAULT_BUCKET
+        self.budget: int = getattr(owner, "forward_budget", defaults.FORWARD_BUDGET)
         self.accepted = 0            # characters queued for the notebook (job thread only)
         self.over_since = 0.0        # when the budget ran out (0: not yet)
         self.over_target: Any = None

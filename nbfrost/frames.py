@@ -131,13 +131,13 @@ def jobs_to_frame(jobs: Sequence[Job], now: float) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    states = [j.state for j in jobs]
+    states = [j._state for j in jobs]
     terminal = [s in TERMINAL for s in states]
     # A job read as queued may start while the frame is built: show only
     # what belongs to the state that was read, so every row is consistent.
     ran = [s is not QUEUED for s in states]
-    started = [j.started_at if r else None for j, r in zip(jobs, ran)]
-    finished = [j.finished_at if t else None for j, t in zip(jobs, terminal)]
+    started = [j._started_at if r else None for j, r in zip(jobs, ran)]
+    finished = [j._finished_at if t else None for j, t in zip(jobs, terminal)]
     duration = np.array([
         _NAN if s is None else (f - s if f is not None else max(0.0, now - s))
         for s, f in zip(started, finished)], dtype="float64")
@@ -145,17 +145,17 @@ def jobs_to_frame(jobs: Sequence[Job], now: float) -> pd.DataFrame:
         [(st is JobState.SUCCEEDED) if t else None for st, t in zip(states, terminal)],
         dtype="boolean")
     # Likewise no error on a row read as queued (a cancel may land meanwhile).
-    errors = [j.error if r else None for j, r in zip(jobs, ran)]
+    errors = [j._error if r else None for j, r in zip(jobs, ran)]
     data = {
         "name": strings([j.display_name for j in jobs]),
         "state": categories([s.value for s in states]),
-        "tags": tuples([j.tags for j in jobs]),
-        "queued_at": utc_times([j.queued_at for j in jobs], 1),
+        "tags": tuples([j._tags for j in jobs]),
+        "queued_at": utc_times([j._queued_at for j in jobs], 1),
         "started_at": utc_times(started, 1),
         "finished_at": utc_times(finished, 1),
         "duration": duration,
-        "worker": strings([j.worker if r else None for j, r in zip(jobs, ran)]),
-        "attempts": np.array([j.attempts if r else 0 for j, r in zip(jobs, ran)], dtype="int64"),
+        "worker": strings([j._worker if r else None for j, r in zip(jobs, ran)]),
+        "attempts": np.array([j._attempts if r else 0 for j, r in zip(jobs, ran)], dtype="int64"),
         "progress": np.array([_NAN if j.progress is None else j.progress for j in jobs],
                              dtype="float64"),
         "message": strings([j.message for j in jobs]),
@@ -165,5 +165,5 @@ def jobs_to_frame(jobs: Sequence[Job], now: float) -> pd.DataFrame:
         "traceback": strings([None if e is None else j.traceback for j, e in zip(jobs, errors)]),
         "schedule": pd.array([j.schedule_id for j in jobs], dtype="Int64"),
     }
-    index = pd.Index(np.array([j.id for j in jobs], dtype="int64"), name="id")
+    index = pd.Index(np.array([j._id for j in jobs], dtype="int64"), name="id")
     return pd.DataFrame(data, index=index, columns=list(COLUMNS))

@@ -37,11 +37,11 @@ from .states import (
     JobState,
     state_badge_html,
 )
-from .tracebacks import format_traceback, name_cells
+from .tracebacks import format_traceback
 from .tracker import Tracker
 
 if TYPE_CHECKING:
-    from .dispatcher import Dispatcher
+    from .protocols import JobOwner
 
 __all__ = ["JobState", "TERMINAL", "Job", "JobStatus", "StatusList",
            "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED",
@@ -123,25 +123,32 @@ class Job(Tracker):
     """The mutable record of one job, which is also its `Tracker`.
 
     `Dispatcher.queue` returns the record itself, typed and documented as a
-    `Tracker`: its public API is Tracker's, everything else here is
-    internal.  One object per job instead of a record plus a handle: every
+    `Tracker`.  One object per job instead of a record plus a handle: every
     kept object is rescanned by the garbage collector, so a separate handle
     per job would add to every collection on the hot path (the figure is
-    in ``docs/performance.md``).  So that the record never shadows the handle's API, the
-    record's own fields avoid its names: the return value is ``value``
-    (``result()`` is the method), the display name is ``label`` (``name``
-    is the Tracker's property).
+    in ``docs/performance.md``).
+
+    The user sees only the Tracker's API: the record's fields are slots
+    with private names (``_state``, ``_value``, ...), `Tracker.__dir__`
+    lists the API alone (so ``dir()`` and tab completion show nothing
+    else), and the API's properties cannot be set.  The fields belong to
+    the engine: the registry writes them under its lock (every transition),
+    backends and the history writer read them, as CPython's
+    ``concurrent.futures`` reads ``future._state``.  The few methods and
+    read-only properties the engine calls (`snapshot`, `ensure_details`,
+    `write_output`, `set_progress`, ``display_name``, ...) cannot be set
+    either, and are not listed.
 
     What nobody needs any more is let go: a job that succeeds drops
-    ``fn``, ``args`` and ``kwargs`` (a failed or cancelled one keeps them
-    for `Dispatcher.retry`), and `Registry.release` drops the value once
-    its only consumer has it (``map()``).  So ``label`` is set when the
-    job is made, from ``name=`` or the callable, and never read from
-    ``fn`` later.
+    ``_fn``, ``_args`` and ``_kwargs`` (a failed or cancelled one keeps
+    them for `Dispatcher.retry`), and `Registry.release` drops the value
+    once its only consumer has it (``map()``).  So ``_label`` is set when
+    the job is made, from ``name=`` or the callable, and never read from
+    ``_fn`` later.
 
     Memory and the hot path matter here (a registry may hold 100k finished
     jobs), so the record has ``__slots__`` for what every job uses and one
-    slot, ``details``, for a `_JobDetails` that holds what few jobs use
+    slot, ``_details``, for a `_JobDetails` that holds what few jobs use
     (waiters, callbacks, dependents, captured output, timeout, retries,
     progress, ...).  Nothing per job is allocated on the hot path unless a
     feature asks for it.  Every slot counts: the collector visits each slot
@@ -149,61 +156,57 @@ class Job(Tracker):
     """
 
     __slots__ = (
-        "id", "fn", "args", "kwargs", "label", "tags", "state",
-        "queued_at", "started_at", "finished_at", "value", "error",
-        "worker", "attempts", "caller_context", "cancel_requested", "details",
-        "_dispatcher",
+        "_id", "_fn", "_args", "_kwargs", "_label", "_tags", "_state",
+        "_queued_at", "_started_at", "_finished_at", "_value", "_error",
+        "_worker", "_attempts", "_caller_context", "_cancel_requested", "_details",
+        "_owner",  # the dispatcher (a `JobOwner`)
         # The cached JobStatus of a finished job.  A slot of the record, not
-        # of `details`: a status(id) lookup then reads one object fewer,
+        # of `_details`: a status(id) lookup then reads one object fewer,
         # which on 100k records is one cache miss fewer.
-        "final_status",
+        "_final_status",
         "__weakref__",  # trackers could always be weakly referenced
     )
-
-    if TYPE_CHECKING:
-        # Slots that replace Tracker's read-only properties of the same
-        # names (which read them through ``_job``).
-        id: int
-        tags: tuple[str, ...]
-        state: JobState
+    #: Its members are the engine's, not the user's API: `Tracker.__dir__`
+    #: leaves them out.
+    _internal = True
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                  label: str | None, tags: tuple[str, ...], timeout: float | None,
                  retries: int, caller_context: contextvars.Context | None, queued_at: float,
-                 dispatcher: Dispatcher) -> None:
-        self.id = -1
+                 owner: JobOwner) -> None:
+        self._id = -1
         # Typed as always set: only the worker calls it, and only before the
         # job succeeds, when the registry sets it to None (retry() checks).
-        self.fn: Callable[..., Any] = fn
-        self.args = args
-        self.kwargs = kwargs
+        self._fn: Callable[..., Any] = fn
+        self._args = args
+        self._kwargs = kwargs
         # Named now: the callable is dropped once the job succeeds.
         # (describe_callable's common case inlined: a call per queue() shows.)
-        self.label: str = (label if label is not None
-                           else fn.__qualname__ if fn.__class__ is _FunctionType
-                           else describe_callable(fn))
-        self.tags = tags
-        self.state = QUEUED
-        self.queued_at = queued_at
-        self.started_at: float | None = None
-        self.finished_at: float | None = None
-        self.value: Any = None  # the user's return value
-        self.error: BaseException | None = None
-        self.worker: str | None = None
-        self.attempts = 0
+        self._label: str = (label if label is not None
+                            else fn.__qualname__ if fn.__class__ is _FunctionType
+                            else describe_callable(fn))
+        self._tags = tags
+        self._state = QUEUED
+        self._queued_at = queued_at
+        self._started_at: float | None = None
+        self._finished_at: float | None = None
+        self._value: Any = None  # the user's return value
+        self._error: BaseException | None = None
+        self._worker: str | None = None
+        self._attempts = 0
         # The queuing code's `contextvars.Context` (a copy, possibly shared
         # with other jobs; see Dispatcher._caller_context), which the job runs
         # in.  Not a `capture.JobContext`: that is the worker's side.
-        self.caller_context = caller_context
-        self.cancel_requested = False
-        self.final_status: JobStatus | None = None
-        self.details: _JobDetails | None = None
+        self._caller_context = caller_context
+        self._cancel_requested = False
+        self._final_status: JobStatus | None = None
+        self._details: _JobDetails | None = None
         if timeout is not None or retries:
             # Not shared with any thread yet: no need for ensure_details()'s lock.
-            details = self.details = _JobDetails()
+            details = self._details = _JobDetails()
             details.timeout = timeout
             details.retries = retries
-        self._dispatcher = dispatcher
+        self._owner = owner
 
     @property
     def _job(self) -> Job:  # type: ignore[override]  # Tracker's wrappers set _job; here it is self
@@ -219,86 +222,80 @@ class Job(Tracker):
         (first wait, callback, snapshot) may both get here first, and the
         loser's fields, say a waiter's lock, must not be dropped.
         """
-        details = self.details
+        details = self._details
         if details is None:
             with _DETAILS_LOCK:
-                details = self.details
+                details = self._details
                 if details is None:
-                    details = self.details = _JobDetails()
+                    details = self._details = _JobDetails()
         return details
 
-    # Fields of `details` read (and written) through the record.
+    # Fields of `_details`, read through the record (read-only: the
+    # registry and backends write them in `_details` itself).
     @property
     def timeout(self) -> float | None:
         """Seconds the job may run, or None."""
-        details = self.details
+        details = self._details
         return None if details is None else details.timeout
 
     @property
     def interrupted(self) -> bool:
         """Whether an asynchronous exception was sent to the job's thread."""
-        details = self.details
+        details = self._details
         return False if details is None else details.interrupted
-
-    @interrupted.setter
-    def interrupted(self, value: bool) -> None:
-        self.ensure_details().interrupted = value
 
     @property
     def progress(self) -> float | None:
         """Last reported fraction done, or None."""
-        details = self.details
+        details = self._details
         return None if details is None else details.progress
-
-    @progress.setter
-    def progress(self, value: float | None) -> None:
-        self.ensure_details().progress = value
 
     @property
     def message(self) -> str | None:
         """Last reported message, or None."""
-        details = self.details
+        details = self._details
         return None if details is None else details.message
 
-    @message.setter
-    def message(self, value: str | None) -> None:
-        self.ensure_details().message = value
+    def set_progress(self, fraction: float | None, message: str | None) -> None:
+        """Record a progress report; None leaves that part as it was."""
+        details = self.ensure_details()
+        if fraction is not None:
+            details.progress = fraction
+        if message is not None:
+            details.message = message
 
     @property
     def schedule_id(self) -> int | None:
         """The id of the schedule this job is a run of, or None."""
-        details = self.details
+        details = self._details
         return None if details is None else details.schedule
 
     @property
     def retries(self) -> int:
         """How many more times a job that raised is run."""
-        details = self.details
+        details = self._details
         return 0 if details is None else details.retries
 
     @property
     def echo(self) -> bool:
-        details = self.details
+        """Whether the job's output is echoed to the notebook (not ``quiet``)."""
+        details = self._details
         return details is None or not details.quiet
-
-    @echo.setter
-    def echo(self, value: bool) -> None:
-        self.ensure_details().quiet = not value
 
     # -- helpers used by the registry (always under its lock) ---------------
     def check_transition(self, new: JobState) -> None:
-        if new not in _ALLOWED.get(self.state, ()):
+        if new not in _ALLOWED.get(self._state, ()):
             raise RuntimeError(
-                f"nbfrost bug: illegal transition {self.state.value} -> "
-                f"{new.value} for job {self.id} ({self.display_name})")
+                f"nbfrost bug: illegal transition {self._state.value} -> "
+                f"{new.value} for job {self._id} ({self.display_name})")
 
     @property
     def display_name(self) -> str:
-        return self.label
+        return self._label
 
     @property
     def error_text(self) -> str | None:
-        error = self.error
+        error = self._error
         if error is None:
             return None
         text = str(error)
@@ -310,7 +307,7 @@ class Job(Tracker):
 
         Formatted on first use and cached (failures are rare; formatting is not).
         """
-        error = self.error
+        error = self._error
         if error is None:
             return None
         details = self.ensure_details()
@@ -318,20 +315,13 @@ class Job(Tracker):
             details.traceback = (error, format_job_traceback(error))
         return details.traceback[1]
 
-    @traceback.setter
-    def traceback(self, text: str | None) -> None:
-        # Backends that receive a remote error set its text directly; a
-        # cell compiled here and run elsewhere (Dask) gets its cell's name.
-        self.ensure_details().traceback = (
-            (self.error, name_cells(text)) if text is not None else None)
-
     # -- output capture ------------------------------------------------------
     def write_output(self, text: str, cap: int) -> bool:
         """Append captured output, keeping at most *cap* characters.
 
         Returns whether the text should also be echoed to the notebook.
         """
-        details = self.details
+        details = self._details
         if details is None:
             details = self.ensure_details()
         out = details.out
@@ -339,11 +329,6 @@ class Job(Tracker):
             out = details.out = OutputBuffer()
         out.write(text, cap)
         return not details.quiet
-
-    @property
-    def output(self) -> str:
-        details = self.details
-        return details.out.getvalue() if details is not None and details.out is not None else ""
 
     # -- snapshot ------------------------------------------------------------
     def snapshot(self, now: float) -> JobStatus:
@@ -353,25 +338,25 @@ class Job(Tracker):
         *before* they publish the new state, so a terminal state read here
         implies its fields are complete.
         """
-        cached = self.final_status
+        cached = self._final_status
         if cached is not None:
             return cached
-        state = self.state
+        state = self._state
         # A queued job has not started: ignore what a concurrent start()
         # writes after `state` was read (it publishes the state last).
         queued = state is QUEUED
-        started = None if queued else self.started_at
+        started = None if queued else self._started_at
         complete = state in TERMINAL
-        finished = self.finished_at if complete else None
+        finished = self._finished_at if complete else None
         if started is None:
             duration = None
         elif finished is not None:
             duration = finished - started
         else:
             duration = max(0.0, now - started)
-        error = None if queued else self.error
+        error = None if queued else self._error
         status = JobStatus(
-            id=self.id,
+            id=self._id,
             name=self.display_name,
             state=state,
             complete=complete,
@@ -379,25 +364,25 @@ class Job(Tracker):
             error=None if queued else self.error_text,
             error_type=type(error).__name__ if error is not None else None,
             traceback=self.traceback if error is not None else None,
-            queued_at=_ts(self.queued_at),
+            queued_at=_ts(self._queued_at),
             started_at=_ts(started),
             finished_at=_ts(finished),
             duration=duration,
-            worker=None if queued else self.worker,
+            worker=None if queued else self._worker,
             progress=self.progress,
             message=self.message,
-            tags=self.tags,
-            attempts=0 if queued else self.attempts,
+            tags=self._tags,
+            attempts=0 if queued else self._attempts,
             schedule=self.schedule_id,
         )
         if complete:
-            self.final_status = status
+            self._final_status = status
         return status
 
 
 def bulk_jobs(fn: Callable[..., Any], arg_tuples: Iterable[tuple[Any, ...]],
               kwargs: dict[str, Any], label: str, first_id: int, queued_at: float,
-              caller_context: contextvars.Context | None, dispatcher: Dispatcher) -> list[Job]:
+              caller_context: contextvars.Context | None, owner: JobOwner) -> list[Job]:
     """Records for ``fn(*args)`` per tuple of *arg_tuples*, with ids from
     *first_id* on (reserved with `Registry.reserve_ids`): the bulk path.
 
@@ -412,25 +397,25 @@ def bulk_jobs(fn: Callable[..., Any], arg_tuples: Iterable[tuple[Any, ...]],
     job_id = first_id
     for args in arg_tuples:
         job = new(Job)
-        job.id = job_id
-        job.fn = fn
-        job.args = args
-        job.kwargs = kwargs
-        job.label = label
-        job.tags = ()
-        job.state = QUEUED
-        job.queued_at = queued_at
-        job.started_at = None
-        job.finished_at = None
-        job.value = None
-        job.error = None
-        job.worker = None
-        job.attempts = 0
-        job.caller_context = caller_context
-        job.cancel_requested = False
-        job.final_status = None
-        job.details = None
-        job._dispatcher = dispatcher
+        job._id = job_id
+        job._fn = fn
+        job._args = args
+        job._kwargs = kwargs
+        job._label = label
+        job._tags = ()
+        job._state = QUEUED
+        job._queued_at = queued_at
+        job._started_at = None
+        job._finished_at = None
+        job._value = None
+        job._error = None
+        job._worker = None
+        job._attempts = 0
+        job._caller_context = caller_context
+        job._cancel_requested = False
+        job._final_status = None
+        job._details = None
+        job._owner = owner
         append(job)
         job_id += 1
     return out

@@ -30,12 +30,12 @@ def in_ipython() -> bool:
 
 def failure_notice(job: Job, ctx: contextvars.Context) -> None:
     """Say under the queuing cell that an API job failed (see ``failure_notices``)."""
-    if not job.echo or getattr(job.fn, "reports_failures", False):
+    if not job.echo or getattr(job._fn, "reports_failures", False):
         return  # quiet, or a %%frost cell, which shows its own traceback
-    error = job.error
+    error = job._error
     text = str(error).strip().splitlines()
     what = type(error).__name__ + (f": {text[0]}" if text else "")
-    line = f"\u2718 job {job.id} {job.name!r} failed: {what} \u2014 %frost status {job.id}\n"
+    line = f"\u2718 job {job._id} {job.display_name!r} failed: {what} \u2014 %frost status {job._id}\n"
 
     def summary(n: int) -> str:
         return (f"\u2718 {n} more job(s) failed (notices coalesced) \u2014 "

@@ -152,7 +152,7 @@ def _tail(text: str | None, limit: int) -> str | None:
 
 
 def _output_tail(job: Job, limit: int) -> str:
-    details = job.details
+    details = job._details
     out = details.out if details is not None else None
     if out is None:
         return ""
@@ -168,7 +168,7 @@ def _output_tail(job: Job, limit: int) -> str:
 
 
 def _out_chars(job: Job) -> int:
-    details = job.details
+    details = job._details
     out = details.out if details is not None else None
     return 0 if out is None else out.size
 
@@ -287,7 +287,7 @@ class Publication:
         registry = self.registry
         jobs = registry.select(newest=self.limit) if self.limit else []
         running = registry.counts()["running"]
-        shown = sum(1 for j in jobs if j.state is RUNNING)
+        shown = sum(1 for j in jobs if j._state is RUNNING)
         if shown < running:
             # Running jobs older than the newest `limit`: a walk down the
             # registry, at most every PUBLISH_SCAN_INTERVAL s (in between,
@@ -295,11 +295,11 @@ class Publication:
             now = time.monotonic()
             if now - self._last_scan >= defaults.PUBLISH_SCAN_INTERVAL:
                 self._last_scan = now
-                seen = {j.id for j in jobs}
+                seen = {j._id for j in jobs}
                 self._older_running = [j for j in registry.select(state=RUNNING, newest=running)
-                                       if j.id not in seen]
+                                       if j._id not in seen]
             else:
-                self._older_running = [j for j in self._older_running if j.state is RUNNING]
+                self._older_running = [j for j in self._older_running if j._state is RUNNING]
             jobs = jobs + self._older_running
         else:
             self._older_running = []
@@ -315,7 +315,7 @@ class Publication:
         parts = []
         running = []
         for job in jobs:
-            encoded = cache.get(job.id)
+            encoded = cache.get(job._id)
             if encoded is None:
                 status = job.snapshot(now)
                 entry = status.to_dict()
@@ -324,10 +324,10 @@ class Publication:
                 entry["output_tail"] = _output_tail(job, text)
                 encoded = json.dumps(entry)
                 if status.complete:
-                    new_cache[job.id] = encoded
+                    new_cache[job._id] = encoded
             else:
-                new_cache[job.id] = encoded
-            if job.state is RUNNING:
+                new_cache[job._id] = encoded
+            if job._state is RUNNING:
                 running.append(job)
             parts.append(encoded)
         self._cache = new_cache

@@ -40,7 +40,7 @@ from _thread import allocate_lock as _allocate_lock
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import defaults
 from .budget import OutputBudget
@@ -49,6 +49,9 @@ from .filters import matcher, normalize_states, take
 from .job import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TERMINAL, Job, JobState
 from .states import StateFilter
 from .tracker import RELEASED
+
+if TYPE_CHECKING:
+    from .protocols import WorkerSlot
 
 __all__ = ["Registry"]
 
@@ -157,9 +160,9 @@ class Registry:
         pending = 0
         now = self.clock()
         with self._lock:
-            job_id = job.id = self._next_id
+            job_id = job._id = self._next_id
             self._next_id = job_id + 1
-            job.queued_at = now
+            job._queued_at = now
             self._jobs[job_id] = job
             self._queued += 1
             self._version += 1
@@ -171,7 +174,7 @@ class Registry:
             # Jobs in _expiring are finished: finished_at is a float (no
             # check for the type checker here, the lock is held).
             if (exp and self.expiry is not None
-                    and exp[0].finished_at <= now - self.expiry):  # type: ignore[operator]
+                    and exp[0]._finished_at <= now - self.expiry):  # type: ignore[operator]
                 self._sweep(now)
         if failed_dep is not None:
             self._cancel_for_dependency(job, failed_dep)
@@ -196,7 +199,7 @@ class Registry:
         if not jobs:
             return
         now = self.clock()
-        first = jobs[0].id
+        first = jobs[0]._id
         with self._lock:
             self._jobs.update(zip(range(first, first + len(jobs)), jobs))
             if self.history_inbox is not None:
@@ -205,7 +208,7 @@ class Registry:
             self._version += 1
             exp = self._expiring
             if (exp and self.expiry is not None
-                    and exp[0].finished_at <= now - self.expiry):  # type: ignore[operator]  # see add
+                    and exp[0]._finished_at <= now - self.expiry):  # type: ignore[operator]  # see add
                 self._sweep(now)
 
     @staticmethod
@@ -216,9 +219,9 @@ class Registry:
         """
         pending = 0
         for dep in deps:
-            if dep.state is SUCCEEDED:
+            if dep._state is SUCCEEDED:
                 continue
-            if dep.state in TERMINAL:
+            if dep._state in TERMINAL:
                 return pending, dep
             pending += 1
             details = dep.ensure_details()
@@ -237,14 +240,14 @@ class Registry:
         learns of a start after the fact (Dask); never before it was queued.
         """
         # Outside the lock: keep the critical section short.
-        now = self.clock() if at is None else max(at, job.queued_at)
+        now = self.clock() if at is None else max(at, job._queued_at)
         with self._lock:
-            if job.state is not QUEUED:
+            if job._state is not QUEUED:
                 return False
-            job.started_at = now
-            job.worker = worker
-            job.attempts = 1
-            job.state = RUNNING
+            job._started_at = now
+            job._worker = worker
+            job._attempts = 1
+            job._state = RUNNING
             self._queued -= 1
             self._running += 1
             self._version += 1
@@ -252,7 +255,7 @@ class Registry:
                 self.history_inbox[job] = "running"
         if self._space is not None:
             self._space.release()
-        details = job.details  # the timeout lives there (a slot read, not a property call)
+        details = job._details  # the timeout lives there (a slot read, not a property call)
         if details is not None:
             if details.timeout is not None:
                 self.on_start_timed(job)
@@ -266,10 +269,10 @@ class Registry:
     def restart(self, job: Job) -> bool:
         """Begin another attempt of a running job.  False if it ended meanwhile."""
         with self._lock:
-            if job.state is not RUNNING:
+            if job._state is not RUNNING:
                 return False
-            job.attempts += 1
-            job.error = None
+            job._attempts += 1
+            job._error = None
             self._version += 1
             if self.history_inbox is not None:
                 self.history_inbox[job] = "retry"
@@ -284,22 +287,22 @@ class Registry:
         """
         now = self.clock()
         with self._lock:
-            if job.state is not RUNNING:
+            if job._state is not RUNNING:
                 return False
-            if error is None and not job.cancel_requested:
+            if error is None and not job._cancel_requested:
                 # The common case, written out rather than calling
                 # _complete(): the critical section makes no call, so the
                 # GIL cannot switch threads while the lock is held and
                 # workers never queue up behind it (see the module doc).
-                job.value = result
-                job.finished_at = now
-                job.caller_context = None
+                job._value = result
+                job._finished_at = now
+                job._caller_context = None
                 # Nobody runs a succeeded job again (retry() refuses): let
                 # its callable and arguments go now, not at expiry.
-                job.fn = None  # type: ignore[assignment]  # see Job.__init__
-                job.args = ()
-                job.kwargs = _NO_KWARGS
-                job.state = SUCCEEDED  # published last: see Job.snapshot
+                job._fn = None  # type: ignore[assignment]  # see Job.__init__
+                job._args = ()
+                job._kwargs = _NO_KWARGS
+                job._state = SUCCEEDED  # published last: see Job.snapshot
                 self._running -= 1
                 if now >= self._next_mark:
                     self._mark(now)
@@ -309,23 +312,23 @@ class Registry:
                     self.history_inbox[job] = "succeeded"
                 if self._idle_waiters and not (self._queued or self._running):
                     self._idle.notify_all()
-            elif job.cancel_requested:
-                job.error = (error if isinstance(error, JobCancelled)
-                             else JobCancelled(f"job {job.id} was cancelled while running"))
+            elif job._cancel_requested:
+                job._error = (error if isinstance(error, JobCancelled)
+                             else JobCancelled(f"job {job._id} was cancelled while running"))
                 self._complete(job, CANCELLED, now)
             else:
-                job.error = error
-                if job.attempts <= job.retries:
+                job._error = error
+                if job._attempts <= job.retries:
                     self._version += 1  # the error shows until the next attempt
                     return True
                 self._complete(job, FAILED, now)
-        if job.details is not None or self.listeners:
+        if job._details is not None or self.listeners:
             self._after_complete(job)
         else:
             self._expiring.append(job)
         return False
 
-    def run_chunk(self, chunk: list[Job], worker: str, slot: Any
+    def run_chunk(self, chunk: list[Job], worker: str, slot: WorkerSlot
                   ) -> tuple[Job, Any, BaseException | None] | None:
         """Start, call and finish the jobs of *chunk* (jobs left, last
         first) one after another, on the calling worker: the bulk path's
@@ -335,7 +338,7 @@ class Registry:
         a job and the start of the next are one critical section (so its
         finish time is the next one's start time), which sets
         ``slot.job`` (the worker's `JobContext`, where `interrupt` finds
-        the job) at the start.  The call is ``job.fn(*args, **kwargs)`` in
+        the job) at the start.  The call is ``job._fn(*args, **kwargs)`` in
         the current context: the caller runs a whole chunk, which is one
         ``map()`` call, in one copy of its context.
 
@@ -372,15 +375,15 @@ class Registry:
                     inbox = self.history_inbox
                     plain = not self.listeners
                     done = False
-                    if job is not None and plain and job.details is None \
-                            and job.state is RUNNING and not job.cancel_requested:
-                        job.value = result
-                        job.finished_at = now
-                        job.caller_context = None
-                        job.fn = None  # type: ignore[assignment]  # as in finish
-                        job.args = ()
-                        job.kwargs = _NO_KWARGS
-                        job.state = SUCCEEDED  # published last: see Job.snapshot
+                    if job is not None and plain and job._details is None \
+                            and job._state is RUNNING and not job._cancel_requested:
+                        job._value = result
+                        job._finished_at = now
+                        job._caller_context = None
+                        job._fn = None  # type: ignore[assignment]  # as in finish
+                        job._args = ()
+                        job._kwargs = _NO_KWARGS
+                        job._state = SUCCEEDED  # published last: see Job.snapshot
                         self._running -= 1
                         if now >= self._next_mark:
                             self._mark(now)
@@ -391,11 +394,11 @@ class Registry:
                     # The next one starts here only after this one finished
                     # here (else after its general finish: times in order).
                     if nxt is not None and (done or job is None) and plain \
-                            and nxt.details is None and nxt.state is QUEUED:
-                        nxt.started_at = now
-                        nxt.worker = worker
-                        nxt.attempts = 1
-                        nxt.state = RUNNING
+                            and nxt._details is None and nxt._state is QUEUED:
+                        nxt._started_at = now
+                        nxt._worker = worker
+                        nxt._attempts = 1
+                        nxt._state = RUNNING
                         slot.job = nxt
                         self._queued -= 1
                         self._running += 1
@@ -418,7 +421,7 @@ class Registry:
                 if nxt is None:
                     return None
                 if not started:
-                    if nxt.state is not QUEUED or not self.start(nxt, worker):
+                    if nxt._state is not QUEUED or not self.start(nxt, worker):
                         nxt = None
                         continue  # cancelled while queued
                     slot.job = nxt
@@ -435,8 +438,8 @@ class Registry:
                 result = job = None
                 continue
             try:
-                kwargs = job.kwargs
-                result = job.fn(*job.args, **kwargs) if kwargs else job.fn(*job.args)
+                kwargs = job._kwargs
+                result = job._fn(*job._args, **kwargs) if kwargs else job._fn(*job._args)
                 if result.__class__ is _CORO or slot.lane is not None:
                     # An async def job (the caller runs it), or one that
                     # printed (its output goes out before it ends).
@@ -465,22 +468,22 @@ class Registry:
         """
         released = False
         with self._lock:
-            state = job.state
+            state = job._state
             if state in TERMINAL or (queued_only and state is not QUEUED):
                 return False
             if state is QUEUED:
-                job.error = JobCancelled(reason or f"job {job.id} was cancelled before it started")
+                job._error = JobCancelled(reason or f"job {job._id} was cancelled before it started")
                 self._complete(job, CANCELLED, self.clock())
                 released = True
             else:
-                job.cancel_requested = True
+                job._cancel_requested = True
                 self._version += 1
                 if not interrupt:
                     return True
-                job.error = JobCancelled(reason or f"job {job.id} was cancelled and interrupted")
+                job._error = JobCancelled(reason or f"job {job._id} was cancelled and interrupted")
                 self._complete(job, CANCELLED, self.clock())
                 if on_running is not None:
-                    job.interrupted = True
+                    job.ensure_details().interrupted = True
                     on_running(job, JobCancelled)
         if released:
             self.unreserve()
@@ -497,11 +500,11 @@ class Registry:
         left as it is and None returned.
         """
         with self._lock:
-            if job.state is not SUCCEEDED:
+            if job._state is not SUCCEEDED:
                 return None
-            result = job.value
+            result = job._value
             if value:
-                job.value = RELEASED
+                job._value = RELEASED
             return result if result is not RELEASED else None
 
     def release_run(self, jobs: list[Job], limit: int = 1024) -> list[Any]:
@@ -516,7 +519,7 @@ class Registry:
         n = len(jobs)
         stop = max(0, n - limit)
         i = n
-        while i > stop and jobs[i - 1].state is SUCCEEDED:  # terminal: no lock needed to see it
+        while i > stop and jobs[i - 1]._state is SUCCEEDED:  # terminal: no lock needed to see it
             i -= 1
         k = n - i
         values: list[Any] = [None] * k
@@ -525,10 +528,10 @@ class Registry:
             while j:
                 j -= 1
                 job = jobs[i + j]
-                result = job.value
+                result = job._value
                 if result is not RELEASED:
                     values[j] = result
-                    job.value = RELEASED
+                    job._value = RELEASED
         del jobs[i:]
         return values
 
@@ -539,14 +542,14 @@ class Registry:
         The timeout bounds the job's whole running time, retries included.
         """
         with self._lock:
-            if job.state is not RUNNING:
+            if job._state is not RUNNING:
                 return False
-            job.error = (JobTimeout(
-                f"job {job.id} exceeded its timeout of {job.timeout:g} s; "
+            job._error = (JobTimeout(
+                f"job {job._id} exceeded its timeout of {job.timeout:g} s; "
                 "raise timeout= or make the job check nbfrost.cancelled()"))
             self._complete(job, FAILED, self.clock())
             if on_running is not None:
-                job.interrupted = True
+                job.ensure_details().interrupted = True
                 on_running(job, JobTimeout)
         self._after_complete(job)
         return True
@@ -567,7 +570,7 @@ class Registry:
         Backends call this when a worker leaves an interrupted job, so that
         no interrupt meant for it can land in the next job.
         """
-        details = job.details
+        details = job._details
         if details is not None and details.interrupted:
             with self._lock:
                 clear()
@@ -579,16 +582,16 @@ class Registry:
         This is the hot path's second half: plain attribute and int updates
         only; everything that can wait runs in `_after_complete`.
         """
-        old = job.state
+        old = job._state
         if old is RUNNING:
             self._running -= 1
         elif old is QUEUED:
             self._queued -= 1
         else:
             job.check_transition(new)  # raises: a terminal job cannot end twice
-        job.finished_at = now
-        job.caller_context = None  # drop the captured context (and what it references)
-        job.state = new  # published last: see Job.snapshot
+        job._finished_at = now
+        job._caller_context = None  # drop the captured context (and what it references)
+        job._state = new  # published last: see Job.snapshot
         if now >= self._next_mark:
             self._mark(now)
         self._finished[new] += 1
@@ -605,7 +608,7 @@ class Registry:
         Runs after the lock is released.
         """
         self._expiring.append(job)
-        details = job.details
+        details = job._details
         if details is not None:
             if details.out is not None and self.budget.limit is not None:
                 self._count_output(job, details.out.chars())
@@ -619,12 +622,12 @@ class Registry:
                     try:
                         cb(job)
                     except Exception:
-                        log.exception("nbfrost: done callback %r of job %s raised", cb, job.id)
+                        log.exception("nbfrost: done callback %r of job %s raised", cb, job._id)
         for listener in self.listeners:
             try:
                 listener(job)
             except Exception:
-                log.exception("nbfrost: finish listener %r raised for job %s", listener, job.id)
+                log.exception("nbfrost: finish listener %r raised for job %s", listener, job._id)
         if details is not None and details.dependents:
             dependents, details.dependents = details.dependents, None
             for dep in dependents:
@@ -659,20 +662,20 @@ class Registry:
         OutputBudget.drop(victims)
 
     def _dependency_done(self, job: Job, dep: Job) -> None:
-        if dep.state is not SUCCEEDED:
+        if dep._state is not SUCCEEDED:
             self._cancel_for_dependency(job, dep)
             return
         with self._lock:
             details = job.ensure_details()
             details.pending_deps -= 1
-            ready = details.pending_deps == 0 and job.state is QUEUED
+            ready = details.pending_deps == 0 and job._state is QUEUED
         if ready:
             self.on_ready(job)
 
     def _cancel_for_dependency(self, job: Job, dep: Job) -> None:
         self.cancel(job, reason=(
-            f"dependency job {dep.id} ({dep.display_name}) {dep.state.value}"
-            + (f": {dep.error_text}" if dep.error is not None else "")))
+            f"dependency job {dep._id} ({dep.display_name}) {dep._state.value}"
+            + (f": {dep.error_text}" if dep._error is not None else "")))
 
     # ------------------------------------------------------------ waiting
     def wait_for(self, job: Job, timeout: float | None = None) -> bool:
@@ -683,7 +686,7 @@ class Registry:
         waiter is woken by exactly the job it waits for.
         """
         with self._lock:
-            if job.state in TERMINAL:
+            if job._state in TERMINAL:
                 return True
             gate = _allocate_lock()
             gate.acquire()
@@ -702,7 +705,7 @@ class Registry:
                     details.waiters.remove(gate)
             raise
         with self._lock:
-            if job.state in TERMINAL:
+            if job._state in TERMINAL:
                 return True
             details.waiters.remove(gate)
             return False
@@ -710,7 +713,7 @@ class Registry:
     def add_callback(self, job: Job, fn: Callable[[Job], None]) -> bool:
         """Register *fn* to run when the job ends.  False if it already has."""
         with self._lock:
-            if job.state in TERMINAL:
+            if job._state in TERMINAL:
                 return False
             details = job.ensure_details()
             if details.callbacks is None:
@@ -742,7 +745,7 @@ class Registry:
             except (KeyError, TypeError):
                 job = None
             if job is not None:
-                finished = job.finished_at
+                finished = job._finished_at
                 # The negation of _sweep's test, so that a lookup and a
                 # listing agree on the boundary (and on float rounding).
                 if limit is None or finished is None or finished > limit:
@@ -927,12 +930,12 @@ class Registry:
         recent = self._recent_purges
         dropped = self._dropped
         n = 0
-        while exp and exp[0].finished_at <= limit:  # type: ignore[operator]  # all finished
+        while exp and exp[0]._finished_at <= limit:  # type: ignore[operator]  # all finished
             job = exp.popleft()
-            if jobs.get(job.id) is job:
-                del jobs[job.id]
-                dropped[job.state] += 1
-                recent[job.id] = limit if job.finished_at is None else job.finished_at
+            if jobs.get(job._id) is job:
+                del jobs[job._id]
+                dropped[job._state] += 1
+                recent[job._id] = limit if job._finished_at is None else job._finished_at
                 n += 1
         if n:
             if self.budget.chars:
@@ -950,12 +953,12 @@ class Registry:
         """Remove finished jobs in *states* now, whatever their age."""
         wanted = frozenset(JobState(s) for s in states) & TERMINAL
         with self._lock:
-            drop = [j for j in self._jobs.values() if j.state in wanted]
+            drop = [j for j in self._jobs.values() if j._state in wanted]
             for job in drop:
-                del self._jobs[job.id]
-                self._dropped[job.state] += 1
+                del self._jobs[job._id]
+                self._dropped[job._state] += 1
             if drop:
-                self._remember_cleared(sorted(j.id for j in drop), self.clock())
+                self._remember_cleared(sorted(j._id for j in drop), self.clock())
                 self._version += 1
                 self._forget_cleared()
                 if self.budget.chars:
@@ -992,14 +995,14 @@ class Registry:
         """
         exp = self._expiring
         jobs = self._jobs
-        keep = [j for j in (exp.popleft() for _ in range(len(exp))) if jobs.get(j.id) is j]
+        keep = [j for j in (exp.popleft() for _ in range(len(exp))) if jobs.get(j._id) is j]
         exp.extendleft(reversed(keep))
 
     def active_jobs(self) -> list[Job]:
         with self._lock:
             if not (self._queued or self._running):
                 return []
-            return [j for j in self._jobs.values() if j.state not in TERMINAL]
+            return [j for j in self._jobs.values() if j._state not in TERMINAL]
 
 
 #: How long the main thread blocks at a time while it waits for a job.

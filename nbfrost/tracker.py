@@ -4,8 +4,13 @@
 record itself (`nbfrost.job.Job` subclasses Tracker), so a tracker keeps
 working after the registry has expired the job and costs nothing extra.
 It holds no state of its own: every answer comes from the record, under
-the registry's rules.  A subclass may also wrap a record (``_job``) of a
-dispatcher (``_dispatcher``) to change how it displays.
+the registry's rules, and what it cannot answer from the record it asks
+the job's owner (the dispatcher, through the `JobOwner` protocol).  A
+subclass may also wrap a record (``_job``) to change how it displays.
+
+A user sees the API and nothing else: ``dir()`` (and so tab completion)
+lists it alone, the record's fields have private names, and the API's
+properties refuse to be set with a message that says what to do instead.
 """
 
 from __future__ import annotations
@@ -51,30 +56,66 @@ class _JobFuture(concurrent.futures.Future):
 
     def cancel(self) -> bool:
         self._tracker.cancel()
-        return super().cancel() if self._tracker._job.state is CANCELLED else False
+        return super().cancel() if self._tracker._job._state is CANCELLED else False
 
     def _job_started(self) -> None:
         """Called by the registry when the job starts; a view settles only
         when the job ends."""
 
 
-class Tracker:
+def _read_only(prop: property, hint: str) -> property:
+    """*prop*, with a setter that raises `AttributeError` saying *hint*."""
+    name = prop.fget.__name__  # type: ignore[union-attr]
+
+    def refuse(self: Tracker, value: object) -> None:
+        raise AttributeError(f"tracker.{name} is read-only: {hint}")
+
+    return property(prop.fget, refuse, None, prop.__doc__)
+
+
+def _api_names(cls: type) -> tuple[str, ...]:
+    """The public names of *cls*'s API: those of the classes in its MRO,
+    except classes that hold a record's internals (``_internal = True``,
+    see `nbfrost.job.Job`).  Worked out once per class."""
+    names = _API_NAMES.get(cls)
+    if names is None:
+        found: set[str] = set()
+        for klass in cls.__mro__:
+            if klass is object or klass.__dict__.get("_internal", False):
+                continue
+            found.update(n for n in klass.__dict__ if not n.startswith("_"))
+        names = _API_NAMES[cls] = tuple(sorted(found))
+    return names
+
+
+_API_NAMES: dict[type, tuple[str, ...]] = {}  # a cache; a race only computes twice
+
+
+class _TrackerType(type):
+    """The type of trackers: ``dir()`` of a tracker *class* lists its API
+    too (IPython's plain completer reads the class's ``dir()`` as well as
+    the instance's)."""
+
+    def __dir__(cls) -> list[str]:
+        return list(_api_names(cls))
+
+
+class Tracker(metaclass=_TrackerType):
     """The handle to one queued job: status, waiting, result, cancel.
 
     Returned by `Dispatcher.queue` and by ``%%frost``.  Not created by
     users: the job's record is its own tracker, and a subclass provides
-    ``_job`` and ``_dispatcher``.
+    ``_job``.  Its properties are read-only.
     """
 
     __slots__ = ()
     _job: Job
-    _dispatcher: Dispatcher
 
     # ------------------------------------------------------------ identity
     @property
     def id(self) -> int:
         """The job's id: an int, increasing, never reused in a dispatcher."""
-        return self._job.id
+        return self._job._id
 
     @property
     def name(self) -> str:
@@ -83,36 +124,39 @@ class Tracker:
 
     @property
     def tags(self) -> tuple[str, ...]:
-        return self._job.tags
+        """The job's tags (``tags=``)."""
+        return self._job._tags
 
     @property
     def state(self) -> JobState:
         """The current `JobState` (a cheaper ``status().state``)."""
-        return self._job.state
+        return self._job._state
 
     @property
     def dispatcher(self) -> Dispatcher:
-        return self._dispatcher
+        """The `Dispatcher` that queued the job."""
+        return self._job._owner  # type: ignore[return-value]  # every owner is a Dispatcher
 
     # -------------------------------------------------------------- status
     def status(self) -> JobStatus:
         """An immutable `JobStatus` snapshot of the job, taken now."""
-        return self._job.snapshot(self._dispatcher.registry.clock())
+        return self._job.snapshot(self._job._owner.clock())
 
     def done(self) -> bool:
         """True once the job is in a terminal state."""
-        return self._job.state in TERMINAL
+        return self._job._state in TERMINAL
 
     def running(self) -> bool:
-        return self._job.state is JobState.RUNNING
+        return self._job._state is JobState.RUNNING
 
     def cancelled(self) -> bool:
-        return self._job.state is CANCELLED
+        return self._job._state is CANCELLED
 
     @property
     def output(self) -> str:
         """Everything the job wrote to stdout and stderr so far, in order."""
-        return self._job.output
+        details = self._job._details
+        return details.out.getvalue() if details is not None and details.out is not None else ""
 
     # ------------------------------------------------------------- waiting
     def wait(self, timeout: float | None = None) -> bool:
@@ -125,12 +169,12 @@ class Tracker:
             WaitInterrupted: the wait was interrupted (the Stop button); the
                 job keeps running.  A `KeyboardInterrupt`.
         """
-        if self._job.state in TERMINAL:
+        if self._job._state in TERMINAL:
             return True
         if timeout is not None and timeout < 0:
             raise ValueError(f"timeout must be >= 0 or None, got {timeout}")
         try:
-            return self._dispatcher.registry.wait_for(self._job, timeout)
+            return self._job._owner.wait_for_job(self._job, timeout)
         except KeyboardInterrupt:
             # from None: the user sees which job keeps running, not our frames.
             raise wait_interrupted([self._job]) from None
@@ -150,21 +194,21 @@ class Tracker:
         """
         self._wait_or_raise(timeout)
         job = self._job
-        if job.state is SUCCEEDED:
-            value = job.value
+        if job._state is SUCCEEDED:
+            value = job._value
             if value is RELEASED:
                 raise ResultReleased(
-                    f"job {job.id} ({job.display_name}) succeeded, but its result was "
+                    f"job {job._id} ({job.display_name}) succeeded, but its result was "
                     "handed to the iterator of Dispatcher.map() and then released; keep "
                     "the values map() yields, or use queue()/submit() to keep results")
             return value
-        if job.state is FAILED:
+        if job._state is FAILED:
             raise JobFailed(
-                f"job {job.id} ({job.display_name}) failed: "
-                f"{type(job.error).__name__}: {job.error_text}",
-                job_id=job.id, original=job.error, job_traceback=job.traceback,
-            ) from job.error
-        raise JobCancelled(job.error_text or f"job {job.id} was cancelled")
+                f"job {job._id} ({job.display_name}) failed: "
+                f"{type(job._error).__name__}: {job.error_text}",
+                job_id=job._id, original=job._error, job_traceback=job.traceback,
+            ) from job._error
+        raise JobCancelled(job.error_text or f"job {job._id} was cancelled")
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The exception the job raised, or None if it succeeded.
@@ -174,15 +218,15 @@ class Tracker:
         """
         self._wait_or_raise(timeout)
         job = self._job
-        if job.state is CANCELLED:
-            raise JobCancelled(job.error_text or f"job {job.id} was cancelled")
-        return job.error if job.state is FAILED else None
+        if job._state is CANCELLED:
+            raise JobCancelled(job.error_text or f"job {job._id} was cancelled")
+        return job._error if job._state is FAILED else None
 
     def _wait_or_raise(self, timeout: float | None) -> None:
         if not self.wait(timeout):
             job = self._job
             raise TimeoutError(
-                f"job {job.id} ({job.display_name}) is still {job.state.value} after "
+                f"job {job._id} ({job.display_name}) is still {job._state.value} after "
                 f"{timeout:g} s; wait longer, or cancel it with tracker.cancel()")
 
     # -------------------------------------------------------------- cancel
@@ -196,7 +240,7 @@ class Tracker:
         raised inside its thread; that cannot break a blocking C call.
         False if the job had already finished.
         """
-        return self._dispatcher._cancel_job(self._job, interrupt)
+        return self._job._owner.cancel_job(self._job, interrupt)
 
     # ----------------------------------------------------------- callbacks
     def add_done_callback(self, fn: Callable[[Tracker], Any]) -> None:
@@ -213,7 +257,7 @@ class Tracker:
             fn(tracker)
 
         call.__qualname__ = getattr(fn, "__qualname__", repr(fn))
-        if not self._dispatcher.registry.add_callback(self._job, call):
+        if not self._job._owner.add_job_callback(self._job, call):
             try:
                 fn(self)
             except Exception:
@@ -245,10 +289,29 @@ class Tracker:
             yield from _await_done(self).__await__()
         return self.result()
 
+    # ----------------------------------------------------------- the API only
+    def __dir__(self) -> list[str]:
+        """The tracker's API, and nothing of the record behind it (this is
+        what ``dir()`` and tab completion show)."""
+        return list(_api_names(type(self)))
+
+    if not TYPE_CHECKING:
+        # At run time the properties refuse to be set with a message that
+        # says what to do instead; for type checkers they stay read-only
+        # properties, so that an assignment is flagged before it runs.
+        id = _read_only(id, "a job's id is given when it is queued")
+        name = _read_only(name, "name a job when you queue it: d.queue(fn, name=...)")
+        tags = _read_only(tags, "tag a job when you queue it: d.queue(fn, tags=...)")
+        state = _read_only(state, "a job's state follows the job; use tracker.cancel() "
+                                  "to stop it, or Dispatcher.retry() to run it again")
+        dispatcher = _read_only(dispatcher, "a job stays with the dispatcher that queued it")
+        output = _read_only(output, "it is what the job printed")
+        future = _read_only(future, "it is made on first use")
+
     # ------------------------------------------------------------- display
     def __repr__(self) -> str:
         job = self._job
-        return f"<Tracker job {job.id} {job.display_name!r} {job.state.value}>"
+        return f"<Tracker job {job._id} {job.display_name!r} {job._state.value}>"
 
     def _repr_html_(self) -> str:
         job = self._job
@@ -258,9 +321,9 @@ class Tracker:
         if status.progress is not None and not status.complete:
             prog = f" · {status.progress:.0%}"
         err = ""
-        if status.error and job.state is not SUCCEEDED:
+        if status.error and job._state is not SUCCEEDED:
             err = f' · <span style="color:#dc2626">{html.escape(status.error)}</span>'
-        return (f'<span class="nbfrost-tracker">job {job.id} '
+        return (f'<span class="nbfrost-tracker">job {job._id} '
                 f'<b>{html.escape(status.name)}</b> {state_badge_html(status.state)}'
                 f'{dur}{prog}{err}</span>')
 
@@ -269,24 +332,24 @@ def wait_interrupted(jobs: Iterable[Job]) -> WaitInterrupted:
     """The `WaitInterrupted` for a wait on *jobs* that was interrupted:
     it names those not done yet."""
     return WaitInterrupted.for_jobs(
-        (j.id, j.display_name, j.state.value) for j in jobs if j.state not in TERMINAL)
+        (j._id, j.display_name, j._state.value) for j in jobs if j._state not in TERMINAL)
 
 
 def _settle_future(tracker: Tracker) -> None:
     job = tracker._job
-    details = job.details  # made before the future, so never None here
+    details = job._details  # made before the future, so never None here
     fut = None if details is None else details.future
     if fut is None or fut.done():
         return
-    if job.state is CANCELLED:
+    if job._state is CANCELLED:
         concurrent.futures.Future.cancel(fut)
         fut.set_running_or_notify_cancel()
         return
     if fut.set_running_or_notify_cancel():
-        if job.state is SUCCEEDED:
-            fut.set_result(job.value)
+        if job._state is SUCCEEDED:
+            fut.set_result(job._value)
         else:
-            fut.set_exception(job.error)
+            fut.set_exception(job._error)
 
 
 async def _await_done(tracker: Tracker) -> None:

@@ -57,14 +57,21 @@ class WorkerJob:
     """The worker-side stand-in for a job record: the fields that a
     `JobContext` and the output capture touch."""
 
-    __slots__ = ("id", "out", "progress", "message", "cancel_requested")
+    __slots__ = ("id", "out", "progress", "message", "_cancel_requested")
 
     def __init__(self, job_id: int) -> None:
         self.id = job_id
         self.out = OutputBuffer()
         self.progress: float | None = None
         self.message: str | None = None
-        self.cancel_requested = False
+        self._cancel_requested = False  # named as in the record (JobContext reads it)
+
+    def set_progress(self, fraction: float | None, message: str | None) -> None:
+        """Record a progress report, as `Job.set_progress` does."""
+        if fraction is not None:
+            self.progress = fraction
+        if message is not None:
+            self.message = message
 
     def write_output(self, text: str, cap: int) -> bool:
         """Keep up to *cap* characters; never echo on the worker (the

@@ -39,6 +39,7 @@ from ..states import FAILED
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..protocols import WorkerSlot
     from ..registry import Registry
     from .base import Backend
 
@@ -167,7 +168,7 @@ class ThreadBackend:
         """Hand *jobs* (already added to the registry) to one worker, which
         runs them in order.  Jobs cancelled meanwhile are skipped."""
         # One context for the chunk: the jobs of one map() call share it.
-        context = next((j.caller_context for j in jobs if j.caller_context is not None), None)
+        context = next((j._caller_context for j in jobs if j._caller_context is not None), None)
         self._queue.put(_Chunk(reversed(jobs), context))
 
     def _work(self, w: _Worker) -> None:
@@ -197,7 +198,7 @@ class ThreadBackend:
                     continue  # cancelled while queued
                 w.job = job
                 try:
-                    context = job.caller_context
+                    context = job._caller_context
                     if context is not None:
                         # A copy: the snapshot may be shared by several jobs
                         # (see Dispatcher._caller_context).  One per job, so that
@@ -207,13 +208,13 @@ class ThreadBackend:
                     while True:  # an attempt; again while finish() says so
                         try:
                             if context is None:
-                                result = job.fn(*job.args, **job.kwargs)
-                            elif job.args or job.kwargs:
-                                result = context.run(job.fn, *job.args, **job.kwargs)
+                                result = job._fn(*job._args, **job._kwargs)
+                            elif job._args or job._kwargs:
+                                result = context.run(job._fn, *job._args, **job._kwargs)
                             else:
                                 # No arguments (the common case): a plain call,
                                 # not the star-call's list, tuple and dict.
-                                result = context.run(job.fn)
+                                result = context.run(job._fn)
                             if result.__class__ is coroutine_class:  # an async def job: run it
                                 result = self._await(w, job, result, context)
                             error = None
@@ -224,7 +225,7 @@ class ThreadBackend:
                         if not (finish(job, result, error) and restart(job)):
                             break
                     if error is not None and self.on_failure is not None \
-                            and context is not None and job.state is FAILED:
+                            and context is not None and job._state is FAILED:
                         self.on_failure(job, context)
                 except BaseException:
                     # Only an interrupt aimed at this job can land here, and it
@@ -233,7 +234,7 @@ class ThreadBackend:
                     pass
                 finally:
                     w.job = None
-                    if job.details is not None:
+                    if job._details is not None:
                         registry.clear_pending_interrupt(job, w.clear_interrupt)
                 # Keep nothing of this job while waiting for the next one: its
                 # record, result and error (with the frames its traceback
@@ -319,7 +320,7 @@ class ThreadBackend:
                 continue  # cancelled while queued
             w.job = job
             try:
-                context = job.caller_context
+                context = job._caller_context
                 if context is not None:
                     context = context.copy()  # see _work
                 result, error = self._call(w, job, context)
@@ -345,14 +346,14 @@ class ThreadBackend:
                 break
             result, error = self._call(w, job, context)
         if error is not None and self.on_failure is not None \
-                and context is not None and job.state is FAILED:
+                and context is not None and job._state is FAILED:
             self.on_failure(job, context)
 
     def _let_go(self, w: _Worker, job: Job) -> None:
         """The worker holds *job* no more; an interrupt still pending for it
         is cleared."""
         w.job = None
-        if job.details is not None:
+        if job._details is not None:
             assert self._registry is not None
             self._registry.clear_pending_interrupt(job, w.clear_interrupt)
 
@@ -372,9 +373,9 @@ class ThreadBackend:
         """One attempt of *job*: ``(result, None)`` or ``(None, error)``."""
         try:
             if context is None:
-                result = job.fn(*job.args, **job.kwargs)
+                result = job._fn(*job._args, **job._kwargs)
             else:
-                result = context.run(job.fn, *job.args, **job.kwargs)
+                result = context.run(job._fn, *job._args, **job._kwargs)
             if result.__class__ is _CORO:
                 result = self._await(w, job, result, context)
             error = None
@@ -396,7 +397,7 @@ class ThreadBackend:
                 # A cancel or timeout that came before the task existed
                 # found no task, and may have sent an asynchronous
                 # exception instead: take that back and cancel the task.
-                if task is not None and (job.cancel_requested or job.state is not RUNNING):
+                if task is not None and (job._cancel_requested or job._state is not RUNNING):
                     w.clear_interrupt()
                     task.cancel()
 
@@ -475,7 +476,7 @@ class ThreadBackend:
                     log.warning(
                         "nbfrost: job %s did not stop after an interrupt (blocked in C "
                         "code?); its thread %s is abandoned and a new worker replaces it",
-                        job.id, w.name)
+                        job._id, w.name)
                     if not self._stopping:  # no replacement once stop() began
                         self._spawn()
                     chunk = w.chunk
@@ -532,5 +533,7 @@ class ThreadBackend:
 
 
 if TYPE_CHECKING:
-    # mypy checks that ThreadBackend has everything the dispatcher uses.
+    # mypy checks that ThreadBackend has everything the dispatcher uses,
+    # and that its workers give Registry.run_chunk what it needs.
     _: type[Backend] = ThreadBackend
+    _slot: type[WorkerSlot] = _Worker

@@ -307,31 +307,31 @@ class HistoryWriter:
         rows: list[Entry] = []
         append = rows.append
         for job in jobs:
-            state = job.state
-            name = job.label
-            tags = job.tags or None
+            state = job._state
+            name = job._label
+            tags = job._tags or None
             # Times as integer microseconds: JSON writes an int much faster
             # than a float, and the writer is the GIL's guest.
-            queued = round(job.queued_at * 1e6)
+            queued = round(job._queued_at * 1e6)
             row: Entry
             if state is QUEUED:
-                row = (job.id, "queued", queued, name, tags)
+                row = (job._id, "queued", queued, name, tags)
             else:
-                started = round(job.started_at * 1e6) if job.started_at is not None else None
+                started = round(job._started_at * 1e6) if job._started_at is not None else None
                 if state is RUNNING:
-                    row = (job.id, "running", started, name, tags, job.worker, job.attempts,
+                    row = (job._id, "running", started, name, tags, job._worker, job._attempts,
                            started, queued)
                 else:
-                    error = job.error
-                    end = round(job.finished_at * 1e6)  # type: ignore[operator]  # set: state is terminal
+                    error = job._error
+                    end = round(job._finished_at * 1e6)  # type: ignore[operator]  # set: state is terminal
                     if error is None:
-                        row = (job.id, state.value, end, name, tags, job.worker, job.attempts,
+                        row = (job._id, state.value, end, name, tags, job._worker, job._attempts,
                                started, queued)
                     else:
-                        row = (job.id, state.value, end, name, tags, job.worker, job.attempts,
+                        row = (job._id, state.value, end, name, tags, job._worker, job._attempts,
                                started, queued, str(error) or type(error).__name__,
                                type(error).__name__, _traceback_of(job, error))
-            details = job.details
+            details = job._details
             if details is not None and details.schedule is not None:
                 # A run of a schedule: the nulls back up to traceback, then its id.
                 row = row + (None,) * (_SCHEDULE_AT - len(row)) + (details.schedule,)
@@ -419,7 +419,7 @@ _SCHEDULE_AT = ENTRY_FIELDS.index("schedule")
 def _traceback_of(job: Job, error: BaseException) -> str:
     """The job's traceback text, without writing to the job: the one a backend
     (or a reader) already cached for this error, else formatted here."""
-    details = job.details
+    details = job._details
     cached = None if details is None else details.traceback
     if cached is not None and cached[0] is error:
         return cached[1]

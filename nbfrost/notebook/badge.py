@@ -32,7 +32,6 @@ from ..tracker import Tracker
 from .cell_runner import CellRunner
 
 if TYPE_CHECKING:
-    from ..dispatcher import Dispatcher
     from ..job import Job, JobStatus
 
 __all__ = ["Badge", "DisplayBadge", "WidgetBadge", "LiveTracker", "live", "print_notice", "raw_stream",
@@ -256,15 +255,14 @@ class LiveTracker(Tracker):
     """
 
     # A wrapper around the record, which is itself a plain Tracker.
-    __slots__ = ("_job", "_dispatcher", "__weakref__")
+    __slots__ = ("_job", "__weakref__")
 
-    def __init__(self, job: Job, dispatcher: Dispatcher) -> None:
+    def __init__(self, job: Job) -> None:
         self._job = job
-        self._dispatcher = dispatcher
 
     def _ipython_display_(self) -> None:
         job = self._job
-        runner = job.fn
+        runner = job._fn
         gate = runner.gate if isinstance(runner, CellRunner) else None
         try:
             self._show(job)
@@ -278,7 +276,7 @@ class LiveTracker(Tracker):
 
         from . import frontends
 
-        clock = self._dispatcher.registry.clock
+        clock = self._job._owner.clock
         shell = get_ipython()
         if not _in_kernel(shell):
             display(badge_bundle(job, clock()), raw=True)
@@ -314,7 +312,7 @@ class LiveTracker(Tracker):
 def watch_badge(tracker: Tracker, badge: Badge) -> None:
     """Redraw *badge* when the job starts (``%%frost`` cells) and when it ends."""
     job = tracker._job
-    runner = job.fn
+    runner = job._fn
     if isinstance(runner, CellRunner):
         runner.watch(job.id, badge)
 
@@ -327,7 +325,7 @@ def watch_badge(tracker: Tracker, badge: Badge) -> None:
 
 
 def live(tracker: Tracker) -> LiveTracker:
-    return LiveTracker(tracker._job, tracker._dispatcher)
+    return LiveTracker(tracker._job)
 
 
 def print_notice(tracker: Tracker, ctx: contextvars.Context | None = None,

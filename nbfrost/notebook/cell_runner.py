@@ -175,7 +175,7 @@ class CellRunner:
         except BaseException as exc:
             self._report(exc, job)
             raise
-        if self.out_var is not None and job.state is RUNNING and not job.cancel_requested:
+        if self.out_var is not None and job.state is RUNNING and not job._cancel_requested:
             shell.user_ns[self.out_var] = value
         return value
 
@@ -187,7 +187,7 @@ class CellRunner:
             self._report(exc, job)
             raise
         if self.out_var is not None and (
-                job is None or (job.state is RUNNING and not job.cancel_requested)):
+                job is None or (job.state is RUNNING and not job._cancel_requested)):
             shell.user_ns[self.out_var] = value
         return value
 
@@ -216,8 +216,8 @@ class CellRunner:
         if isinstance(exc, (JobCancelled, asyncio.CancelledError)):
             return  # the badge and the job's state say it; a traceback is noise
         err = sys.stderr
-        if job is not None and job.attempts <= job.retries and job.state is RUNNING:
-            err.write(f"nbfrost: job {job.id} attempt {job.attempts} failed "
+        if job is not None and job._attempts <= job.retries and job.state is RUNNING:
+            err.write(f"nbfrost: job {job.id} attempt {job._attempts} failed "
                       f"({type(exc).__name__}: {exc}); retrying\n")
             return
         try:

@@ -72,7 +72,7 @@ def kind(shell: Any) -> str:
 # --------------------------------------------------------------- late output
 def _written(job: Any) -> list[str]:
     """The job's captured output pieces (appended to, never changed)."""
-    details = job.details
+    details = job._details
     out = None if details is None else details.out
     return [] if out is None else out.parts
 

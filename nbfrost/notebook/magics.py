@@ -449,7 +449,7 @@ class FrostMagics(Magics):
         def bind(t: Tracker) -> None:
             try:
                 if t.state is SUCCEEDED:
-                    ns[var] = t._job.value
+                    ns[var] = t._job._value
             finally:
                 with self._lock:
                     self._binding.pop(t.id, None)
@@ -459,7 +459,7 @@ class FrostMagics(Magics):
 
     def _notify_later(self, tracker: Tracker) -> None:
         holder = [contextvars.copy_context()]
-        gate = getattr(tracker._job.fn, "gate", None)
+        gate = getattr(tracker._job._fn, "gate", None)
 
         def notice(t: Tracker) -> None:
             print_notice(t, holder.pop(), gate)
@@ -613,7 +613,7 @@ class FrostMagics(Magics):
     def _cmd_retry(self, args: Any) -> LiveTracker:
         """Queue a finished job again (same code, options); its output goes under this cell."""
         d = self.get_dispatcher()
-        runner = d.tracker(args.id)._job.fn
+        runner = d.tracker(args.id)._job._fn
         if isinstance(runner, CellRunner):
             # A fresh gate: the new attempt's output waits for this cell's badge.
             runner.gate = forward.Gate()

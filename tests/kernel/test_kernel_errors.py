@@ -29,7 +29,7 @@ def kernel():
     with kernel_with("%load_ext nbfrost\nimport nbfrost, os, threading, time\n"
                      "d = nbfrost.get_dispatcher()\n"
                      "def waiters(t):\n"
-                     "    return (t._job.details and t._job.details.waiters) or []\n"
+                     "    return (t._job._details and t._job._details.waiters) or []\n"
                      "def watch(t, word):\n"
                      "    while not waiters(t):\n"
                      "        time.sleep(0.005)\n"

@@ -269,7 +269,7 @@ def test_a_waiter_on_an_item_mid_chunk_is_woken():
         woken = []
         waiter = threading.Thread(target=lambda: woken.append(ts[100].wait(WAIT)))
         waiter.start()
-        eventually(lambda: ts[100].details is not None)  # it waits now
+        eventually(lambda: ts[100]._details is not None)  # it waits now
         gate.set()
         waiter.join(WAIT)
         assert woken == [True]

@@ -843,7 +843,7 @@ def test_first_output_and_first_waiter_at_once_keep_the_event(dispatcher, monkey
         # Give the waiter the chance to make its own record (without the
         # fix it does so at once; with it, it waits for the worker's).
         deadline = time.monotonic() + 0.3
-        while t._job.details is None and time.monotonic() < deadline:
+        while t._job._details is None and time.monotonic() < deadline:
             time.sleep(0.001)
     finally:
         proceed.set()

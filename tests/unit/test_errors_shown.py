@@ -108,7 +108,7 @@ def test_wait_interrupted_lists_a_bounded_number_of_jobs():
 
 def _waiters(job) -> list:
     """The gates of the threads parked on *job* (the registry's record)."""
-    details = job.details
+    details = job._details
     return (details.waiters if details is not None else None) or []
 
 

@@ -40,8 +40,8 @@ class FakeJob:
     def __init__(self, job_id: int, budget: int = defaults.FORWARD_BUDGET) -> None:
         self.id = job_id
         self.name = f"job-{job_id}"
-        self._dispatcher = type("D", (), {"forward_budget": budget,
-                                          "forward_bucket": forward.Bucket(1e9, 1e9)})()
+        self._owner = type("D", (), {"forward_budget": budget,
+                                     "forward_bucket": forward.Bucket(1e9, 1e9)})()
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_the_dispatcher_rate_bounds_all_its_jobs_together(flusher):
     shown = []
     for n in range(4):
         job = FakeJob(n)
-        job._dispatcher.forward_bucket = bucket
+        job._owner.forward_bucket = bucket
         lane = forward.Lane(job)
         lane.put(out, "x" * 99 + "\n")
         forward.end(lane)

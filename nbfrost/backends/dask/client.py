@@ -197,7 +197,7 @@ class DaskBackend:
         """Send *job* to the cluster.  If it cannot be sent (say, its callable
         does not pickle), the job fails with that error."""
         live = _Live(job)
-        self._live[job.id] = live
+        self._live[job._id] = live
         self._send(live)
 
     def submit_many(self, jobs: list[Job]) -> None:
@@ -208,14 +208,14 @@ class DaskBackend:
 
     def _send(self, live: _Live) -> None:
         job = live.job
-        spec = AttemptSpec(self._topic, job.id, live.attempt, self._cap, self._flag_name(job.id))
-        key = f"{_key_name(job.display_name)}-nbfrost-{self._token}-{job.id}-{live.attempt}"
+        spec = AttemptSpec(self._topic, job._id, live.attempt, self._cap, self._flag_name(job._id))
+        key = f"{_key_name(job.display_name)}-nbfrost-{self._token}-{job._id}-{live.attempt}"
         try:
-            future = self._client.submit(run_job, spec, job.fn, job.args, job.kwargs,
+            future = self._client.submit(run_job, spec, job._fn, job._args, job._kwargs,
                                          pure=False, key=key)
         except Exception as exc:
-            self._live.pop(job.id, None)
-            error = RuntimeError(f"could not send job {job.id} to the Dask cluster "
+            self._live.pop(job._id, None)
+            error = RuntimeError(f"could not send job {job._id} to the Dask cluster "
                                  f"({type(exc).__name__}: {exc}); its callable and arguments "
                                  "must pickle with cloudpickle")
             error.__cause__ = exc
@@ -223,13 +223,13 @@ class DaskBackend:
             return
         live.future = future
         future.add_done_callback(self._on_done)
-        if job.state in TERMINAL:  # cancelled while it was being sent
+        if job._state in TERMINAL:  # cancelled while it was being sent
             self._inbox.put(("end", job))
 
     def _fail_unstarted(self, job: Job, error: BaseException, worker: str) -> None:
         registry = self._registry
         assert registry is not None
-        if job.state is QUEUED:
+        if job._state is QUEUED:
             registry.start(job, worker)
         # Every further attempt would fail the same way.
         while registry.finish(job, None, error) and registry.restart(job):
@@ -248,7 +248,7 @@ class DaskBackend:
     def _on_complete(self, job: Job) -> None:
         """Registry listener: a job ended (maybe cancelled or timed out
         elsewhere); release its task on the cluster."""
-        if job.id not in self._live:
+        if job._id not in self._live:
             return
         if threading.current_thread() is self._thread:
             self._handle_command("end", job)  # e.g. a callback cancelled another job
@@ -294,31 +294,28 @@ class DaskBackend:
             return
         job = live.job
         if isinstance(msg, Started):
-            if msg.attempt == 1 and job.state is QUEUED:
+            if msg.attempt == 1 and job._state is QUEUED:
                 if registry.start(job, msg.worker, at=registry.clock() - msg.seconds):
-                    self._running.add(job.id)
-        elif isinstance(msg, Progress) and job.state is RUNNING:
-            if msg.fraction is not None:
-                job.progress = msg.fraction
-            if msg.message is not None:
-                job.message = msg.message
+                    self._running.add(job._id)
+        elif isinstance(msg, Progress) and job._state is RUNNING:
+            job.set_progress(msg.fraction, msg.message)
             registry.bump()
 
     def _handle_command(self, what: str, job: Job) -> None:
-        live = self._live.get(job.id)
+        live = self._live.get(job._id)
         if live is None:
             return
         if what == "flag":
             if not live.flagged:
                 live.flagged = True
-                self._set_flag(job.id, True)
-        elif what == "end" and job.state in TERMINAL:
-            self._running.discard(job.id)
+                self._set_flag(job._id, True)
+        elif what == "end" and job._state in TERMINAL:
+            self._running.discard(job._id)
             future = live.future
             if future is None:
                 return  # still being sent: _send looks at the state once it is
             if not future.done():
-                if job.started_at is None:
+                if job._started_at is None:
                     # Not started: take it off the cluster (batched, see _loop).
                     self._to_cancel.append(live)
                 else:
@@ -339,7 +336,7 @@ class DaskBackend:
             # First tell the workers to skip these jobs (a worker may hold a
             # task in its ready queue and start it before the cancel below
             # reaches it), then take the tasks off the scheduler.
-            self._client.run(mark_cancelled, self._topic, [live.job.id for live in lives])
+            self._client.run(mark_cancelled, self._topic, [live.job._id for live in lives])
             self._client.cancel([live.future for live in lives])
         except Exception:
             log.warning("nbfrost: could not cancel %d tasks on the cluster", len(lives),
@@ -348,10 +345,10 @@ class DaskBackend:
             self._drop(live)
 
     def _drop(self, live: _Live) -> None:
-        self._live.pop(live.job.id, None)
+        self._live.pop(live.job._id, None)
         if live.flagged:
             live.flagged = False
-            self._set_flag(live.job.id, False)
+            self._set_flag(live.job._id, False)
 
     def _set_flag(self, job_id: int, value: bool) -> None:
         from distributed import Event
@@ -390,7 +387,7 @@ class DaskBackend:
         if live is None or live.future is not future:
             return  # released already (cancelled, timed out, or an old attempt)
         job = live.job
-        if value is None and job.state in TERMINAL:
+        if value is None and job._state in TERMINAL:
             self._drop(live)  # skipped on the worker: cancelled while queued
             return
         if live.ended:
@@ -400,15 +397,13 @@ class DaskBackend:
             self._drop(live)
             return
         if future.status == "finished" and isinstance(value, AttemptResult):
-            if job.state is QUEUED and registry.start(job, value.worker,
+            if job._state is QUEUED and registry.start(job, value.worker,
                                                       at=registry.clock() - value.seconds):
-                self._running.add(job.id)
+                self._running.add(job._id)
             if value.output:
                 self._deliver_output(job, value.output)
-            if value.progress is not None:
-                job.progress = value.progress
-            if value.message is not None:
-                job.message = value.message
+            if value.progress is not None or value.message is not None:
+                job.set_progress(value.progress, value.message)
             error: BaseException | None = None
             result: Any = None
             if value.ok:
@@ -418,24 +413,24 @@ class DaskBackend:
                 if value.traceback:
                     error.__cause__ = _RemoteTraceback(value.traceback)
         else:
-            if future.status == "cancelled" and job.state in TERMINAL:
+            if future.status == "cancelled" and job._state in TERMINAL:
                 self._drop(live)
                 return
             error = value if isinstance(value, BaseException) else _future_error(future)
             result = None
-            if job.state is QUEUED and registry.start(job, "unknown"):
-                self._running.add(job.id)
+            if job._state is QUEUED and registry.start(job, "unknown"):
+                self._running.add(job._id)
         if registry.finish(job, result, error) and registry.restart(job):
             live.attempt += 1
             self._send(live)
             return
-        self._running.discard(job.id)
+        self._running.discard(job._id)
         self._drop(live)
 
     def _deliver_output(self, job: Job, output: str) -> None:
         if not job.write_output(output, self._cap):
             return  # quiet
-        context = job.caller_context
+        context = job._caller_context
         # Through a lane, like a thread job's output: whole lines, within the
         # job's notebook budget, written inside the job's copied context
         # (ipykernel then puts it under the queuing cell).  A copy: the
@@ -461,13 +456,13 @@ class DaskBackend:
 
     def grace_expired(self, job: Job) -> None:
         """Warn if an interrupted job's task still runs: Dask cannot stop it."""
-        live = self._live.get(job.id)
+        live = self._live.get(job._id)
         if live is not None and live.ended:
             log.warning(
                 "nbfrost: job %s was %s but has not returned: Dask cannot stop a running "
                 "thread, so worker %s stays busy until the job returns; make it check "
                 "nbfrost.cancelled(), or restart that worker (client.restart_workers)",
-                job.id, job.state.value, job.worker)
+                job._id, job._state.value, job._worker)
 
     # ---------------------------------------------------------------- sizing
     def resize(self, workers: int) -> None:

@@ -157,11 +157,11 @@ class _WorkerContext(JobContext):
 
     def cancelled(self) -> bool:
         job = self.job
-        if job.cancel_requested:
+        if job._cancel_requested:
             return True
         skip = _CANCELLED.get(self.topic)
         if skip and job.id in skip:  # cancelled before the client saw it start
-            job.cancel_requested = True
+            job._cancel_requested = True
             return True
         now = time.monotonic()
         if now < self.next_poll:
@@ -174,7 +174,7 @@ class _WorkerContext(JobContext):
             log.debug("nbfrost: could not read the cancel flag %s", self.flag_name, exc_info=True)
             return False
         if flag:
-            job.cancel_requested = True
+            job._cancel_requested = True
         return bool(flag)
 
     def report(self, fraction: float | None, message: str | None) -> None:

@@ -234,7 +234,7 @@ class ProcessBackend:
 
     def busy(self) -> int:
         return sum(1 for p in tuple(self._procs)
-                   if p.live is not None and p.live.job.state is RUNNING)
+                   if p.live is not None and p.live.job._state is RUNNING)
 
     def threads(self) -> list[threading.Thread]:
         """The live reader threads (for tests and diagnostics)."""
@@ -248,7 +248,7 @@ class ProcessBackend:
 
     def owns(self, job: Job) -> bool:
         """True if *job* was submitted here and has not finished here."""
-        return job.id in self._live
+        return job._id in self._live
 
     # --------------------------------------------------------------- running
     def submit(self, job: Job) -> None:
@@ -259,10 +259,10 @@ class ProcessBackend:
         except Exception as exc:
             self._fail_unsent(job, exc)
             return
-        gate = getattr(job.fn, "gate", None)
+        gate = getattr(job._fn, "gate", None)
         live = _Live(job, payload, gate if isinstance(gate, forward.Gate) else None)
         live.sources = sources
-        self._live[job.id] = live
+        self._live[job._id] = live
         with self._lock:
             if self._stopping:
                 proc = None
@@ -300,11 +300,11 @@ class ProcessBackend:
             return None
         while self._pending:
             live = self._pending.popleft()
-            state = live.job.state
+            state = live.job._state
             if state is QUEUED or (state is RUNNING and live.attempt > 1):
                 proc.live = live  # a new job, or a retry after its process died
                 return live
-            self._live.pop(live.job.id, None)  # cancelled while it waited
+            self._live.pop(live.job._id, None)  # cancelled while it waited
         return None
 
     def _run_on(self, proc: _Proc, live: _Live | None) -> None:
@@ -319,7 +319,7 @@ class ProcessBackend:
             live.proc = proc
             if live.attempt > 1 or registry.start(job, proc.name):
                 if live.context is None:
-                    context = job.caller_context
+                    context = job._caller_context
                     # A copy: the snapshot may be shared by several jobs (see
                     # Dispatcher._caller_context); the job's output is written in it.
                     live.context = None if context is None else context.copy()
@@ -328,11 +328,11 @@ class ProcessBackend:
                     sources = {k: v for k, v in sources.items() if k not in proc.files}
                     proc.files.update(sources)
                 try:
-                    proc.send(Task(job.id, live.attempt, self._cap, sources), live.payload)
+                    proc.send(Task(job._id, live.attempt, self._cap, sources), live.payload)
                 except OSError:
                     pass  # the process died: its reader fails the job and says how
                 return
-            self._live.pop(job.id, None)  # cancelled while queued
+            self._live.pop(job._id, None)  # cancelled while queued
             with self._lock:
                 live = self._next_for(proc)
 
@@ -341,8 +341,8 @@ class ProcessBackend:
         assert registry is not None
         error = TypeError(_unsent_message(job, exc))
         error.__cause__ = exc
-        context = job.caller_context
-        if job.state is QUEUED:
+        context = job._caller_context
+        if job._state is QUEUED:
             registry.start(job, "-")
         # Every further attempt would fail the same way.
         while registry.finish(job, None, error) and registry.restart(job):
@@ -350,11 +350,11 @@ class ProcessBackend:
         self._notify_failure(job, context)
 
     def _notify_failure(self, job: Job, context: contextvars.Context | None) -> None:
-        if self.on_failure is not None and context is not None and job.state is FAILED:
+        if self.on_failure is not None and context is not None and job._state is FAILED:
             try:
                 self.on_failure(job, context)
             except Exception:
-                log.exception("nbfrost: the failure notice of job %s failed", job.id)
+                log.exception("nbfrost: the failure notice of job %s failed", job._id)
 
     # ------------------------------------------------------- the reader thread
     def _read(self, proc: _Proc) -> None:
@@ -392,7 +392,7 @@ class ProcessBackend:
 
     def _on_output(self, proc: _Proc, msg: Output) -> None:
         live = proc.live
-        if live is None or live.job.id != msg.job_id or live.job.state is not RUNNING:
+        if live is None or live.job._id != msg.job_id or live.job._state is not RUNNING:
             return
         job = live.job
         if not job.write_output(msg.text, self._cap):
@@ -407,13 +407,9 @@ class ProcessBackend:
 
     def _on_progress(self, proc: _Proc, msg: Progress) -> None:
         live = proc.live
-        if live is None or live.job.id != msg.job_id or live.job.state is not RUNNING:
+        if live is None or live.job._id != msg.job_id or live.job._state is not RUNNING:
             return
-        job = live.job
-        if msg.fraction is not None:
-            job.progress = msg.fraction
-        if msg.message is not None:
-            job.message = msg.message
+        live.job.set_progress(msg.fraction, msg.message)
         assert self._registry is not None
         self._registry.bump()
 
@@ -421,7 +417,7 @@ class ProcessBackend:
         registry = self._registry
         assert registry is not None
         live = proc.live
-        if live is None or live.job.id != msg.job_id or live.attempt != msg.attempt:
+        if live is None or live.job._id != msg.job_id or live.attempt != msg.attempt:
             return
         job = live.job
         try:
@@ -431,10 +427,8 @@ class ProcessBackend:
         else:
             ok = msg.ok
         del payload
-        if msg.progress is not None and job.state is RUNNING:
-            job.progress = msg.progress
-        if msg.message is not None and job.state is RUNNING:
-            job.message = msg.message
+        if (msg.progress is not None or msg.message is not None) and job._state is RUNNING:
+            job.set_progress(msg.progress, msg.message)
         if live.lane is not None:
             lane, live.lane = live.lane, None
             forward.end(lane)  # the output goes before the final badge
@@ -453,7 +447,7 @@ class ProcessBackend:
             self._run_on(proc, live)
             return
         result = error = None
-        self._live.pop(job.id, None)
+        self._live.pop(job._id, None)
         self._notify_failure(job, context)
         with self._lock:
             nxt = self._next_for(proc)
@@ -487,10 +481,10 @@ class ProcessBackend:
             forward.end(lane)
         registry = self._registry
         assert registry is not None
-        if job.state is RUNNING:
+        if job._state is RUNNING:
             how = describe_exit(code)
             error = WorkerDied(
-                f"the worker process {proc.name} (pid {proc.pid}) running job {job.id} "
+                f"the worker process {proc.name} (pid {proc.pid}) running job {job._id} "
                 f"died: {how}. The pool starts a new process; if it ran out of memory or "
                 f"crashed in C code, queue the job again with less work per job", code)
             context = live.context
@@ -507,7 +501,7 @@ class ProcessBackend:
                     self._run_on(free, live)
                 return
             self._notify_failure(job, context)
-        self._live.pop(job.id, None)
+        self._live.pop(job._id, None)
 
     # --------------------------------------------------------- interruption
     def interrupt(self, job: Job, exc_type: type[BaseException]) -> None:
@@ -515,21 +509,21 @@ class ProcessBackend:
         in ``while True: pass`` or a C call.  The registry has already
         given the job its final state; a new process replaces this one.
         Called under the registry lock: only a signal is sent here."""
-        live = self._live.get(job.id)
+        live = self._live.get(job._id)
         proc = None if live is None else live.proc
         if proc is not None and proc.live is live:
             proc.kill()
 
     def request_cancel(self, job: Job) -> None:
         """Tell the process running *job* that ``nbfrost.cancelled()`` is true now."""
-        live = self._live.get(job.id)
+        live = self._live.get(job._id)
         proc = None if live is None else live.proc
         if proc is not None and proc.live is live:
-            _send_quietly(proc, Cancel(job.id))
+            _send_quietly(proc, Cancel(job._id))
 
     def grace_expired(self, job: Job) -> None:
         """Nothing to free: an interrupted job's process was killed at once."""
-        live = self._live.get(job.id)
+        live = self._live.get(job._id)
         proc = None if live is None else live.proc
         if proc is not None and proc.live is live and proc.popen.poll() is None:
             proc.kill()
@@ -574,7 +568,7 @@ class ProcessBackend:
             procs = list(self._procs)
             pending, self._pending = list(self._pending), collections.deque()
         for live in pending:
-            self._live.pop(live.job.id, None)
+            self._live.pop(live.job._id, None)
         for proc in procs:
             if not proc.stopping:
                 proc.stopping = True
@@ -618,7 +612,7 @@ def _dumps_job(job: Job) -> tuple[bytes, dict[str, list[str]]]:
 
     buf = io.BytesIO()
     pickler = _pickler_class()(buf)
-    pickler.dump((job.fn, job.args, job.kwargs))
+    pickler.dump((job._fn, job._args, job._kwargs))
     return buf.getvalue(), pickler.sources()
 
 
@@ -687,29 +681,29 @@ def _unsent_message(job: Job, exc: BaseException) -> str:
     import cloudpickle
 
     what = f"{type(exc).__name__}: {exc}"
-    fn = job.fn
+    fn = job._fn
     if isinstance(fn, CellJob):
         for name, value in fn.push.items():
             try:
                 cloudpickle.dumps(value)
             except Exception as err:
-                return (f"job {job.id} was not run: the notebook variable {name!r} "
+                return (f"job {job._id} was not run: the notebook variable {name!r} "
                         f"({type(value).__name__}) that the cell reads cannot be sent to a "
                         f"worker process ({type(err).__name__}: {err}); make it inside the "
                         "cell, or run the cell on threads (without --process)")
-    for i, arg in enumerate(job.args):
+    for i, arg in enumerate(job._args):
         try:
             cloudpickle.dumps(arg)
         except Exception as err:
-            return (f"job {job.id} was not run: its argument {i} ({type(arg).__name__}) "
+            return (f"job {job._id} was not run: its argument {i} ({type(arg).__name__}) "
                     f"cannot be sent to a worker process ({type(err).__name__}: {err})")
-    for key, arg in job.kwargs.items():
+    for key, arg in job._kwargs.items():
         try:
             cloudpickle.dumps(arg)
         except Exception as err:
-            return (f"job {job.id} was not run: its argument {key}= ({type(arg).__name__}) "
+            return (f"job {job._id} was not run: its argument {key}= ({type(arg).__name__}) "
                     f"cannot be sent to a worker process ({type(err).__name__}: {err})")
-    return (f"job {job.id} was not run: its callable {job.label!r} cannot be sent to a worker "
+    return (f"job {job._id} was not run: its callable {job._label!r} cannot be sent to a worker "
             f"process ({what}); what it uses from the notebook must pickle with cloudpickle "
             "(no open files, locks or sockets)")
 

@@ -368,7 +368,7 @@ def _reader(channel: _Channel, inbox: queue.SimpleQueue, ctx: _ProcessContext) -
                 with ctx.wake:
                     job = ctx.job
                     if job is not None and job.id == msg.job_id:
-                        job.cancel_requested = True
+                        job._cancel_requested = True
             elif isinstance(msg, Stop):
                 inbox.put(None)
                 return
