@@ -6,11 +6,13 @@ and from `JobState`, never from a hand-written list:
 - ``%frost <TAB>``: the subcommands (``status``, ``jobs``, ``wait`` …).
 - ``%frost status <TAB>`` (and ``output``, ``result``): every job id in the
   registry, newest first; ``cancel`` and ``wait`` offer the queued and
-  running jobs, ``retry`` the finished ones.  Each completion's ``type``
-  carries the job's state and name (``running · train``): IPython's
-  ``SimpleCompletion`` has no signature field, and ipykernel sends ``type``
-  to the front end in ``metadata._jupyter_types_experimental``, where
-  JupyterLab shows it beside the completion.
+  running jobs, ``retry`` the finished ones.  Each completion's ``type`` is
+  the job's state (``running``): ipykernel sends ``type`` to the front end
+  in ``metadata._jupyter_types_experimental``, and JupyterLab shows it in a
+  narrow column beside the completion, where a longer label wraps over the
+  next row.  The job's name cannot travel with it: IPython turns a
+  matcher's ``SimpleCompletion`` (text and type only) into a ``Completion``
+  with an empty ``signature``, so ``%frost jobs`` is where names are read.
 - ``%frost jobs --state <TAB>`` (or ``--state=<TAB>``): the states.
 - ``%frost status -<TAB>``, ``%%frost -<TAB>``: the options of that parser
   (also after ``%frost status 3 <TAB>``, once every positional is given);
@@ -20,7 +22,15 @@ Completion never creates a dispatcher: with none yet there are no ids to
 offer.  When the line is a ``%frost`` line and there are matches, the other
 matchers (``%store`` for ``%frost st``, file names, Jedi) are suppressed;
 IPython suppresses only for a matcher that has matches, so where nbfrost
-has nothing to offer, IPython's usual completions show.
+has nothing to offer, IPython's usual completions show.  A unique match
+(``%frost st`` → ``status``) is then the kernel's only answer: terminal
+IPython inserts it at once; JupyterLab 4 lists it alone and inserts it at
+the next Tab (or Enter).
+
+JupyterLab adds words of the cell itself (``%``, ``frost``, ``status`` after
+``%frost status ``) from its own *context* provider, in the browser: no
+kernel can suppress those.  Its setting *Code Completion → Completion
+providers rank* with ``"CompletionProvider:context": -1`` turns them off.
 """
 
 from __future__ import annotations
@@ -42,8 +52,6 @@ log = logging.getLogger("nbfrost")
 IDENTIFIER = "nbfrost.notebook.completion.FrostMatcher"
 #: At most this many job ids are offered.
 MAX_IDS = 100
-#: Names longer than this are shortened in the completion's type.
-NAME_WIDTH = 40
 
 # `%frost ...` alone, or as the right-hand side of an assignment (`x = %frost result 3`).
 _LINE = re.compile(r"^\s*(?:[\w.\[\]'\"]+\s*=\s*)?%frost(?P<rest>(?:\s.*)?)$")
@@ -129,7 +137,7 @@ class FrostMatcher:
             return _result((), "")
         words, fragment = _split(rest)
         if not words:
-            return _result(((sub, "frost subcommand") for sub in self.subcommands
+            return _result(((sub, "subcommand") for sub in self.subcommands
                             if sub.startswith(fragment)), fragment)
         parser = self.subcommands.get(words[0])
         if parser is None:
@@ -182,7 +190,7 @@ class FrostMatcher:
         return _result((), fragment)
 
     def _ids(self, sub: str, fragment: str) -> list[tuple[str, str]]:
-        """(id, 'state · name') of the jobs *sub* can act on, newest first."""
+        """(id, state) of the jobs *sub* can act on, newest first."""
         magics = find_magics(self.shell)
         d = None if magics is None else magics._dispatcher
         if d is None or d.closed:
@@ -195,11 +203,7 @@ class FrostMatcher:
             states = None
         jobs = [j for j in d.registry.select(states) if str(j.id).startswith(fragment)]
         jobs.sort(key=lambda j: j.id, reverse=True)
-        out = []
-        for job in jobs[:MAX_IDS]:
-            name = job.name if len(job.name) <= NAME_WIDTH else job.name[:NAME_WIDTH - 1] + "…"
-            out.append((str(job.id), f"{job.state.value} · {name}"))
-        return out
+        return [(str(job.id), job.state.value) for job in jobs[:MAX_IDS]]
 
 
 _STATE_VALUES = {s.value for s in JobState}

@@ -33,6 +33,8 @@ def test_complete_request_in_a_real_kernel():
         reply = request("%frost st")
         assert reply["status"] == "ok"
         assert reply["matches"] == ["status"]
+        assert [m["type"] for m in reply["metadata"]["_jupyter_types_experimental"]] == [
+            "subcommand"]
         assert (reply["cursor_start"], reply["cursor_end"]) == (7, 9)
 
         code = "%frost status "
@@ -40,7 +42,7 @@ def test_complete_request_in_a_real_kernel():
         assert reply["matches"] == ["1", "0"]
         meta = reply["metadata"]["_jupyter_types_experimental"]
         assert [(m["text"], m["type"]) for m in meta] == [
-            ("1", "running · train model"), ("0", "succeeded · quick")]
+            ("1", "running"), ("0", "succeeded")]
         assert all(m["start"] == len(code) == m["end"] for m in meta)
 
         reply = request("%frost cancel ")
