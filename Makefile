@@ -23,9 +23,9 @@ $(PY):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
 	  if [ -n "$(NO_APT)" ]; then \
 	    echo "make: $(PYTHON) -m venv failed and NO_APT is set: install Debian's python3-venv" \
-	      "($(SUDO) apt-get install python3-venv) and run make again" >&2; exit 1; fi; \
+	      "($(strip $(SUDO) apt-get install python3-venv)) and run make again" >&2; exit 1; fi; \
 	  echo "make: $(PYTHON) -m venv failed; installing Debian's python3-venv with apt:" \
-	    "$(SUDO) apt-get install -y python3-venv (NO_APT=1 turns this off)"; \
+	    "$(strip $(SUDO) apt-get install -y python3-venv) (NO_APT=1 turns this off)"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q python3-venv && \
 	  $(PYTHON) -m venv $(VENV); }
 	@$(PY) -m pip install -q --upgrade pip
@@ -47,9 +47,9 @@ node:
 	@command -v node >/dev/null || { \
 	  if [ -n "$(NO_APT)" ]; then \
 	    echo "make: node is missing and NO_APT is set: install Debian's nodejs" \
-	      "($(SUDO) apt-get install nodejs) to build the JupyterLab extension" >&2; exit 1; fi; \
+	      "($(strip $(SUDO) apt-get install nodejs)) to build the JupyterLab extension" >&2; exit 1; fi; \
 	  echo "make: node is missing; installing Debian's nodejs with apt (to build the JupyterLab" \
-	    "extension): $(SUDO) apt-get install -y nodejs (NO_APT=1 turns this off)"; \
+	    "extension): $(strip $(SUDO) apt-get install -y nodejs) (NO_APT=1 turns this off)"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q nodejs; }
 
 $(VENV)/.docs-installed: $(PY) pyproject.toml $(LABEXT_SOURCES) | node
@@ -61,10 +61,10 @@ chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ -n "$(NO_APT)" ]; then \
 	    echo "make: /usr/bin/chromium is missing and NO_APT is set: install Debian's chromium" \
-	      "($(SUDO) apt-get install chromium), or run make test-fast, which needs no browser" >&2; \
+	      "($(strip $(SUDO) apt-get install chromium)), or run make test-fast, which needs no browser" >&2; \
 	    exit 1; fi; \
 	  echo "make: /usr/bin/chromium is missing; installing Debian's chromium with apt:" \
-	    "$(SUDO) apt-get install -y chromium (NO_APT=1 turns this off)"; \
+	    "$(strip $(SUDO) apt-get install -y chromium) (NO_APT=1 turns this off)"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; \
 	fi
 

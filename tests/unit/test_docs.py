@@ -1,4 +1,4 @@
-"""The module map in docs/architecture.md matches the code.
+"""The docs match the code: the module map in docs/architecture.md, and the README's links.
 
 Every module under ``nbfrost/`` has a row, every row names a module that
 exists, and each row's imports column lists exactly the nbfrost modules
@@ -72,3 +72,22 @@ def test_each_row_lists_the_modules_it_imports():
              for module, said in sorted(module_map().items())
              if module in graph and said != graph[module]]
     assert not wrong, "fix the imports column of docs/architecture.md's module map:\n" + "\n".join(wrong)
+
+
+# ------------------------------------------------------------ the landing page
+README = ROOT / "README.md"
+
+
+def test_the_readme_is_a_short_landing_page_with_the_two_commands():
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 200, "README.md is a landing page; the rest belongs in docs/"
+    assert "make demo" in text and "make test" in text
+
+
+def test_the_readmes_relative_links_point_at_files_that_exist():
+    text = README.read_text(encoding="utf-8")
+    targets = [t.split("#", 1)[0] for t in re.findall(r"\]\(([^)\s]+)\)", text)
+               if "://" not in t and not t.startswith("#")]
+    assert targets, "README.md links into the docs"
+    missing = [t for t in targets if not (ROOT / t).exists()]
+    assert not missing, f"README.md links to files that do not exist: {missing}"
