@@ -518,7 +518,7 @@ class Dispatcher(concurrent.futures.Executor):
               tags: Iterable[str] | str = (), timeout: float | None = None, retries: int = 0,
               start: Any = None, end: Any = None, max_runs: int | None = None,
               jitter: float = 0.0, overlap: str = "skip", stop_on_failure: bool = False,
-              quiet: bool = False, **kwargs: Any) -> Schedule:
+              quiet: bool = False, process: bool = False, **kwargs: Any) -> Schedule:
         """Run ``fn(*args, **kwargs)`` every *interval* and return its `Schedule`.
 
         Args:
@@ -536,7 +536,8 @@ class Dispatcher(concurrent.futures.Executor):
                 (``"allow"``).
             stop_on_failure: end the schedule when a run fails (after its
                 retries); by default failures do not stop it.
-            name, tags, timeout, retries, quiet: as for `queue`, per run.
+            name, tags, timeout, retries, quiet, process: as for `queue`,
+                per run (``process=True``: each run in a worker process).
 
         Runs that came due while the process could not start them (busy,
         asleep) coalesce into one run; the others count in ``missed``.
@@ -553,13 +554,14 @@ class Dispatcher(concurrent.futures.Executor):
         except ValueError as exc:
             raise ValueError(f"every(): {exc}") from None
         return self._schedule(IntervalRule(seconds), fn, args, kwargs, name, tags, timeout,
-                              retries, start, end, max_runs, jitter, overlap, stop_on_failure, quiet)
+                              retries, start, end, max_runs, jitter, overlap, stop_on_failure, quiet,
+                              process)
 
     def cron(self, expression: str, fn: Any, /, *args: Any, tz: Any = None, name: str | None = None,
              tags: Iterable[str] | str = (), timeout: float | None = None, retries: int = 0,
              start: Any = None, end: Any = None, max_runs: int | None = None,
              jitter: float = 0.0, overlap: str = "skip", stop_on_failure: bool = False,
-             quiet: bool = False, **kwargs: Any) -> Schedule:
+             quiet: bool = False, process: bool = False, **kwargs: Any) -> Schedule:
         """Run ``fn(*args, **kwargs)`` whenever the cron *expression* matches.
 
         *expression* has 5 fields (``minute hour day month weekday``, e.g.
@@ -580,11 +582,12 @@ class Dispatcher(concurrent.futures.Executor):
         except ValueError as exc:
             raise ValueError(f"cron(): {exc}") from None
         return self._schedule(rule, fn, args, kwargs, name, tags, timeout, retries, start, end,
-                              max_runs, jitter, overlap, stop_on_failure, quiet)
+                              max_runs, jitter, overlap, stop_on_failure, quiet, process)
 
     def at(self, when: Any, fn: Any, /, *args: Any, name: str | None = None,
            tags: Iterable[str] | str = (), timeout: float | None = None, retries: int = 0,
-           jitter: float = 0.0, quiet: bool = False, **kwargs: Any) -> Schedule:
+           jitter: float = 0.0, quiet: bool = False, process: bool = False,
+           **kwargs: Any) -> Schedule:
         """Run ``fn(*args, **kwargs)`` once, at *when* (a datetime, naive =
         local time, or an ISO 8601 string).  The other keywords are `every`'s.
 
@@ -600,7 +603,7 @@ class Dispatcher(concurrent.futures.Executor):
             raise ValueError(f"at(): {_when(at)} is in the past (now is {_when(now)}); pass a "
                              "future time, or use d.queue() to run it now")
         return self._schedule(OnceRule(at), fn, args, kwargs, name, tags, timeout, retries,
-                              None, None, None, jitter, "allow", False, quiet)
+                              None, None, None, jitter, "allow", False, quiet, process)
 
     def schedules(self) -> list[Schedule]:
         """Every schedule of this dispatcher, by id: active, paused, and the
@@ -617,7 +620,7 @@ class Dispatcher(concurrent.futures.Executor):
     def _schedule(self, rule: Any, fn: Any, args: tuple, kwargs: dict, name: str | None,
                   tags: Any, timeout: float | None, retries: int, start: Any, end: Any,
                   max_runs: int | None, jitter: float, overlap: str, stop_on_failure: bool,
-                  quiet: bool) -> Schedule:
+                  quiet: bool, process: bool) -> Schedule:
         from .rules import parse_time
 
         if self._closed:
@@ -642,11 +645,13 @@ class Dispatcher(concurrent.futures.Executor):
             raise ValueError(f"overlap must be one of {', '.join(map(repr, OVERLAPS))}, got "
                              f"{overlap!r}: 'skip' drops a run that comes due while the previous "
                              "one runs, 'queue' runs it after, 'allow' runs both")
+        if not isinstance(process, bool):
+            raise TypeError(f"process must be True or False, got {process!r}")
         label = name if name is not None else describe_callable(run)
         capture.ensure_installed()
         # Every run goes under the cell (context) that made the schedule.
         spec = (run, args, kwargs or NO_KWARGS, label, tag_tuple, timeout, retries, quiet,
-                contextvars.copy_context())
+                contextvars.copy_context(), process)
         schedule = Schedule(rule, spec, label, tag_tuple, begin, stop, max_runs, float(jitter),
                             overlap, bool(stop_on_failure))
         with self._lock:
@@ -667,7 +672,7 @@ class Dispatcher(concurrent.futures.Executor):
         """Queue one run of *schedule* (the scheduler's launch; never blocks)."""
         if self._closed:
             raise RuntimeError("the dispatcher is shut down")
-        run, args, kwargs, label, tags, timeout, retries, quiet, context = schedule._call
+        run, args, kwargs, label, tags, timeout, retries, quiet, context, process = schedule._call
         job = Job(run, args, kwargs, label, tags, timeout, retries, context, 0.0, self)
         details = job.ensure_details()
         details.schedule = schedule.id
@@ -676,7 +681,9 @@ class Dispatcher(concurrent.futures.Executor):
         if self.max_queue:
             self.registry.reserve(False, None)  # QueueFull: the scheduler counts it missed
         capture.ensure_installed()
-        if self.registry.add(job):
+        if process:
+            self._queue_process(job, ())
+        elif self.registry.add(job):
             self._submit(job)
         return job
 

@@ -50,8 +50,8 @@ from .tracker import Tracker
 if TYPE_CHECKING:
     from .rules import Rule
 
-__all__ = ["Schedule", "ScheduleState", "ScheduleStatus", "Scheduler", "OVERLAPS", "status_html",
-           "local_time"]
+__all__ = ["Schedule", "ScheduleState", "ScheduleStatus", "ScheduleList", "Scheduler", "OVERLAPS",
+           "status_html", "local_time"]
 
 log = logging.getLogger("nbfrost")
 
@@ -274,6 +274,42 @@ def status_html(s: ScheduleStatus) -> str:
     return (f'<span class="nbfrost-schedule">schedule {s.id} <b>{esc(s.name)}</b> '
             f"{esc(s.rule)} · {esc(s.state.value)}{why}{nxt}{last} · runs {s.runs} · "
             f"missed {s.missed}</span>")
+
+
+class ScheduleList(list):
+    """A plain list of `ScheduleStatus` that renders as a table in notebooks
+    (what ``%frost schedules`` returns)."""
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        head = "".join(f"<th>{c}</th>" for c in ("id", "name", "rule", "state", "next run",
+                                                  "last run", "runs", "missed"))
+        rows = []
+        for s in self:
+            nxt = "" if s.next_run is None else local_time(s.next_run)
+            last = "" if s.last is None else f"job {s.last} {s.last_state}"
+            state = s.state.value + ("" if s.reason is None else f" ({s.reason})")
+            rows.append(f"<tr><td>{s.id}</td><td>{esc(s.name)}</td><td>{esc(s.rule)}</td>"
+                        f"<td>{esc(state)}</td><td>{esc(nxt)}</td><td>{esc(last)}</td>"
+                        f"<td>{s.runs}</td><td>{s.missed}</td></tr>")
+        if not rows:
+            rows.append('<tr><td colspan="8">no schedules</td></tr>')
+        return f'<table class="nbfrost-schedules"><tr>{head}</tr>{"".join(rows)}</table>'
+
+    def __repr__(self) -> str:
+        if not self:
+            return "(no schedules)"
+        lines = []
+        for s in self:
+            nxt = "" if s.next_run is None else f" next {local_time(s.next_run)}"
+            last = "" if s.last is None else f" last job {s.last} {s.last_state}"
+            lines.append(f"{s.id:>3} {s.name!r} {s.rule} · {s.state.value}{nxt}{last} · "
+                         f"runs {s.runs} · missed {s.missed}")
+        return "\n".join(lines)
+
+    def to_json(self, **kwargs: Any) -> str:
+        import json
+        return json.dumps([s.to_dict() for s in self], **kwargs)
 
 
 def local_time(when: datetime) -> str:

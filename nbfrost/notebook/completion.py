@@ -17,6 +17,9 @@ and from `JobState`, never from a hand-written list:
 - ``%frost status -<TAB>``, ``%%frost -<TAB>``: the options of that parser
   (also after ``%frost status 3 <TAB>``, once every positional is given);
   ``%%frost --after <TAB>``: job ids.
+- ``%frost pause <TAB>`` (``resume``, ``unschedule``): the ids of the
+  schedules that command can act on (active, paused, not ended), with the
+  schedule's state, rule and name as the type.
 
 Completion never creates a dispatcher: with none yet there are no ids to
 offer.  When the line is a ``%frost`` line and there are matches, the other
@@ -61,6 +64,9 @@ _ACTIVE_ONLY = {"cancel", "wait"}
 _FINISHED_ONLY = {"retry"}
 # Options whose value is a job id.
 _ID_DESTS = {"id", "ids", "after"}
+# Arguments whose value is a schedule id, and the schedule states each command acts on.
+_SCHEDULE_DEST = "schedule_id"
+_SCHEDULE_STATES = {"pause": ("active",), "resume": ("paused",), "unschedule": ("active", "paused")}
 
 
 def _result(texts: Iterable[tuple[str, str]], fragment: str, ordered: bool = False) -> dict:
@@ -187,7 +193,24 @@ class FrostMatcher:
         if action.dest in _ID_DESTS:
             return _result([(i, kind) for i, kind in self._ids(sub, fragment) if i not in exclude],
                            fragment, ordered=True)
+        if action.dest == _SCHEDULE_DEST:
+            return _result(self._schedule_ids(sub, fragment), fragment, ordered=True)
         return _result((), fragment)
+
+    def _schedule_ids(self, sub: str, fragment: str) -> list[tuple[str, str]]:
+        """(id, 'state · rule · name') of the schedules *sub* can act on, newest first."""
+        magics = find_magics(self.shell)
+        d = None if magics is None else magics._dispatcher
+        if d is None or d.closed:
+            return []
+        states = _SCHEDULE_STATES.get(sub, ("active", "paused", "ended"))
+        out = []
+        for s in reversed(d.schedules()):
+            status = s.status()
+            if status.state.value in states and str(s.id).startswith(fragment):
+                name = s.name if len(s.name) <= NAME_WIDTH else s.name[:NAME_WIDTH - 1] + "…"
+                out.append((str(s.id), f"{status.state.value} · {status.rule} · {name}"))
+        return out[:MAX_IDS]
 
     def _ids(self, sub: str, fragment: str) -> list[tuple[str, str]]:
         """(id, state) of the jobs *sub* can act on, newest first."""

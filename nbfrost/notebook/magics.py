@@ -46,6 +46,7 @@ from . import frontends
 from .badge import LiveTracker, live, print_notice
 from .cell_runner import CellRunner, cell_number, compile_shell_cell
 from .frontends import close_board
+from .schedule_cell import LiveSchedule, ScheduledCellRunner, parse_at
 from .shell import MAGICS_NAME, find_magics, get_dispatcher
 
 if TYPE_CHECKING:
@@ -94,6 +95,19 @@ def _push_names(values: list[str] | None) -> list[str]:
     return names
 
 
+def _live_schedules(d: Dispatcher) -> bool:
+    """Whether *d* has schedules that have not ended (it is not idle then)."""
+    return any(s.state.value != "ended" for s in d.schedules())
+
+
+def _interval(text: str) -> float | str:
+    """``--every``'s value: a number of seconds, or a string for `parse_interval`."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _positive(value: float | None, what: str) -> None:
     if value is not None and not value > 0:
         raise UsageError(f"{what} must be a number of seconds > 0, got {value:g}")
@@ -114,6 +128,9 @@ Examples::
     %%frost --quiet
     print("captured, not shown")       # read it with %frost output ID
 
+    %%frost --every 5m -n refresh      # a schedule: one badge, the latest run's output
+    prices = fetch_prices()            # also --cron "0 * * * *" and --at 18:30
+
     %%frost --process -o total
     total = crunch(data)               # in a worker process: beyond the GIL, killable
     total
@@ -123,6 +140,7 @@ dispatcher's process pool, in a fresh namespace holding the notebook
 globals it reads (sent along; one that cannot be sent, such as an open
 file, fails the job and is named).  Names it assigns stay in the worker;
 the last expression's value comes back (``-o``).
+
 With ``backend="dask"`` the body runs on a Dask worker in a fresh namespace;
 ``--push a,b`` ships the notebook variables ``a`` and ``b`` with it.  On the
 thread backend the namespace is shared, so ``--push`` is accepted and ignored.
@@ -240,7 +258,8 @@ class FrostMagics(Magics):
         old = None
         with self._lock:
             d = self._dispatcher
-            if d is not None and not d.closed and not (self._stale and not d.registry.active_jobs()):
+            if d is not None and not d.closed and not (self._stale and not d.registry.active_jobs()
+                                                       and not _live_schedules(d)):
                 return d
             new = self._make_dispatcher()
             old, self._dispatcher, self._stale = d, new, False
@@ -355,8 +374,22 @@ class FrostMagics(Magics):
     @argument("--push", action="append", default=None, metavar="a,b",
               help="Dask backend: notebook variables to send with the job.  Ignored on "
                    "the thread backend, where the namespace is shared.")
+    # Schedules: the body runs on a rule instead of once (see schedule_cell.py).
+    @argument("--every", default=None, metavar="INTERVAL",
+              help="Run the cell every INTERVAL (30s, 5m, 1h, or seconds) instead of once.")
+    @argument("--cron", default=None, metavar="EXPR",
+              help='Run the cell on a cron rule ("0 * * * *"; 6 fields: seconds first).')
+    @argument("--at", default=None, metavar="TIME",
+              help="Run the cell once at TIME: HH:MM today (tomorrow if past) or an ISO date-time.")
+    @argument("--tz", default=None, metavar="ZONE", help="Time zone of --cron (default: local).")
+    @argument("--max-runs", type=int, default=None, metavar="N", help="End the schedule after N runs.")
+    @argument("--jitter", type=float, default=0.0, metavar="S",
+              help="Start each run up to S seconds late (random).")
+    @argument("--overlap", choices=["skip", "queue", "allow"], default="skip",
+              help="A run due while the previous one runs: skip it (default), queue it, or allow it.")
+    @argument("--stop-on-failure", action="store_true", help="End the schedule when a run fails.")
     @_cell_magic("frost")
-    def frost_cell(self, line: str, cell: str) -> LiveTracker | None:
+    def frost_cell(self, line: str, cell: str) -> LiveTracker | LiveSchedule | None:
         """Run this cell in the background and return its tracker.
 
         The body is compiled at once: a syntax error shows like a normal
@@ -372,6 +405,12 @@ class FrostMagics(Magics):
         _positive(args.timeout, "--timeout")
         if args.retries < 0:
             raise UsageError(f"--retries must be >= 0, got {args.retries}")
+        rules = [f"--{k}" for k in ("every", "cron", "at") if getattr(args, k) is not None]
+        if len(rules) > 1:
+            raise UsageError(f"%%frost: {' and '.join(rules)} cannot be combined; give one rule")
+        if rules and args.after:
+            raise UsageError("%%frost: --after does not apply to a schedule; start the "
+                             "schedule after the job ends instead")
         push = _push_names(args.push)
         shell = self._ip
         try:
@@ -392,9 +431,12 @@ class FrostMagics(Magics):
             runner = d.backend.make_cell_job(
                 code.source, code.filename, {n: shell.user_ns[n] for n in push})
         else:
-            runner = CellRunner(shell, code, args.output, self.route_output)
+            runner = (ScheduledCellRunner if rules else CellRunner)(
+                shell, code, args.output, self.route_output)
             with self._lock:
                 self._gates.append(runner.gate)
+        if rules:
+            return self._schedule_cell(d, args, runner, name)
         try:
             tracker = d.queue(runner, name=name, tags=args.tag, timeout=args.timeout,
                               retries=args.retries, after=args.after, quiet=args.quiet,
@@ -424,6 +466,26 @@ class FrostMagics(Magics):
         with self._lock:
             self._gates.append(gate)
         return runner
+
+    def _schedule_cell(self, d: Dispatcher, args: Any, runner: Any, name: str) -> LiveSchedule:
+        """The ``--every/--cron/--at`` half of ``%%frost``."""
+        options = dict(name=name, tags=args.tag, timeout=args.timeout, retries=args.retries,
+                       quiet=args.quiet, process=args.process)
+        rule = dict(max_runs=args.max_runs, jitter=args.jitter, overlap=args.overlap,
+                    stop_on_failure=args.stop_on_failure)
+        try:
+            if args.every is not None:
+                schedule = d.every(_interval(args.every), runner, **options, **rule)
+            elif args.cron is not None:
+                schedule = d.cron(args.cron.strip("'\""), runner, tz=args.tz, **options, **rule)
+            else:
+                from datetime import datetime
+
+                when = parse_at(args.at, datetime.fromtimestamp(d.registry.clock()))
+                schedule = d.at(when, runner, **options, jitter=args.jitter)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"%%frost: {exc}") from None
+        return LiveSchedule(schedule, runner)
 
     def _show_compile_error(self, exc: BaseException) -> None:
         """Show a compile error like IPython does for a normal cell, and
@@ -657,6 +719,45 @@ class FrostMagics(Magics):
 
         return history(self.history)
 
+    # Schedules (d.every / d.cron / d.at, %%frost --every/--cron/--at).
+    @magic_arguments(name="frost schedules")
+    def _cmd_schedules(self, args: Any) -> Any:
+        """The schedules: rule, state, next run, last run, runs, missed."""
+        from ..schedules import ScheduleList
+
+        return ScheduleList(s.status() for s in self.get_dispatcher().schedules())
+
+    def _find_schedule(self, sub: str, schedule_id: int) -> Any:
+        try:
+            return self.get_dispatcher().schedule(schedule_id)
+        except KeyError as exc:
+            raise UsageError(f"%frost {sub}: {exc.args[0]}") from None
+
+    @magic_arguments(name="frost pause")
+    @argument("schedule_id", type=int, metavar="ID", help="Schedule id.")
+    def _cmd_pause(self, args: Any) -> None:
+        """Pause a schedule: no run comes due until it is resumed."""
+        s = self._find_schedule("pause", args.schedule_id)
+        print(f"schedule {s.id} paused" if s.pause() else f"schedule {s.id} is {s.state.value}")
+
+    @magic_arguments(name="frost resume")
+    @argument("schedule_id", type=int, metavar="ID", help="Schedule id.")
+    def _cmd_resume(self, args: Any) -> None:
+        """Resume a paused schedule, from its next due time after now."""
+        s = self._find_schedule("resume", args.schedule_id)
+        print(f"schedule {s.id} resumed" if s.resume() else f"schedule {s.id} is {s.state.value}")
+
+    @magic_arguments(name="frost unschedule")
+    @argument("schedule_id", type=int, metavar="ID", help="Schedule id.")
+    @argument("--running", action="store_true", help="Cancel its queued or running run too.")
+    def _cmd_unschedule(self, args: Any) -> None:
+        """End a schedule for good (its running run goes on unless --running)."""
+        s = self._find_schedule("unschedule", args.schedule_id)
+        if s.cancel(running=args.running):
+            print(f"schedule {s.id} ended")
+        else:
+            print(f"schedule {s.id} had already ended ({s.reason})")
+
     @magic_arguments(name="frost help")
     def _cmd_help(self, args: Any) -> None:
         """Print this help."""
@@ -675,7 +776,9 @@ _SUBCOMMANDS: dict[str, _Subcommand] = {
         FrostMagics._cmd_dashboard, FrostMagics._cmd_jobs, FrostMagics._cmd_status,
         FrostMagics._cmd_wait, FrostMagics._cmd_cancel, FrostMagics._cmd_output,
         FrostMagics._cmd_result, FrostMagics._cmd_retry, FrostMagics._cmd_clear,
-        FrostMagics._cmd_config, FrostMagics._cmd_history, FrostMagics._cmd_help)
+        FrostMagics._cmd_config, FrostMagics._cmd_history, FrostMagics._cmd_schedules,
+        FrostMagics._cmd_pause, FrostMagics._cmd_resume, FrostMagics._cmd_unschedule,
+        FrostMagics._cmd_help)
 }
 
 
@@ -710,6 +813,8 @@ Examples::
     %frost output 3              # what job 3 printed
     x = %frost result 3
     %frost retry 3
+    %frost schedules             # what %%frost --every/--cron/--at made
+    %frost pause 0 / %frost resume 0 / %frost unschedule 0
     %config FrostMagics.workers = 8
     %frost config
 

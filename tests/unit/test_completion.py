@@ -65,7 +65,7 @@ def test_subcommands_complete_and_store_does_not(shell):
     assert got[0].start == len("%frost ") and got[0].end == len("%frost st")
     assert got[0].type == "subcommand"
     assert texts(shell, "%frost ") == sorted(_SUBCOMMANDS)
-    assert texts(shell, "%frost re") == ["result", "retry"]
+    assert texts(shell, "%frost re") == ["result", "resume", "retry"]
     # the legacy API (ipykernel without Jedi-style completions) agrees
     assert shell.complete("", "%frost st", len("%frost st")) == ("st", ["status"])
 

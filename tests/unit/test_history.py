@@ -399,7 +399,7 @@ def test_shutdown_completes_even_if_the_file_stays_locked(tmp_path, thread_basel
 
 # ---------------------------------------------------------------- schedules
 def test_the_history_shows_which_schedule_each_run_belonged_to(tmp_path, thread_baseline):
-    from tests.helpers import FakeClock
+    from helpers import FakeClock
 
     path = tmp_path / "h.sqlite"
     clock = FakeClock()

@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
+from helpers import FakeClock, assert_no_leaked_threads, live_threads
 
 import nbfrost
 from nbfrost import defaults
 from nbfrost.rules import CronRule, IntervalRule, describe_cron, describe_interval, parse_interval
 from nbfrost.schedules import Schedule, ScheduleState
-from tests.helpers import FakeClock, assert_no_leaked_threads, live_threads
 
 WAIT = 10.0
 T0 = 1_700_000_000.0  # a whole minute: 2023-11-14 22:13:20 UTC is not; see `clock`

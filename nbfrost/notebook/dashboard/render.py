@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ...job import JobStatus
 
 __all__ = ["STATE_FILTERS", "STYLE", "Page", "esc", "parse_filter", "render_page", "row_css",
-           "render_timeline", "header_html", "banner_html", "details_html"]
+           "render_timeline", "header_html", "banner_html", "details_html", "schedules_html"]
 
 #: The state filter's choices: label -> states (None: every state).
 STATE_FILTERS: dict[str, tuple[str, ...] | None] = {
@@ -418,3 +418,31 @@ def details_html(status: JobStatus, output: str) -> str:
     right.append(f'<h4>Output{esc(tail_note)}</h4>'
                  f'<pre class="nbf-output">{esc(output) if output else "(no output)"}</pre>')
     return f'<div class="nbf nbf-details"><div>{"".join(right)}</div>{status_json}</div>'
+
+
+#: Columns of the Schedules tab, in order.
+_SCHEDULE_COLUMNS = ("id", "name", "rule", "state", "next run", "last run", "runs", "missed")
+
+
+def schedules_html(statuses: list[Any]) -> str:
+    """The Schedules tab: one row per `ScheduleStatus` (name, the rule in
+    words, state, next run, the last run's state, runs, missed).  User
+    strings are escaped."""
+    head = "".join(f'<th class="nbf-scol-{c.replace(" ", "-")}">{c}</th>' for c in _SCHEDULE_COLUMNS)
+    rows = []
+    for s in statuses:
+        nxt = "" if s.next_run is None else time.strftime("%H:%M:%S", time.localtime(s.next_run.timestamp()))
+        last = "" if s.last is None else (
+            f'job {s.last} <span class="nbf-state" style="color:'
+            f'{STATE_COLOURS.get(JobState(s.last_state), "#6b7280")}">{esc(s.last_state)}</span>')
+        state = esc(s.state.value) + (f' <span class="nbf-note">({esc(s.reason)})</span>'
+                                      if s.reason else "")
+        rows.append(f'<tr class="nbf-schedule-row" data-schedule="{s.id}"><td>{s.id}</td>'
+                    f'<td title="{esc(s.name)}">{esc(s.name)}</td>'
+                    f'<td title="{esc(s.expression)}">{esc(s.rule)}</td><td>{state}</td>'
+                    f"<td>{esc(nxt)}</td><td>{last}</td><td>{s.runs}</td><td>{s.missed}</td></tr>")
+    if not rows:
+        rows.append(f'<tr><td colspan="{len(_SCHEDULE_COLUMNS)}" class="nbf-note">No schedules: '
+                    "d.every(), d.cron(), d.at() or %%frost --every/--cron/--at make them.</td></tr>")
+    return (f'<div class="nbf nbf-scroll"><table class="nbf-table nbf-schedules">'
+            f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')

@@ -40,6 +40,7 @@ from .render import (
     render_page,
     render_timeline,
     row_css,
+    schedules_html,
 )
 
 if TYPE_CHECKING:
@@ -189,7 +190,28 @@ class Dashboard(widgets.VBox):
         jobs_tab = W.VBox([self.table, actions, self.details])
         self.timeline = W.HTML(layout=W.Layout(width="100%"))
         self.timeline.add_class("nbf-timeline-widget")
-        self.tabs = W.Tab(children=[jobs_tab, self.timeline], titles=["Jobs", "Timeline"])
+        # The Schedules tab: the table, and a chosen schedule's buttons.
+        self.schedules_table = W.HTML(layout=W.Layout(width="100%"))
+        self.schedules_table.add_class("nbf-schedules-widget")
+        self.schedule_select = W.Dropdown(options=[("— choose a schedule —", None)], value=None,
+                                          description="Schedule", layout=W.Layout(width="300px"),
+                                          style={"description_width": "60px"})
+        self.schedule_select.add_class("nbf-schedule-select")
+        self.schedule_pause = _button("Pause", "pause", "pause the chosen schedule")
+        self.schedule_pause.add_class("nbf-schedule-pause")
+        self.schedule_resume = _button("Resume", "play", "resume the chosen schedule")
+        self.schedule_resume.add_class("nbf-schedule-resume")
+        self.schedule_cancel = _button("Cancel", "stop", "end the chosen schedule", "warning")
+        self.schedule_cancel.add_class("nbf-schedule-cancel")
+        self.schedule_message = W.HTML(layout=W.Layout(width="auto", margin="0 0 0 8px"))
+        schedule_actions = W.HBox([self.schedule_select, self.schedule_pause, self.schedule_resume,
+                                   self.schedule_cancel, self.schedule_message],
+                                  layout=W.Layout(align_items="center", flex_flow="row wrap",
+                                                  margin="4px 0 0"))
+        schedules_tab = W.VBox([self.schedules_table, schedule_actions])
+        self._schedules_key: Any = None
+        self.tabs = W.Tab(children=[jobs_tab, self.timeline, schedules_tab],
+                          titles=["Jobs", "Timeline", "Schedules"])
         self._children = [self.header, self.banner, toolbar, self.tabs]
 
         self.state_filter.observe(self._on_filter, "value")
@@ -205,6 +227,10 @@ class Dashboard(widgets.VBox):
         self.cancel_button.on_click(lambda _b: self.cancel_selected())
         self.retry_button.on_click(lambda _b: self.retry_selected())
         self.tabs.observe(self._on_tab, "selected_index")
+        self.schedule_select.observe(lambda _c: self._update_schedule_buttons(), "value")
+        self.schedule_pause.on_click(lambda _b: self._steer_schedule("pause"))
+        self.schedule_resume.on_click(lambda _b: self._steer_schedule("resume"))
+        self.schedule_cancel.on_click(lambda _b: self._steer_schedule("cancel"))
 
     # ------------------------------------------------------------ events
     def _on_filter(self, _change: dict) -> None:
@@ -251,6 +277,9 @@ class Dashboard(widgets.VBox):
         if change["new"] == 1:
             with self._lock:
                 self._render_timeline(force=True)
+        elif change["new"] == 2:
+            with self._lock:
+                self._render_schedules(force=True)
 
     # ----------------------------------------------------------- actions
     @property
@@ -422,6 +451,8 @@ class Dashboard(widgets.VBox):
         self._update_action_buttons()
         if self.tabs.selected_index == 1:
             self._render_timeline()
+        elif self.tabs.selected_index == 2:
+            self._render_schedules()
         self.renders += 1
 
     def _header_html(self, stats: dict[str, Any]) -> str:
@@ -523,6 +554,62 @@ class Dashboard(widgets.VBox):
         frame = self.dispatcher.to_frame(newest=self.timeline_jobs)
         self.timeline.value = render_timeline(frame, self.dispatcher.registry.clock(),
                                               self.dispatcher.workers)
+
+    # --------------------------------------------------------- schedules
+    def _render_schedules(self, force: bool = False) -> None:
+        """The Schedules tab, when what it shows changed.  Caller holds ``_lock``."""
+        statuses = [s.status() for s in self.dispatcher.schedules()]
+        key = tuple(statuses)
+        if not force and key == self._schedules_key:
+            return
+        self._schedules_key = key
+        self.schedules_table.value = schedules_html(statuses)
+        options: list[tuple[str, int | None]] = [("— choose a schedule —", None)]
+        options += [(f"#{s.id} · {s.name} · {s.rule}", s.id) for s in statuses]
+        if [v for _, v in options] != [v for _, v in self.schedule_select.options]:
+            current = self.schedule_select.value
+            self.schedule_select.options = options
+            if current in [v for _, v in options]:
+                self.schedule_select.value = current
+        self._update_schedule_buttons()
+
+    def _update_schedule_buttons(self) -> None:
+        state = None
+        if self.schedule_select.value is not None:
+            try:
+                state = self.dispatcher.schedule(self.schedule_select.value).state.value
+            except KeyError:
+                state = None
+        self.schedule_pause.disabled = state != "active"
+        self.schedule_resume.disabled = state != "paused"
+        self.schedule_cancel.disabled = state not in ("active", "paused")
+
+    def select_schedule(self, schedule_id: int | None) -> None:
+        """Choose a schedule for the Schedules tab's buttons."""
+        with self._lock:
+            self._render_schedules(force=True)
+            self.schedule_select.value = schedule_id
+
+    def _steer_schedule(self, action: str) -> bool:
+        """Pause, resume or cancel the chosen schedule; True if it changed."""
+        schedule_id = self.schedule_select.value
+        if schedule_id is None:
+            self.schedule_message.value = '<span class="nbf nbf-msg err">choose a schedule first</span>'
+            return False
+        try:
+            schedule = self.dispatcher.schedule(schedule_id)
+        except KeyError as exc:
+            self.schedule_message.value = f'<span class="nbf nbf-msg err">{esc(exc.args[0])}</span>'
+            return False
+        done = getattr(schedule, action)()
+        word = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[action]
+        text = f"schedule {schedule_id} {word}" if done else \
+            f"schedule {schedule_id} is {schedule.state.value}"
+        self.schedule_message.value = (f'<span class="nbf nbf-msg {"ok" if done else "err"}">'
+                                       f"{esc(text)}</span>")
+        with self._lock:
+            self._render_schedules(force=True)
+        return bool(done)
 
     # ------------------------------------------------------------ banner
     def _update_banner(self, now: float, stats: dict) -> None:
