@@ -393,3 +393,14 @@ def test_cron_in_words(expr, words):
                                             (86400, "every day"), (0.5, "every 0.5 s")])
 def test_intervals_in_words(seconds, words):
     assert describe_interval(seconds) == words
+
+
+def test_process_runs_each_run_in_a_worker_process(d, clock):
+    import os
+
+    s = d.every(10, os.getpid, process=True, name="pid")
+    assert step(d, clock, 10) == 1
+    assert s.last is not None and s.last.result(60) != os.getpid()
+    assert s.last.status().schedule == s.id
+    with pytest.raises(TypeError, match="process"):
+        d.every(10, print, process="yes")
