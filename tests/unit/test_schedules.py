@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
-from helpers import FakeClock, assert_no_leaked_threads, live_threads
+from helpers import FakeClock, assert_no_leaked_threads, eventually, live_threads
 
 import nbfrost
 from nbfrost import defaults
@@ -60,8 +60,11 @@ def step(d: nbfrost.Dispatcher, clock: FakeClock, seconds: float = 0.0,
 
 
 def settle(s: Schedule) -> None:
+    """Every run so far ended, and the schedule heard of it (its done
+    callbacks run just after waiters wake)."""
     for run in s.runs():
         assert run.wait(WAIT)
+    eventually(lambda: not s._active, what=f"schedule {s.id} to see its runs end")
 
 
 # ---------------------------------------------------------------- intervals
