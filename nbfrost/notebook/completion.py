@@ -19,7 +19,7 @@ and from `JobState`, never from a hand-written list:
   ``%%frost --after <TAB>``: job ids.
 - ``%frost pause <TAB>`` (``resume``, ``unschedule``): the ids of the
   schedules that command can act on (active, paused, not ended), with the
-  schedule's state, rule and name as the type.
+  schedule's state as the type.
 
 Completion never creates a dispatcher: with none yet there are no ids to
 offer.  When the line is a ``%frost`` line and there are matches, the other
@@ -198,7 +198,7 @@ class FrostMatcher:
         return _result((), fragment)
 
     def _schedule_ids(self, sub: str, fragment: str) -> list[tuple[str, str]]:
-        """(id, 'state · rule · name') of the schedules *sub* can act on, newest first."""
+        """(id, state) of the schedules *sub* can act on, newest first."""
         magics = find_magics(self.shell)
         d = None if magics is None else magics._dispatcher
         if d is None or d.closed:
@@ -208,8 +208,7 @@ class FrostMatcher:
         for s in reversed(d.schedules()):
             status = s.status()
             if status.state.value in states and str(s.id).startswith(fragment):
-                name = s.name if len(s.name) <= NAME_WIDTH else s.name[:NAME_WIDTH - 1] + "…"
-                out.append((str(s.id), f"{status.state.value} · {status.rule} · {name}"))
+                out.append((str(s.id), status.state.value))
         return out[:MAX_IDS]
 
     def _ids(self, sub: str, fragment: str) -> list[tuple[str, str]]:

@@ -137,8 +137,8 @@ def test_schedule_ids_complete_by_what_the_command_can_act_on(shell):
         with provisionalcompleter():
             return [(c.text, c.type) for c in shell.Completer.completions(code, len(code))]
 
-    assert texts("%frost pause ") == [("0", "active · every 1 min · first")]
-    assert texts("%frost resume ") == [("1", "paused · every 1 min · second")]
+    assert texts("%frost pause ") == [("0", "active")]
+    assert texts("%frost resume ") == [("1", "paused")]
     assert [t for t, _ in texts("%frost unschedule ")] == ["1", "0"]
     assert "--every" in [t for t, _ in texts("%%frost --ev")]
 
