@@ -117,7 +117,8 @@ test-cpython:
 	  { [ -x $(VENV313)/bin/python ] || $(CPYTHON313) -m venv $(VENV313); } && \
 	  { [ -f $(VENV313)/.installed ] || { $(VENV313)/bin/python -m pip install -q -e . pytest pytest-timeout && \
 	      touch $(VENV313)/.installed; }; } && \
-	  $(VENV313)/bin/python -m pytest -ra -p no:cacheprovider tests/unit/test_executor_cpython.py; \
+	  $(VENV313)/bin/python -m pytest -ra -p no:cacheprovider tests/unit/test_executor_cpython.py \
+	    tests/unit/test_executor_cpython_processes.py; \
 	else \
 	  echo "test-cpython: skipped: no CPython >= 3.12 with its test package ($(CPYTHON313));" \
 	    "CPython's executor tests against Dispatcher did not run"; \

@@ -953,6 +953,11 @@ class Dispatcher(concurrent.futures.Executor):
         ``shutdown`` follows a burst of ``submit`` calls at once.  Bounded
         by *limit* seconds (jobs waiting on dependencies never start).
         """
+        procs = self._processes
+        if procs is not None:
+            # Processes still starting are free workers too: a job they
+            # take once ready is as good as started.
+            procs.wait_ready(defaults.PROCESS_STOP_TIMEOUT)
         deadline = time.monotonic() + limit
         backend, registry = self._backend, self.registry
         while (registry.counts()["queued"] and backend.busy() < backend.workers

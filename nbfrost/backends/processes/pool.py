@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -95,7 +96,7 @@ class _Proc:
     """One worker process and what the pool knows about it."""
 
     __slots__ = ("slot", "name", "popen", "fd", "stream", "lock", "reader", "live", "ready",
-                 "killed", "stopping", "files")
+                 "killed", "stopping", "files", "settled")
 
     def __init__(self, slot: int, popen: subprocess.Popen, fd: int, stream: Any) -> None:
         self.slot = slot
@@ -110,6 +111,7 @@ class _Proc:
         self.killed = False           # we killed it (interrupt or stop)
         self.stopping = False         # Stop was sent: it exits after its job
         self.files: set[str] = set()  # cells whose lines it has (Task.sources)
+        self.settled = threading.Event()  # set once it said Ready, or exited
 
     @property
     def pid(self) -> int:
@@ -173,7 +175,8 @@ class ProcessBackend:
         self._procs: list[_Proc] = []
         self._pending: collections.deque[_Live] = collections.deque()
         # Submitted, unfinished jobs by id (also how the dispatcher tells
-        # that a job is ours: `owns`).
+        # that a job is ours: `owns`).  Added to and replaced under _lock;
+        # reads and removals are single dict operations.
         self._live: dict[int, _Live] = {}
         self._stopping = False
         self._started = False
@@ -246,6 +249,14 @@ class ProcessBackend:
         with self._lock:
             return [p.pid for p in self._procs if p.popen.poll() is None]
 
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until every process started so far is ready for jobs (or
+        has exited), up to *timeout* seconds; True if none is still starting."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            procs = list(self._procs)
+        return all(p.settled.wait(max(0.0, deadline - time.monotonic())) for p in procs)
+
     def owns(self, job: Job) -> bool:
         """True if *job* was submitted here and has not finished here."""
         return job._id in self._live
@@ -262,8 +273,8 @@ class ProcessBackend:
         gate = getattr(job._fn, "gate", None)
         live = _Live(job, payload, gate if isinstance(gate, forward.Gate) else None)
         live.sources = sources
-        self._live[job._id] = live
         with self._lock:
+            self._live[job._id] = live
             if self._stopping:
                 proc = None
             else:
@@ -387,6 +398,7 @@ class ProcessBackend:
         with self._lock:
             proc.ready = True
             live = self._next_for(proc)
+        proc.settled.set()
         if live is not None:
             self._run_on(proc, live)
 
@@ -450,6 +462,10 @@ class ProcessBackend:
         self._live.pop(job._id, None)
         self._notify_failure(job, context)
         with self._lock:
+            if not self._live:
+                # A dict keeps the table of its largest size: a fresh one,
+                # so a burst of queued jobs leaves no memory behind.
+                self._live = {}
             nxt = self._next_for(proc)
         if nxt is not None:
             self._run_on(proc, nxt)
@@ -462,6 +478,7 @@ class ProcessBackend:
         except subprocess.TimeoutExpired:
             proc.kill()
             code = proc.popen.wait()
+        proc.settled.set()
         proc.stream.close()
         try:
             os.close(proc.fd)
