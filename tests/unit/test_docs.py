@@ -91,3 +91,33 @@ def test_the_readmes_relative_links_point_at_files_that_exist():
     assert targets, "README.md links into the docs"
     missing = [t for t in targets if not (ROOT / t).exists()]
     assert not missing, f"README.md links to files that do not exist: {missing}"
+
+
+# ------------------------------------------------------ the configuration page
+CONFIGURATION = ROOT / "docs" / "configuration.md"
+_TRAIT_ROW = re.compile(r"^\| `(?P<name>\w+)` \| (?P<default>[^|]+) \|")
+
+
+def documented_traits() -> dict[str, str]:
+    section = CONFIGURATION.read_text(encoding="utf-8").split("## The magics' settings", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    return {m["name"]: m["default"].strip() for m in map(_TRAIT_ROW.match, section.splitlines()) if m}
+
+
+def test_the_configuration_table_names_every_setting_with_its_default():
+    from nbfrost.notebook.magics import FrostMagics
+
+    traits = FrostMagics.class_traits(config=True)
+    documented = documented_traits()
+    assert sorted(documented) == sorted(traits), (
+        "docs/configuration.md's table of FrostMagics settings differs from the traits: "
+        f"missing {sorted(set(traits) - set(documented))}, "
+        f"not traits {sorted(set(documented) - set(traits))}")
+    for name, cell in documented.items():
+        try:
+            number = float(cell)
+        except ValueError:
+            continue  # words ("one per core") or strings, read by people
+        assert number == float(traits[name].default_value), (
+            f"docs/configuration.md: {name} defaults to {traits[name].default_value!r}, "
+            f"the table says {cell}")
