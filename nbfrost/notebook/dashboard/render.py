@@ -46,8 +46,13 @@ _TABLE_COLUMNS = ("id", "name", "tags", "state", "progress", "queued", "started"
 #: Columns whose text may be longer than the column: cut with an ellipsis
 #: (``dashboard.css``), and the whole text in the cell's ``title`` tooltip.
 _TOOLTIP_COLUMNS = frozenset({"name", "tags", "progress", "error"})
-_HEAD = ("<thead><tr>" + "".join(f'<th class="nbf-col-{c}">{c}</th>' for c in _TABLE_COLUMNS)
+_HEAD = ("<thead><tr>" + "".join(f'<th class="nbf-col-{c}"{{id_width}}>{c}</th>' if c == "id"
+                                  else f'<th class="nbf-col-{c}">{c}</th>' for c in _TABLE_COLUMNS)
          + "</tr></thead>")
+#: The id column is as wide as the page's longest id (never cut: ids are
+#: what users type into %frost), at least this many digits, so that short
+#: ids leave the room to the text columns.
+_MIN_ID_DIGITS = 3
 _COL_STATE = _TABLE_COLUMNS.index("state") + 1     # CSS nth-child is 1-based
 _COL_PROGRESS = _TABLE_COLUMNS.index("progress") + 1
 
@@ -178,7 +183,9 @@ def _table_html(columns: dict[str, list[str]]) -> str:
             tip = f' title="{text}"' if value and col in _TOOLTIP_COLUMNS else ""
             cells.append(f'<td class="nbf-col-{col}"{tip}>{text}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="nbf-table">{_HEAD}<tbody>{"".join(rows)}</tbody></table>'
+    digits = max([_MIN_ID_DIGITS, *map(len, columns["id"])])
+    head = _HEAD.replace("{id_width}", f' style="width:calc({digits}ch + 14px)"')
+    return f'<table class="nbf-table">{head}<tbody>{"".join(rows)}</tbody></table>'
 
 
 def row_css(scope: str, states: list[str], progress: list[float]) -> str:
