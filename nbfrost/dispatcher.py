@@ -817,14 +817,16 @@ class Dispatcher(concurrent.futures.Executor):
 
     def stats(self) -> dict[str, Any]:
         """Counts per state (held now), totals finished, submitted, throughput
-        (jobs per second over the last minute), workers and busy workers."""
+        (jobs per second over the last minute), workers and busy workers;
+        ``process_workers`` and ``process_busy`` (None until the process
+        pool has been used) for the worker processes."""
         out = self.registry.stats()
         out["workers"] = self._backend.workers
         out["busy"] = self._backend.busy()
         out["backend"] = self._backend.name
         procs = self._processes
         out["process_workers"] = self.process_workers
-        out["process_busy"] = 0 if procs is None else procs.busy()
+        out["process_busy"] = None if procs is None else procs.busy()  # None: not started
         out["expiry"] = self.registry.expiry
         out["output_budget"] = self.registry.output_budget
         out["output_kept"] = self.registry.output_kept

@@ -318,3 +318,24 @@ def test_a_pool_object_can_be_passed_as_the_backend():
         assert d.submit(pow, 2, 10).result(timeout=WAIT) == 1024
     finally:
         d.shutdown()
+
+
+def test_the_dashboard_shows_process_jobs_their_workers_and_lanes():
+    from nbfrost.notebook.dashboard import render
+
+    d = nbfrost.Dispatcher(workers=1, process_workers=1)
+    try:
+        assert render._processes_kpi(d.stats()) == ""  # no pool yet: nothing to show
+        d.queue(lambda: 1, process=True, name="in-a-process").result(timeout=WAIT)
+        d.queue(lambda: 2, name="on-a-thread").result(timeout=WAIT)
+        head = render.header_html(d.stats(), "live")
+        assert "processes <b>0/1</b> busy" in head
+        frame = d.to_frame()
+        columns = render._display_columns(frame)
+        by_name = dict(zip(columns["name"], columns["worker"]))
+        assert by_name["in-a-process"] == "process-0"
+        assert by_name["on-a-thread"].startswith("worker-")
+        svg = render.render_timeline(frame, d.registry.clock(), 2)
+        assert "process-0" in svg and "worker-" in svg  # a lane each
+    finally:
+        d.shutdown()

@@ -42,10 +42,10 @@ STATE_FILTERS: dict[str, tuple[str, ...] | None] = {
 #: their position, so keep it in step with `_TABLE_COLUMNS`; the stylesheet
 #: uses each cell's ``nbf-col-NAME`` class.
 _TABLE_COLUMNS = ("id", "name", "tags", "state", "progress", "queued", "started",
-                  "finished", "duration", "attempts", "error")
+                  "finished", "duration", "worker", "attempts", "error")
 #: Columns whose text may be longer than the column: cut with an ellipsis
 #: (``dashboard.css``), and the whole text in the cell's ``title`` tooltip.
-_TOOLTIP_COLUMNS = frozenset({"name", "tags", "progress", "error"})
+_TOOLTIP_COLUMNS = frozenset({"name", "tags", "progress", "worker", "error"})
 _HEAD = ("<thead><tr>" + "".join(f'<th class="nbf-col-{c}"{{id_width}}>{c}</th>' if c == "id"
                                   else f'<th class="nbf-col-{c}">{c}</th>' for c in _TABLE_COLUMNS)
          + "</tr></thead>")
@@ -165,6 +165,8 @@ def _display_columns(frame: pd.DataFrame) -> dict[str, list[str]]:
         "started": _clock_strings(frame["started_at"].array.asi8),
         "finished": _clock_strings(frame["finished_at"].array.asi8),
         "duration": [duration(x) for x in frame["duration"].tolist()],
+        # The thread, worker process ("process-N") or Dask worker that ran it.
+        "worker": [w if isinstance(w, str) else "" for w in frame["worker"].tolist()],
         "attempts": [str(a) for a in frame["attempts"].tolist()],
         "error": errors,
     }
@@ -394,9 +396,23 @@ def header_html(stats: dict[str, Any], mode: str) -> str:
         f'<span class="nbf-kpi nbf-workers" title="workers running a job / all workers">'
         f'workers <b>{busy}/{workers}</b> busy<span class="nbf-meter"><i style="width:{share:.0%}">'
         f'</i></span></span>'
+        f'{_processes_kpi(stats)}'
         f'<span class="nbf-kpi" title="jobs held in the registry / ever submitted">'
         f'held <b>{stats["held"]:,}</b> of {stats["submitted"]:,}</span>'
         f'{live}</div>')
+
+
+def _processes_kpi(stats: dict[str, Any]) -> str:
+    """Busy worker processes of the dispatcher's process pool beside its
+    threads (nothing before the pool exists, or when it is the backend)."""
+    busy = stats.get("process_busy")
+    if busy is None or stats.get("backend") == "processes":
+        return ""
+    total = stats["process_workers"]
+    share = busy / total if total else 0.0
+    return (f'<span class="nbf-kpi nbf-processes" title="worker processes running a job / '
+            f'all worker processes">processes <b>{busy}/{total}</b> busy<span class="nbf-meter">'
+            f'<i style="width:{share:.0%}"></i></span></span>')
 
 
 def banner_html(status: JobStatus, more: int) -> str:

@@ -552,8 +552,11 @@ class Dashboard(widgets.VBox):
             return
         self._timeline_version = version
         frame = self.dispatcher.to_frame(newest=self.timeline_jobs)
-        self.timeline.value = render_timeline(frame, self.dispatcher.registry.clock(),
-                                              self.dispatcher.workers)
+        d = self.dispatcher
+        workers = d.workers  # lanes: the threads, and the worker processes beside them
+        if d.process_pool is not None and d.process_pool is not d.backend:
+            workers += d.process_workers
+        self.timeline.value = render_timeline(frame, d.registry.clock(), workers)
 
     # --------------------------------------------------------- schedules
     def _render_schedules(self, force: bool = False) -> None:
