@@ -634,6 +634,21 @@ def _dumps_job(job: Job) -> tuple[bytes, dict[str, list[str]]]:
 
 
 _PICKLER: Any = None
+_UNKNOWN: Any = object()
+#: File name -> the lines a worker needs for it (None: it reads the file
+#: itself, or there is nothing to send).  Decided once per name: a cell's
+#: file name changes with its text, and a real file is read by the worker.
+_SOURCES: dict[str, list[str] | None] = {}
+
+
+def _source_of(name: str) -> list[str] | None:
+    import linecache
+
+    if name.startswith("<") and name.endswith(">") and name not in linecache.cache:
+        return None
+    if os.path.exists(name):
+        return None  # the worker reads it itself
+    return linecache.getlines(name) or None
 
 
 def _pickler_class() -> Any:
@@ -651,7 +666,6 @@ def _pickler_class() -> Any:
     if _PICKLER is not None:
         return _PICKLER
     import collections as _collections
-    import linecache
     import types
 
     import cloudpickle
@@ -680,11 +694,9 @@ def _pickler_class() -> Any:
         def sources(self) -> dict[str, list[str]]:
             out = {}
             for name in self._files:
-                if name.startswith("<") and name.endswith(">") and name not in linecache.cache:
-                    continue
-                if os.path.exists(name):
-                    continue  # the worker reads it itself
-                lines = linecache.getlines(name)
+                lines = _SOURCES.get(name, _UNKNOWN)
+                if lines is _UNKNOWN:
+                    lines = _SOURCES[name] = _source_of(name)
                 if lines:
                     out[name] = lines
             return out
