@@ -93,7 +93,7 @@ API_NEWEST_MAX = 5000
 API_PRUNE_INTERVAL = 60.0
 
 # What a newcomer reads: throughput, cleared ids.
-__all__ += ["THROUGHPUT_WINDOW", "CLEARED_RUNS"]
+__all__ += ["THROUGHPUT_WINDOW", "CLEARED_RUNS", "EXIT_NOTICE_AFTER"]
 #: Seconds over which ``stats()["throughput"]`` counts finished jobs.
 THROUGHPUT_WINDOW = 60
 #: Runs of cleared ids the registry remembers, so that a lookup of a cleared
@@ -112,3 +112,6 @@ PROCESS_WORKERS = max(1, min(MAX_PROCESS_WORKERS, os.cpu_count() or 1))
 #: Seconds a worker process gets to exit after it was told to stop (at
 #: shutdown, after its job); then it is killed.
 PROCESS_STOP_TIMEOUT = 5.0
+#: Seconds a plain interpreter waits at exit for unfinished jobs before one
+#: line on stderr says it is waiting (``Dispatcher(wait_at_exit=...)``).
+EXIT_NOTICE_AFTER = 1.0

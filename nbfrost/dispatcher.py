@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from . import bulk, capture, defaults, forward, notices, published
+from . import bulk, capture, defaults, exits, forward, notices, published
 from . import executor as _executor
 from .arguments import NO_KWARGS, check_tags, runner_of
 from .backends import Backend, make_backend
@@ -122,6 +122,11 @@ class Dispatcher(concurrent.futures.Executor):
             ``backend="processes"``: every job); default one per core, at
             most ``defaults.MAX_PROCESS_WORKERS``.  They start on the first
             process job and are reused.
+        wait_at_exit: in a plain interpreter (not a Jupyter kernel), the
+            exit waits for this dispatcher's queued and running jobs, as
+            `concurrent.futures.ThreadPoolExecutor` does, and says so on
+            stderr if that takes over a second; ``False``: unfinished jobs
+            are dropped at exit.  A kernel restart never waits.
         **backend_options: for ``backend="dask"``: ``address=`` or
             ``client=``, and LocalCluster options.
 
@@ -141,7 +146,7 @@ class Dispatcher(concurrent.futures.Executor):
                  forward_budget: int = defaults.FORWARD_BUDGET,
                  forward_rate: float = defaults.FORWARD_RATE,
                  failure_notices: bool | None = None, publish: bool | None = None,
-                 process_workers: int | None = None,
+                 process_workers: int | None = None, wait_at_exit: bool = True,
                  **backend_options: Any) -> None:
         workers = _check_count("workers", workers, minimum=1)
         process_workers = _check_process_workers(process_workers)
@@ -153,6 +158,8 @@ class Dispatcher(concurrent.futures.Executor):
         _check_number("grace", grace, allow_none=False, positive=False)
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be callable, got {clock!r}")
+        if not isinstance(wait_at_exit, bool):
+            raise TypeError(f"wait_at_exit must be True or False, got {wait_at_exit!r}")
         self.forward_budget = _check_count("forward_budget", forward_budget, minimum=0)
         _check_number("forward_rate", forward_rate, allow_none=False, positive=True)
         #: What all jobs of this dispatcher may send to the notebook (see `nbfrost.forward`).
@@ -188,6 +195,8 @@ class Dispatcher(concurrent.futures.Executor):
         self._timers = Timers()
         self._lock = threading.Lock()  # guards _closed
         self._closed = False
+        if wait_at_exit:
+            exits.register(self)
         self._last_context: contextvars.Context | None = None  # see _caller_context
         self._stopped = False
         #: The backend's submit, bound once (for the thread backend, its
@@ -981,6 +990,7 @@ class Dispatcher(concurrent.futures.Executor):
             if self._stopped:
                 return
             self._stopped = True
+        exits.unregister(self)
         self._backend.stop(wait)
         procs = self._processes
         if procs is not None and procs is not self._backend:

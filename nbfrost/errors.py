@@ -147,19 +147,37 @@ class WaitInterrupted(KeyboardInterrupt):
         if not pending:
             return cls("stopped waiting; every job had already ended", pending)
         n = len(pending)
+        magics = _frost_magic_loaded()
         lines = [f"stopped waiting; {n} job{'s' if n != 1 else ''} "
                  f"keep{'s' if n == 1 else ''} running in the background:"]
         lines += [f"  job {i} {name!r} ({state})" for i, name, state in pending[:cls.SHOWN]]
         if n > cls.SHOWN:
-            lines.append(f"  ... and {n - cls.SHOWN} more (%frost jobs lists them)")
+            lister = "%frost jobs" if magics else "d.jobs()"
+            lines.append(f"  ... and {n - cls.SHOWN} more ({lister} lists them)")
         first = pending[0][0]
-        lines.append(f"to stop {'them' if n != 1 else 'it'}: %frost cancel {first}, "
-                     "or tracker.cancel()")
+        them = "them" if n != 1 else "it"
+        if magics:
+            lines.append(f"to stop {them}: %frost cancel {first}, or t.cancel() on its tracker")
+        else:  # plain Python, or IPython without the magics: the API
+            lines.append(f"to stop {them}: t.cancel() on its tracker t, "
+                         f"or d.cancel({first}) on its dispatcher d")
         return cls("\n".join(lines), pending)
 
     def _render_traceback_(self) -> list[str]:
         """What IPython shows for it: the message alone, no traceback."""
         return f"{type(self).__name__}: {self}".splitlines()
+def _frost_magic_loaded() -> bool:
+    """True where ``%frost`` works: in IPython with the magics loaded (read
+    from ``sys.modules``: nothing is imported for it)."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    shell = get() if callable(get) else None
+    find = getattr(shell, "find_line_magic", None)
+    return callable(find) and find("frost") is not None
+
+
 class ResultReleased(NbfrostError):
     """Raised by `Tracker.result()` for a succeeded job whose value was
     handed to its only consumer and then dropped (the jobs of

@@ -192,7 +192,12 @@ class Tracker(metaclass=_TrackerType):
             ResultReleased: the job succeeded and its value was released
                 (see `Dispatcher.map`).
         """
-        self._wait_or_raise(timeout)
+        try:
+            self._wait_or_raise(timeout)
+        except WaitInterrupted as exc:
+            # The traceback starts here: the caller's line and this one, not
+            # nbfrost's waiting frames below it.
+            raise exc.with_traceback(None) from None
         job = self._job
         if job._state is SUCCEEDED:
             value = job._value
@@ -216,7 +221,10 @@ class Tracker(metaclass=_TrackerType):
         Raises `TimeoutError` if it is not done in time and `JobCancelled`
         if it was cancelled, like `concurrent.futures.Future.exception`.
         """
-        self._wait_or_raise(timeout)
+        try:
+            self._wait_or_raise(timeout)
+        except WaitInterrupted as exc:
+            raise exc.with_traceback(None) from None  # as in result()
         job = self._job
         if job._state is CANCELLED:
             raise JobCancelled(job.error_text or f"job {job._id} was cancelled")

@@ -89,21 +89,29 @@ def test_result_of_a_failed_job_shows_the_jobs_own_traceback(shell):
 
 # ---------------------------------------------------------- interrupted waits
 def test_wait_interrupted_lists_a_bounded_number_of_jobs():
+    # Outside IPython (pytest itself): the advice is the API's.
     pending = [(i, f"job-{i}", "running") for i in range(8)]
     err = WaitInterrupted.for_jobs(pending)
     lines = err._render_traceback_()
     assert lines[0] == "WaitInterrupted: stopped waiting; 8 jobs keep running in the background:"
     assert lines[1:6] == [f"  job {i} 'job-{i}' (running)" for i in range(5)]
-    assert lines[6] == "  ... and 3 more (%frost jobs lists them)"
-    assert lines[7] == "to stop them: %frost cancel 0, or tracker.cancel()"
+    assert lines[6] == "  ... and 3 more (d.jobs() lists them)"
+    assert lines[7] == "to stop them: t.cancel() on its tracker t, or d.cancel(0) on its dispatcher d"
     assert err.pending == tuple(pending)
     one = WaitInterrupted.for_jobs([(4, "x", "queued")])
     assert str(one).splitlines() == [
         "stopped waiting; 1 job keeps running in the background:",
         "  job 4 'x' (queued)",
-        "to stop it: %frost cancel 4, or tracker.cancel()"]
+        "to stop it: t.cancel() on its tracker t, or d.cancel(4) on its dispatcher d"]
     assert "already ended" in str(WaitInterrupted.for_jobs([]))
     assert isinstance(err, KeyboardInterrupt)
+
+
+def test_wait_interrupted_names_the_magic_where_it_is_loaded(shell):
+    pending = [(i, f"job-{i}", "running") for i in range(8)]
+    lines = WaitInterrupted.for_jobs(pending)._render_traceback_()
+    assert lines[6] == "  ... and 3 more (%frost jobs lists them)"
+    assert lines[7] == "to stop them: %frost cancel 0, or t.cancel() on its tracker"
 
 
 def _waiters(job) -> list:

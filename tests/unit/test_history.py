@@ -304,11 +304,13 @@ def test_failed_backend_closes_the_history_writer(tmp_path, thread_baseline):
 def child_code(path, mode: str) -> str:
     """A program that records its jobs in *path*: 4 jobs end (one fails), 2 block
     running, 1 waits queued; it prints ``ready PID``, then *mode*: "sleep"
-    (to be killed), "exit" (exit without shutdown) or "kernel" (return)."""
+    (to be killed), "exit" (exit without shutdown or waiting: wait_at_exit=False)
+    or "kernel" (return)."""
+    wait = ", wait_at_exit=False" if mode == "exit" else ""
     code = textwrap.dedent(f"""
         import os, sys, threading, time
         import nbfrost
-        d = nbfrost.Dispatcher(workers=2, history={str(path)!r})
+        d = nbfrost.Dispatcher(workers=2, history={str(path)!r}{wait})
         gate = threading.Event()
         done = [d.queue(lambda i=i: i, name=f"done-{{i}}") for i in range(3)]
         bad = d.queue(lambda: 1 / 0, name="bad")

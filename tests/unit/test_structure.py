@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                 "nbfrost.progress", "nbfrost.cells", "nbfrost.coroutines",
                 "nbfrost.tracebacks", "nbfrost.forward", "nbfrost.budget", "nbfrost.filters",
                 "nbfrost.arguments", "nbfrost.notices", "nbfrost.rules",
-                "nbfrost.published", "nbfrost.protocols")),
+                "nbfrost.published", "nbfrost.protocols", "nbfrost.exits")),
     ("model", ("nbfrost.job", "nbfrost.tracker")),
     ("state", ("nbfrost.registry", "nbfrost.frames", "nbfrost.history", "nbfrost.publisher")),
     ("running", ("nbfrost.backends",)),
