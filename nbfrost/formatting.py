@@ -14,7 +14,7 @@ from .states import JobState
 if TYPE_CHECKING:
     from .job import JobStatus
 
-__all__ = ["duration", "rate", "job_summary"]
+__all__ = ["duration", "rate", "window", "job_summary"]
 
 def duration(seconds: float | None) -> str:
     """``"12.3 s"``, ``"4 m 05 s"`` or ``"2 h 03 m"``; ``""`` for None or NaN.
@@ -38,6 +38,11 @@ def rate(per_second: float) -> str:
     if per_second >= 1:
         return f"{per_second:.1f}/s"
     return f"{per_second * 60:.0f}/min"
+
+
+def window(seconds: float) -> str:
+    """The span a rate is over: ``"60 s"``, ``"4.2 s"``."""
+    return f"{seconds:.0f} s" if seconds >= 10 or seconds == 0 else f"{seconds:.1f} s"
 
 
 #: How much of an error message a one-line summary shows (the rest is in

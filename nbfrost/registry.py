@@ -85,6 +85,7 @@ class Registry:
         self._lock = threading.Lock()
         self._jobs: dict[int, Job] = {}
         self._next_id = 0
+        self._first_id = 0  # ids below it belonged to an earlier registry (see start_ids_at)
         # Finished jobs in finish order.  Appended to *after* the lock is
         # released (deque.append is atomic), popped only under the lock.
         self._expiring: deque[Job] = deque()
@@ -180,6 +181,20 @@ class Registry:
             self._cancel_for_dependency(job, failed_dep)
             return False
         return pending == 0
+
+    def start_ids_at(self, first: int) -> None:
+        """Number this registry's jobs from *first*: a registry that takes
+        over from another in the same process (``%reload_ext nbfrost``)
+        so that an id never means two jobs.  Only before the first job."""
+        with self._lock:
+            if self._next_id != self._first_id:
+                raise RuntimeError("start_ids_at() must come before the first job")
+            self._next_id = self._first_id = first
+
+    @property
+    def next_id(self) -> int:
+        """The id the next job will get."""
+        return self._next_id
 
     def reserve_ids(self, n: int) -> int:
         """Set aside *n* consecutive ids for `add_many`; return the first."""
@@ -765,8 +780,13 @@ class Registry:
             finished = self._recent_purges.get(job_id)
             cleared = self._cleared_at(job_id) if self._cleared else None
             now = self.clock()
+        first = self._first_id
+        if 0 <= job_id < first:
+            return JobNotFound(job_id, (
+                f"job {job_id} belonged to an earlier dispatcher of this process (before "
+                f"%reload_ext nbfrost); this one's jobs start at {first}"))
         if job_id < 0 or job_id >= next_id:
-            last = f"the newest is {next_id - 1}" if next_id else "none were queued yet"
+            last = f"the newest is {next_id - 1}" if next_id > first else "none were queued yet"
             return JobNotFound(job_id, f"job {job_id} never existed ({last})")
         if cleared is not None:
             return JobNotFound(job_id, (
@@ -842,16 +862,17 @@ class Registry:
         # keys in bounded chunks under the lock instead of the whole map.
         with self._lock:
             hi = self._next_id
+        floor = self._first_id
         chunk = 256
-        while hi > 0:
-            lo = max(0, hi - chunk)
+        while hi > floor:
+            lo = max(floor, hi - chunk)
             with self._lock:
                 get = self._jobs.get
                 batch = [get(i) for i in range(hi - 1, lo - 1, -1)]
             for job in batch:
                 if job is not None:
                     yield job
-            if lo == 0 or len(self._jobs) == 0:
+            if lo == floor or len(self._jobs) == 0:
                 return
             hi = lo
             chunk = min(chunk * 4, 65536)
@@ -875,7 +896,7 @@ class Registry:
                 self._sweep(now)
             counts = self._counts()
             totals = {s.value: n for s, n in self._finished.items()}
-            submitted = self._next_id
+            submitted = self._next_id - self._first_id
             held = len(self._jobs)
             throughput, window = self._throughput(now, sum(totals.values()))
         return {

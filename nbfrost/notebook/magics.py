@@ -56,6 +56,14 @@ __all__ = ["FrostMagics", "LiveTracker", "get_dispatcher", "load_ipython_extensi
            "unload_ipython_extension"]
 
 _STATES = [s.value for s in JobState]
+#: The id the next dispatcher of the magics starts at, for the life of the
+#: process: a dispatcher made after ``%reload_ext nbfrost`` (or after a
+#: setting replaced the old one) goes on from its predecessor's ids, so that
+#: ``%frost status 0`` never silently means another job.  A reload of the
+#: ``nbfrost`` package does not re-run this module.
+_next_ids = [0]
+#: How many cancelled jobs the one-line note of an unload names.
+_CANCELLED_SHOWN = 3
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -263,8 +271,10 @@ class FrostMagics(Magics):
                 return d
             new = self._make_dispatcher()
             old, self._dispatcher, self._stale = d, new, False
-        if old is not None and not old.closed:
-            old.shutdown(wait=True)
+        if old is not None:
+            _next_ids[0] = max(_next_ids[0], old.registry.next_id)
+            if not old.closed:
+                old.shutdown(wait=True)
         return new
 
     def _make_dispatcher(self) -> Dispatcher:
@@ -273,12 +283,14 @@ class FrostMagics(Magics):
             options["history"] = self.history
         if self.backend == "dask" and self.dask_address:
             options["address"] = self.dask_address
-        return Dispatcher(workers=self.workers, expiry=self.expiry, max_queue=self.max_queue,
-                          backend=self.backend, output_cap=self.output_cap,
-                          output_budget=self.output_budget, grace=self.grace,
-                          forward_budget=self.forward_budget, forward_rate=self.forward_rate,
-                          failure_notices=self.failure_notices,
-                          process_workers=self.process_workers, **options)
+        d = Dispatcher(workers=self.workers, expiry=self.expiry, max_queue=self.max_queue,
+                       backend=self.backend, output_cap=self.output_cap,
+                       output_budget=self.output_budget, grace=self.grace,
+                       forward_budget=self.forward_budget, forward_rate=self.forward_rate,
+                       failure_notices=self.failure_notices,
+                       process_workers=self.process_workers, **options)
+        d.registry.start_ids_at(_next_ids[0])
+        return d
 
     @observe("workers")
     def _workers_changed(self, change: Any) -> None:
@@ -346,7 +358,10 @@ class FrostMagics(Magics):
                 closer()
         try:
             if d is not None:
+                active = d.registry.active_jobs()
                 d.shutdown(wait=True, cancel_pending=True, timeout=self.grace)
+                _next_ids[0] = max(_next_ids[0], d.registry.next_id)
+                _say_cancelled(active)
         finally:
             # After the shutdown, so the badges got their final state.
             close_board(self._ip)
@@ -538,9 +553,10 @@ class FrostMagics(Magics):
         sub, rest = words[0], (words[1] if len(words) > 1 else "")
         fn = _SUBCOMMANDS.get(sub)
         if fn is None:
-            close = difflib.get_close_matches(sub, list(_SUBCOMMANDS), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise UsageError(f"%frost: unknown subcommand {sub!r}{hint}\n\n{_usage()}")
+            close = difflib.get_close_matches(sub, list(_SUBCOMMANDS), n=1, cutoff=0.0)
+            hint = f"; did you mean '%frost {close[0]}'?" if close else ""
+            raise UsageError(f"%frost: unknown subcommand {sub!r}{hint} "
+                             "(%frost help lists them all)")
         args = self._parse(fn, rest, f"%frost {sub}")
         try:
             return fn(self, args)
@@ -561,6 +577,8 @@ class FrostMagics(Magics):
 
     def _show_dashboard(self) -> Any:
         d = self.get_dispatcher()
+        if _in_terminal(self._ip):  # no widgets there: a text summary, not a widget's repr
+            return _JsonText(text_summary(d))
         try:
             from .dashboard.widget import Dashboard
         except ImportError as exc:
@@ -762,6 +780,60 @@ class FrostMagics(Magics):
     def _cmd_help(self, args: Any) -> None:
         """Print this help."""
         print(FrostMagics.frost_line.__doc__)
+
+
+#: Jobs listed by the text summary of ``%frost`` in terminal IPython.
+SUMMARY_JOBS = 10
+
+
+def _in_terminal(shell: Any) -> bool:
+    """True in terminal IPython (``ipython`` at a prompt), where no widget shows."""
+    terminal = sys.modules.get("IPython.terminal.interactiveshell")
+    cls = getattr(terminal, "TerminalInteractiveShell", None)
+    return cls is not None and isinstance(shell, cls)
+
+
+def text_summary(d: Dispatcher, newest: int = SUMMARY_JOBS) -> str:
+    """What ``%frost`` shows where widgets cannot: the dashboard's header as
+    text, and the *newest* jobs, one line each."""
+    from ..formatting import duration, rate, window
+
+    stats = d.stats()
+    counts = "  ".join(f"{k} {v:,}" for k, v in stats["counts"].items())
+    lines = [f"nbfrost {stats['backend']}: {stats['busy']}/{stats['workers']} workers busy, "
+             f"throughput {rate(stats['throughput'])} "
+             f"(last {window(stats['throughput_window'])}), held {stats['held']:,} of "
+             f"{stats['submitted']:,}",
+             counts]
+    now = d.registry.clock()
+    jobs = [j.snapshot(now) for j in d.registry.select(newest=newest)] if newest else []
+    if jobs:
+        width = max(len(str(s.id)) for s in jobs)
+        names = min(40, max(len(s.name) for s in jobs))
+        lines.append("")
+        for st in jobs:
+            took = duration(st.duration)
+            error = f"  {st.error_type}" if st.error_type else ""
+            lines.append(f"  {st.id:>{width}}  {st.state.value:<9}  {st.name[:names]:<{names}}  "
+                         f"{took}{error}".rstrip())
+        if stats["held"] > len(jobs):
+            lines.append(f"  ... {stats['held'] - len(jobs):,} older: %frost jobs lists them all")
+    lines.append("%frost status ID for one job; %frost help for every subcommand")
+    return "\n".join(lines)
+
+
+def _say_cancelled(jobs: list[Any]) -> None:
+    """One line on stderr naming the jobs that an unload (``%unload_ext`` or
+    ``%reload_ext nbfrost``) cancelled, if any."""
+    gone = sorted((j for j in jobs if j.state is JobState.CANCELLED), key=lambda j: j.id)
+    if not gone:
+        return
+    shown = ", ".join(f"{j.id} {j.name!r}" for j in gone[:_CANCELLED_SHOWN])
+    more = f" and {len(gone) - _CANCELLED_SHOWN} more" if len(gone) > _CANCELLED_SHOWN else ""
+    n = len(gone)
+    print(f"nbfrost: unloading cancelled {n} unfinished job{'s' if n != 1 else ''} "
+          f"(job{'s' if n != 1 else ''} {shown}{more}); new jobs get new ids",
+          file=sys.stderr)
 
 
 class _JsonText(str):

@@ -180,7 +180,9 @@ def test_notebook_end_to_end_with_nbclient():
                 if o.get("output_type") == "error"]
     typo = next(c for c in nb.cells if "raises-exception" in c.metadata.get("tags", []))
     text = "".join(o.get("text", "") for o in typo.outputs)
-    assert "UsageError: %frost: unknown subcommand 'jbos'; did you mean 'jobs'?" in text
+    assert ("UsageError: %frost: unknown subcommand 'jbos'; did you mean '%frost jobs'? "
+            "(%frost help lists them all)") in text
+    assert "Usage:" not in text  # one line, not the whole usage
     last = nb.cells[-1]
     assert any("end to end ok" in o.get("text", "") for o in last.outputs)
 

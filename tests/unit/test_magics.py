@@ -280,12 +280,15 @@ def test_malformed_lines_are_usage_errors_and_change_nothing(shell, source):
     assert disp(shell) is d
 
 
-def test_unknown_subcommand_names_the_closest_and_the_usage(shell):
+def test_unknown_subcommand_is_one_line_with_the_closest_and_where_the_usage_is(shell):
     with pytest.raises(UsageError) as info:
         shell.run_line_magic("frost", "jbos --state failed")
+    assert str(info.value) == ("%frost: unknown subcommand 'jbos'; did you mean "
+                               "'%frost jobs'? (%frost help lists them all)")
+    with pytest.raises(UsageError) as info:
+        shell.run_line_magic("frost", "bogus")
     text = str(info.value)
-    assert "did you mean 'jobs'?" in text
-    assert "%frost wait [--timeout S] [ID ...]" in text
+    assert "\n" not in text and "did you mean '%frost " in text and "%frost help" in text
 
 
 def test_bad_argument_shows_the_subcommand_usage(shell):

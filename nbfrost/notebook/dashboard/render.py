@@ -20,6 +20,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ...formatting import duration, job_summary, rate
+from ...formatting import window as span
 from ...states import STATE_COLOURS, JobState
 
 if TYPE_CHECKING:
@@ -384,7 +385,7 @@ def header_html(stats: dict[str, Any], mode: str) -> str:
         f'{s.value} <b>{counts[s.value]:,}</b></span>' for s in JobState)
     workers, busy = stats["workers"], stats["busy"]
     share = busy / workers if workers else 0.0
-    window = f'{stats["throughput_window"]:.0f} s'
+    window = span(stats["throughput_window"])
     live = _LIVE.get(mode) or f'<span class="nbf-live on">live · {time.strftime("%H:%M:%S")}</span>'
     return (
         STYLE + '<div class="nbf nbf-head">'
