@@ -25,6 +25,7 @@ from .errors import (
     QueueFull,
     RemoteJobError,
     ResultReleased,
+    WaitDeadlock,
     WaitInterrupted,
     WorkerDied,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "JobNotFound",
     "JobFailed",
     "WaitInterrupted",
+    "WaitDeadlock",
     "JobCancelled",
     "JobTimeout",
     "QueueFull",

@@ -33,7 +33,7 @@ from .arguments import NO_KWARGS, check_tags, runner_of
 from .backends import Backend, make_backend
 from .checks import check_count as _check_count  # shared with the dashboard
 from .checks import check_number as _check_number
-from .errors import JobNotFound
+from .errors import JobNotFound, WaitDeadlock
 from .job import QUEUED, RUNNING, TERMINAL, Job, JobState, JobStatus, StatusList, describe_callable
 from .publisher import Publication
 from .publisher import attach as attach_publication
@@ -193,8 +193,9 @@ class Dispatcher(concurrent.futures.Executor):
         self.grace = float(grace)
         self.max_queue = max_queue
         self._timers = Timers()
-        self._lock = threading.Lock()  # guards _closed
+        self._lock = threading.Lock()  # guards _closed and _blocked
         self._closed = False
+        self._blocked = 0  # jobs of this pool waiting for a queued job (see _wait_in_a_job)
         if wait_at_exit:
             exits.register(self)
         self._last_context: contextvars.Context | None = None  # see _caller_context
@@ -727,8 +728,43 @@ class Dispatcher(concurrent.futures.Executor):
         return self.registry.clock()
 
     def wait_for_job(self, job: Job, timeout: float | None) -> bool:
-        """Block until *job* ends or *timeout* seconds pass; True if it ended."""
-        return self.registry.wait_for(job, timeout)
+        """Block until *job* ends or *timeout* seconds pass; True if it ended.
+
+        Raises `WaitDeadlock` when a job of this dispatcher waits for a
+        queued one while every worker waits the same way."""
+        if job._state is not QUEUED or getattr(capture.CURRENT, "ctx", None) is None:
+            return self.registry.wait_for(job, timeout)
+        return self._wait_in_a_job(job, timeout)
+
+    # -- A job that waits for another job of the same pool: the waits are
+    # counted (`_blocked`, under `_lock`), and the one that would leave no
+    # worker to run the queued jobs they wait for raises WaitDeadlock.
+    def _wait_in_a_job(self, job: Job, timeout: float | None) -> bool:
+        ctx = getattr(capture.CURRENT, "ctx", None)
+        waiter = None if ctx is None else ctx.job
+        backend = self._backend
+        if (waiter is None or waiter._owner is not self or backend.name != "threads"
+                or self._runner_of(job) is not backend):
+            return self.registry.wait_for(job, timeout)
+        with self._lock:
+            blocked = self._blocked + 1
+            if blocked >= backend.workers and job._state is QUEUED:
+                workers = backend.workers
+                raise WaitDeadlock(
+                    f"job {waiter._id} ({waiter.display_name}) waits for job {job._id} "
+                    f"({job.display_name}), which is queued, but "
+                    + ("the pool's only worker runs job " + str(waiter._id) if workers == 1 else
+                       f"all {workers} workers run jobs that wait like this")
+                    + f": job {job._id} could never start.  Give the pool more workers "
+                    "(Dispatcher(workers=...) or d.resize(n)), or queue what comes next "
+                    "with after=[...] instead of waiting inside a job",
+                    waiter=waiter._id, awaited=job._id)
+            self._blocked = blocked
+        try:
+            return self.registry.wait_for(job, timeout)
+        finally:
+            with self._lock:
+                self._blocked -= 1
 
     def add_job_callback(self, job: Job, fn: Callable[[Job], None]) -> bool:
         """Call ``fn(job)`` when *job* ends; False if it already has."""
@@ -818,7 +854,7 @@ class Dispatcher(concurrent.futures.Executor):
         try:
             for job in jobs:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if not self.registry.wait_for(job, left):
+                if not self.wait_for_job(job, left):
                     return False
         except KeyboardInterrupt:
             raise wait_interrupted(jobs) from None

@@ -18,6 +18,7 @@ __all__ = [
     "QueueFull",
     "RemoteJobError",
     "WaitInterrupted",
+    "WaitDeadlock",
     "ResultReleased",
     "WorkerDied",
 ]
@@ -166,6 +167,24 @@ class WaitInterrupted(KeyboardInterrupt):
     def _render_traceback_(self) -> list[str]:
         """What IPython shows for it: the message alone, no traceback."""
         return f"{type(self).__name__}: {self}".splitlines()
+class WaitDeadlock(NbfrostError, RuntimeError):
+    """A job waited (``.result()``, ``.wait()``, ``d.wait()``) for a job of
+    its own dispatcher that is still queued, while every worker of the pool
+    runs a job that waits the same way: the awaited job could never start.
+
+    Raised in the waiting job at once, instead of a wait that lasts until
+    its timeout (or forever); that job fails with it, which frees its
+    worker.  `waiter` and `awaited` are the two job ids.  Give the pool more
+    workers, or queue the follow-up with ``after=[...]`` rather than
+    waiting inside a job.
+    """
+
+    def __init__(self, message: str, *, waiter: int, awaited: int) -> None:
+        super().__init__(message)
+        self.waiter = waiter
+        self.awaited = awaited
+
+
 def _frost_magic_loaded() -> bool:
     """True where ``%frost`` works: in IPython with the magics loaded (read
     from ``sys.modules``: nothing is imported for it)."""
