@@ -177,15 +177,24 @@ def process_alive(pid: int, host: str, started: str | None) -> bool:
     return True
 
 
-def open_error(path: str, exc: BaseException) -> Exception:
-    """Turn an sqlite3 error raised while opening *path* into a clear one."""
+def open_error(path: str, exc: BaseException, *, reading: bool = False) -> Exception:
+    """Turn an sqlite3 error raised while opening *path* into a clear one
+    (*reading*: for ``nbfrost.history(path)``, else for a writer).
+
+    A file that is not SQLite is most likely some other file of the user's
+    (a script, a CSV), so the message never suggests deleting it."""
     text = str(exc)
     low = text.lower()
     if "not a database" in low or "malformed" in low or "corrupt" in low:
+        if reading:
+            return ValueError(
+                f"{path!r} is not an nbfrost job history: it is not an SQLite database "
+                f"({text}). nbfrost.history() reads the file given to "
+                "Dispatcher(history=...); this one was only read")
         return ValueError(
-            f"the job history file {path!r} is not a usable SQLite database ({text}); it is "
-            "corrupt or another kind of file. Move it away or delete it, or pass another "
-            "path to Dispatcher(history=...)")
+            f"{path!r} is not an nbfrost job history: it is not a usable SQLite database "
+            f"({text}), so nbfrost left it as it is. Pass another path to "
+            "Dispatcher(history=...)")
     err = PermissionError if ("readonly" in low or "read-only" in low or "permission" in low) else OSError
     return err(
         f"cannot write the job history file {path!r} ({text}). Check that the file and its "

@@ -40,7 +40,7 @@ def _read(path: str) -> tuple[Sessions, list[tuple[int, str]], dict[tuple[int, i
     try:
         conn = sqlite3.connect(path, timeout=5.0)
     except sqlite3.Error as exc:
-        raise open_error(path, exc) from exc
+        raise open_error(path, exc, reading=True) from exc
     try:
         conn.execute("PRAGMA query_only=ON")
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -56,7 +56,7 @@ def _read(path: str) -> tuple[Sessions, list[tuple[int, str]], dict[tuple[int, i
             rules = {(r[0], r[1]): r[2] for r in conn.execute(
                 "SELECT session, schedule, rule FROM schedules")}
     except sqlite3.Error as exc:
-        raise open_error(path, exc) from exc
+        raise open_error(path, exc, reading=True) from exc
     finally:
         conn.close()
     return sessions, batches, rules

@@ -207,8 +207,23 @@ def test_corrupt_file_is_a_clear_error_at_start(tmp_path, thread_baseline, junk)
     with pytest.raises(ValueError) as info:
         nbfrost.Dispatcher(workers=2, history=path)
     msg = str(info.value)
-    assert str(path) in msg and "Move it away or delete it" in msg
+    assert str(path) in msg and "is not an nbfrost job history" in msg
+    assert "Pass another path to Dispatcher(history=...)" in msg and "delete" not in msg
     assert path.read_bytes() == junk  # left untouched
+
+
+def test_reading_a_file_that_is_not_a_history_says_so_and_leaves_it(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text("import nbfrost\nprint('hello')\n" * 20)
+    before = script.read_bytes()
+    with pytest.raises(ValueError) as info:
+        history(script)
+    msg = str(info.value)
+    assert msg.startswith(f"{str(script)!r} is not an nbfrost job history: it is not an "
+                          "SQLite database")
+    assert "Dispatcher(history=...)" in msg
+    assert "delete" not in msg and "Move it away" not in msg
+    assert script.read_bytes() == before
 
 
 def test_foreign_sqlite_database_is_refused_and_untouched(tmp_path, thread_baseline):
