@@ -46,8 +46,8 @@ export interface IJob {
   attempts: number;
   process: string;
   path: string | null;
-  /** The tail of the job's output, when the server sends it. */
-  output?: string | null;
+  /** The last lines the job printed (the publisher keeps a bounded tail). */
+  output_tail?: string | null;
 }
 
 export interface IJobsReply {

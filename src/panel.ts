@@ -158,7 +158,7 @@ class JobRow {
       job.state,
       job.error,
       job.traceback,
-      job.output,
+      job.output_tail,
       job.attempts,
       job.worker,
       job.finished_at
@@ -195,9 +195,9 @@ class JobRow {
     if (job.traceback) {
       children.push(h('pre', { className: 'nbfrost-traceback', text: job.traceback }));
     }
-    if (job.output) {
+    if (job.output_tail) {
       children.push(h('div', { className: 'nbfrost-label', text: 'Output (last lines)' }));
-      children.push(h('pre', { className: 'nbfrost-output', text: job.output }));
+      children.push(h('pre', { className: 'nbfrost-output', text: job.output_tail }));
     }
     this._details.replaceChildren(...children);
   }
