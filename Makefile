@@ -103,6 +103,8 @@ screenshots: $(VENV)/.test-installed chromium
 	$(PYTEST) -ra --basetemp=$(ARTIFACTS)/tmp-screenshots tests/browser/test_browser.py
 	cp $(ARTIFACTS)/dashboard.png docs/dashboard.png
 	cp $(ARTIFACTS)/dashboard-timeline.png docs/dashboard-timeline.png
+	$(PYTEST) -ra --basetemp=$(ARTIFACTS)/tmp-screenshots-panel tests/browser/test_jobs_panel.py -k two_notebooks
+	cp $(ARTIFACTS)/jobs-panel.png docs/jobs-panel.png
 
 # CPython's own concurrent.futures executor tests against Dispatcher
 # (tests/unit/test_executor_cpython.py).  They need a CPython >= 3.12 that ships
