@@ -98,6 +98,7 @@ test-fast: $(VENV)/.test-installed
 
 # Refresh the screenshots in docs/: the browser test takes them (under
 # $(ARTIFACTS)); this copies them into docs/ on purpose.
+# quickstart.png: the quickstart after Run All, a finished and a live dashboard.
 screenshots: $(VENV)/.test-installed chromium
 	@mkdir -p $(ARTIFACTS)
 	$(PYTEST) -ra --basetemp=$(ARTIFACTS)/tmp-screenshots tests/browser/test_browser.py
@@ -105,6 +106,8 @@ screenshots: $(VENV)/.test-installed chromium
 	cp $(ARTIFACTS)/dashboard-timeline.png docs/dashboard-timeline.png
 	$(PYTEST) -ra --basetemp=$(ARTIFACTS)/tmp-screenshots-panel tests/browser/test_jobs_panel.py -k two_notebooks
 	cp $(ARTIFACTS)/jobs-panel.png docs/jobs-panel.png
+	$(PYTEST) -ra --basetemp=$(ARTIFACTS)/tmp-screenshots-quickstart tests/browser/test_quickstart_browser.py
+	cp $(ARTIFACTS)/quickstart.png docs/quickstart.png
 
 # CPython's own concurrent.futures executor tests against Dispatcher
 # (tests/unit/test_executor_cpython.py).  They need a CPython >= 3.12 that ships
