@@ -864,7 +864,12 @@ class Dispatcher(concurrent.futures.Executor):
         """Counts per state (held now), totals finished, submitted, throughput
         (jobs per second over the last minute), workers and busy workers;
         ``process_workers`` and ``process_busy`` (None until the process
-        pool has been used) for the worker processes."""
+        pool has been used) for the worker processes.
+
+        ``throughput`` counts the jobs that finished in the last
+        ``throughput_window`` seconds (60, or the registry's age while it
+        is younger), read from their finish times: right on the first
+        call, however long after the jobs finished."""
         out = self.registry.stats()
         out["workers"] = self._backend.workers
         out["busy"] = self._backend.busy()
