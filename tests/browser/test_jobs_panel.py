@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -220,6 +221,51 @@ def test_a_papermill_run_from_a_terminal_shows_while_it_runs(lab):
         if run.poll() is None:
             run.kill()
             run.wait()
+
+
+# A plain script with a Dispatcher that publishes all of its 100,000 jobs.
+MANY = """
+import os, sys, time, nbfrost
+d = nbfrost.Dispatcher(workers=2)
+for _ in d.map(abs, range(100_000), chunksize=1000):
+    pass
+print("done", flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.05)
+d.shutdown()
+"""
+
+
+def test_panel_pages_100000_jobs_and_renders_one_page(lab):
+    server, page, _dialogs, base = lab[:4]
+    flag = base / "many-stop"
+    env = frontends.isolated_env(base / "home")
+    env["NBFROST_PUBLISH_JOBS"] = "100000"
+    run = subprocess.Popen([sys.executable, "-c", MANY, str(flag)], cwd=base, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        panel = _show_panel(page)
+        panel.locator(".nbfrost-text-filter").fill("abs")
+        label = panel.locator(".nbfrost-page-label")
+        expect(label).to_have_text("1–200 of 100,000", timeout=120_000)
+        # One page in the DOM, whatever the total.
+        expect(panel.locator(".nbfrost-job")).to_have_count(200)
+        newest = panel.locator(".nbfrost-job").first.get_attribute("data-job-id")
+        panel.locator(".nbfrost-next").click()
+        expect(label).to_have_text("201–400 of 100,000")
+        expect(panel.locator(".nbfrost-job")).to_have_count(200)
+        assert panel.locator(".nbfrost-job").first.get_attribute("data-job-id") != newest
+        panel.locator(".nbfrost-prev").click()
+        expect(label).to_have_text("1–200 of 100,000")
+        panel.locator(".nbfrost-text-filter").fill("")
+    finally:
+        flag.touch()
+        try:
+            run.wait(timeout=60)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
 
 
 def test_notebook7_shows_the_jobs_panel(tmp_path):

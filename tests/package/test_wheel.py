@@ -148,5 +148,6 @@ def test_installed_wheel_enables_the_server_extension_and_the_lab_extension(venv
     jupyter = str(venv / "bin" / "jupyter")
     server = _run([jupyter, "server", "extension", "list"], cwd=elsewhere, env=env)
     assert re.search(r"^\s*nbfrost enabled\s*$", server, re.M), server
+    assert re.search(rf"^\s*nbfrost {re.escape(VERSION)} OK\s*$", server, re.M), server
     lab = _run([jupyter, "labextension", "list"], cwd=elsewhere, env=env)
     assert re.search(rf"^\s*nbfrost v{re.escape(VERSION)} enabled OK \(python, nbfrost\)", lab, re.M), lab
