@@ -180,6 +180,13 @@ def test_cancel_from_the_panel_reaches_a_kernel_busy_in_a_foreground_cell(lab):
     row.locator(".nbfrost-cancel").click()
     expect(_row(panel, "busy.ipynb", "spin-busy")).to_have_attribute("data-state", "cancelled",
                                                                      timeout=10_000)
+    # Retry runs it again as a new job; Interrupt stops that one, the kernel still busy.
+    _row(panel, "busy.ipynb", "spin-busy", "cancelled").locator(".nbfrost-retry").click()
+    again = _row(panel, "busy.ipynb", "spin-busy", "running")
+    expect(again).to_be_visible(timeout=10_000)
+    again.locator(".nbfrost-interrupt").click()
+    cancelled = panel.locator('.nbfrost-group[data-path="busy.ipynb"] .nbfrost-job[data-state="cancelled"]')
+    expect(cancelled).to_have_count(2, timeout=10_000)
     # Long before the foreground cell ends.
     assert "foreground done" not in notebook.locator(".jp-OutputArea-output").all_text_contents()
     notebook.close()
