@@ -612,7 +612,7 @@ class Scheduler:
         """End every schedule and join the timer thread.  Safe to call twice."""
         with self._cond:
             self._closed = True
-            for s in self._table.values():
+            for s in list(self._table.values()):  # _finish forgets old ended ones
                 if s._pending:
                     s._pending = False
                 self._finish(s, "the dispatcher shut down")

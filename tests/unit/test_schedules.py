@@ -349,12 +349,13 @@ def test_each_runs_status_and_frame_row_carry_its_schedule(d, clock):
 def test_one_timer_thread_serves_every_schedule_and_shutdown_joins_it(clock):
     baseline = live_threads()
     d = nbfrost.Dispatcher(workers=1, clock=clock)
-    for i in range(200):
+    for i in range(defaults.SCHEDULES_ENDED_KEPT + 50):  # more than shutdown keeps listing
         d.every(10 + i, print)
     names = [t.name for t in live_threads() - baseline]
     assert names.count("nbfrost-schedules") == 1
     d.shutdown(wait=True)
     assert all(s.state is ScheduleState.ENDED for s in d.schedules())
+    assert len(d.schedules()) == defaults.SCHEDULES_ENDED_KEPT
     assert_no_leaked_threads(baseline)
     with pytest.raises(RuntimeError, match="shut down"):
         d.every(10, print)
