@@ -23,7 +23,7 @@ from typing import Any
 
 from . import defaults
 
-__all__ = ["register", "unregister"]
+__all__ = ["register", "unregister", "forget_all"]
 
 _lock = threading.Lock()        # guards _waiting and _hooked
 _waiting: dict[int, Any] = {}   # id -> open dispatcher that waits at exit
@@ -53,6 +53,15 @@ def unregister(dispatcher: Any) -> None:
     """Forget *dispatcher* (it shut down)."""
     with _lock:
         _waiting.pop(id(dispatcher), None)
+
+
+def forget_all() -> list[Any]:
+    """Stop waiting for every dispatcher at exit; return those that still
+    had unfinished jobs (a test runner reports them instead of hanging)."""
+    with _lock:
+        dispatchers = list(_waiting.values())
+        _waiting.clear()
+    return [d for d in dispatchers if d.registry.active]
 
 
 def in_kernel() -> bool:
