@@ -82,6 +82,9 @@ def test_a_scheduled_cell_shows_one_badge_and_its_latest_output(kernel):
     # Earlier runs keep their output with their jobs.
     outputs = value(kernel, "[t.output for t in nbfrost.get_dispatcher().schedule(0).runs()]")
     assert outputs[:2] == ["run 0: <output of this run>\n", "run 1: <output of this run>\n"]
+    first = value(kernel, "nbfrost.get_dispatcher().schedule(0).runs()[0].id")
+    shown = kernel.run(f"%frost output {first}")
+    assert kernel.stdout(shown) == "run 0: <output of this run>\n"
     # The widget's model carries the schedule's line (what a view of the badge shows).
     model = badges[0]["data"][WIDGET_VIEW]["model_id"]
     assert model
