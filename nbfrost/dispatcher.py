@@ -516,8 +516,12 @@ class Dispatcher(concurrent.futures.Executor):
                 "any more: a succeeded job lets go of its callable and arguments, so only "
                 "failed or cancelled jobs can be retried; queue it again (or re-run its "
                 "%%frost cell)")
+        # A job that ran in (or was refused by) the process pool runs there again.
+        worker = job._worker
+        process = isinstance(worker, str) and (worker.startswith("process-") or worker == "-")
         return self.queue(fn, *job._args, name=job._label, tags=job._tags,
                           timeout=job.timeout, retries=job.retries, quiet=not job.echo,
+                          process=process and self._backend is not self._processes,
                           **job._kwargs)
 
     # -------------------------------------------------------------- schedules

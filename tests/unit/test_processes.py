@@ -339,3 +339,14 @@ def test_the_dashboard_shows_process_jobs_their_workers_and_lanes():
         assert "process-0" in svg and "worker-" in svg  # a lane each
     finally:
         d.shutdown()
+
+
+def test_retry_runs_a_failed_process_job_in_a_process_again():
+    d = nbfrost.Dispatcher(workers=1, process_workers=1)
+    try:
+        t = d.queue(lambda: os.getpid() == 0 or 1 / 0, process=True)
+        assert t.wait(WAIT) and t.state is nbfrost.JobState.FAILED
+        again = d.retry(t)
+        assert again.wait(WAIT) and again.status().worker == "process-0"
+    finally:
+        d.shutdown()
