@@ -6,7 +6,10 @@ The same mixins as ``test_executor_cpython.py`` (imported from the standard
 library's test package, never copied) on the same `DispatcherMixin`, which
 also fails a test that leaves a thread behind; here it also fails one that
 leaves a worker process behind.  The executor factory makes
-``nbfrost.Dispatcher(backend="processes", process_workers=max_workers)``.
+``nbfrost.Dispatcher(backend="processes", process_workers=max_workers)``,
+warmed (``backend.warm()``: its processes started and ready, since CPython's
+timing tests assume a started pool; on a loaded machine a cold start takes
+seconds).
 The test functions the mixins submit live in CPython's test modules: the
 worker processes import them by name (they get the notebook's ``sys.path``).
 
@@ -47,9 +50,12 @@ import nbfrost
 
 def make_process_dispatcher(max_workers: int | None = None, **kwargs: Any) -> nbfrost.Dispatcher:
     """The executor factory the mixins call as ``executor_type(max_workers=n)``."""
-    return nbfrost.Dispatcher(backend="processes",
-                              process_workers=5 if max_workers is None else max_workers,
-                              **kwargs)
+    d = nbfrost.Dispatcher(backend="processes",
+                           process_workers=5 if max_workers is None else max_workers, **kwargs)
+    # The processes start on first use; CPython's timing tests (map with a
+    # timeout) assume a started pool, so pay the start cost here.
+    d.backend.warm()
+    return d
 
 
 class ProcessDispatcherMixin(DispatcherMixin):

@@ -350,3 +350,46 @@ def test_retry_runs_a_failed_process_job_in_a_process_again():
         assert again.wait(WAIT) and again.status().worker == "process-0"
     finally:
         d.shutdown()
+
+
+def test_a_job_sent_ahead_and_cancelled_while_queued_never_runs(tmp_path):
+    gate, marker = str(tmp_path / "go"), str(tmp_path / "ran")
+    d = nbfrost.Dispatcher(workers=1, process_workers=1)
+    try:
+        first = d.queue(wait_for_file, gate, process=True)
+        running(first)
+        second = d.queue(lambda: Path(marker).touch(), process=True)  # sent ahead
+        assert second.state is nbfrost.JobState.QUEUED
+        assert second.cancel() and second.state is nbfrost.JobState.CANCELLED
+        Path(gate).touch()
+        assert first.result(timeout=WAIT) is True
+        assert d.queue(lambda: "after", process=True).result(timeout=WAIT) == "after"
+        assert not os.path.exists(marker)
+    finally:
+        d.shutdown()
+
+
+def test_the_job_behind_a_killed_one_runs_on_the_replacement():
+    d = nbfrost.Dispatcher(workers=1, process_workers=1)
+    try:
+        first = d.queue(spin, process=True)
+        running(first)
+        second = d.queue(os.getpid, process=True)  # sent ahead to the same process
+        victim = d.process_pool.pids()[0]
+        first.cancel(interrupt=True)
+        assert second.result(timeout=WAIT) != victim
+        assert second.status().attempts == 1
+    finally:
+        d.shutdown()
+
+
+def test_warm_starts_the_processes_before_the_first_job():
+    children = child_pids()
+    d = nbfrost.Dispatcher(backend="processes", process_workers=2)
+    try:
+        assert child_pids() == children
+        assert d.backend.warm(timeout=WAIT)
+        assert len(d.backend.pids()) == 2 and len(child_pids() - children) == 2
+    finally:
+        d.shutdown()
+    assert child_pids() == children

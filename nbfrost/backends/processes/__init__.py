@@ -48,7 +48,14 @@ How each transition reaches the registry:
   the argument or notebook variable that cannot be sent); a free process
   gets it at once, otherwise it waits in the pool's own FIFO.
 * **started**: when it is sent to a free, ready process (which runs one
-  job at a time): ``registry.start(job, "process-<slot>")``.
+  job at a time): ``registry.start(job, "process-<slot>")``.  A busy
+  process also holds the next job (`ProcessBackend.AHEAD`): sent ahead, it
+  stays queued in the registry and is started there when the worker reports
+  the job before it done, which is when the worker starts it, so a stream
+  of short jobs loses no round trip between two of them.  Cancelled while
+  ahead, it is skipped by the worker (`Skip`; a worker that had already
+  begun it ends itself, and is replaced).  Its process dying puts it back
+  at the head of the queue.
 * **output, progress**: the worker's sender thread ships them every 50 ms
   while there is something to ship; here they go through the job's
   `forward.Lane`, like a thread job's, so they land under the queuing cell
@@ -56,7 +63,8 @@ How each transition reaches the registry:
   ``forward_budget``, ``forward_rate``).
 * **finished**: `Done` and the pickled result or error (with the worker's
   traceback as its cause); retries run on the same process.
-* **cancel**: a queued job is skipped when its turn comes; a cooperative
+* **cancel**: a queued job is dropped when its turn comes (or skipped, if
+  it was sent ahead); a cooperative
   cancel sends `Cancel` (``nbfrost.cancelled()`` turns true in the worker);
   an interrupt or timeout kills the process, which is replaced.
 * **death**: end of file on a worker's pipe while it ran a job fails that

@@ -42,6 +42,7 @@ from .worker import (
     Progress,
     Ready,
     Setup,
+    Skip,
     Stop,
     Task,
     check_protocol,
@@ -95,8 +96,8 @@ class _Live:
 class _Proc:
     """One worker process and what the pool knows about it."""
 
-    __slots__ = ("slot", "name", "popen", "fd", "stream", "lock", "reader", "live", "ready",
-                 "killed", "stopping", "files", "settled")
+    __slots__ = ("slot", "name", "popen", "fd", "stream", "lock", "reader", "live", "ahead",
+                 "ready", "killed", "stopping", "files", "settled", "feeding")
 
     def __init__(self, slot: int, popen: subprocess.Popen, fd: int, stream: Any) -> None:
         self.slot = slot
@@ -107,6 +108,10 @@ class _Proc:
         self.lock = threading.Lock()  # guards writes to fd, so frames never interleave
         self.reader: threading.Thread | None = None
         self.live: _Live | None = None  # the job it runs (pool lock)
+        self.ahead: _Live | None = None  # the job sent to run after it (pool lock)
+        # Held while jobs are chosen for it and sent, so that they reach it
+        # in the order it is to run them.
+        self.feeding = threading.Lock()
         self.ready = False            # it said Ready (pool lock)
         self.killed = False           # we killed it (interrupt or stop)
         self.stopping = False         # Stop was sent: it exits after its job
@@ -182,9 +187,14 @@ class ProcessBackend:
         self._started = False
 
     # ------------------------------------------------------------------ life
+    #: Jobs sent to a busy worker to run after its current one (0 or 1):
+    #: it starts the next at once instead of waiting a round trip.
+    AHEAD = 1
+
     def start(self, registry: Registry) -> None:
         """Remember *registry*; the processes start on the first job."""
         self._registry = registry
+        registry.listeners = registry.listeners + (self._on_complete,)
 
     def _ensure_procs(self) -> None:
         """Start processes up to the pool's size.  Caller holds ``_lock``."""
@@ -249,6 +259,14 @@ class ProcessBackend:
         with self._lock:
             return [p.pid for p in self._procs if p.popen.poll() is None]
 
+    def warm(self, timeout: float = 60.0) -> bool:
+        """Start the worker processes now (they otherwise start on the first
+        job) and wait until they are ready, up to *timeout* seconds: to pay
+        the start cost up front.  True if all are ready."""
+        with self._lock:
+            self._ensure_procs()
+        return self.wait_ready(timeout)
+
     def wait_ready(self, timeout: float) -> bool:
         """Wait until every process started so far is ready for jobs (or
         has exited), up to *timeout* seconds; True if none is still starting."""
@@ -276,76 +294,136 @@ class ProcessBackend:
         with self._lock:
             self._live[job._id] = live
             if self._stopping:
-                proc = None
-            else:
-                self._ensure_procs()
-                proc = self._take_free()
-                if proc is None:
-                    self._pending.append(live)
-                else:
-                    proc.live = live
+                return
+            self._ensure_procs()
+            self._pending.append(live)
+            proc = self._needy()
         if proc is not None:
-            self._run_on(proc, live)
+            self._feed(proc)
 
     def submit_many(self, jobs: list[Job]) -> None:
         """Submit *jobs* one by one: each goes to the next free process."""
         for job in jobs:
             self.submit(job)
 
-    def _take_free(self) -> _Proc | None:
-        """A ready process without a job, or None.  Caller holds ``_lock``."""
+    def _usable(self, proc: _Proc) -> bool:
+        """*proc* may be given jobs.  Caller holds ``_lock``."""
+        return proc.ready and not proc.stopping and not proc.killed and not self._stopping
+
+    def _needy(self) -> _Proc | None:
+        """A process that can take a job now: a free one first, else one
+        whose next job is not sent yet.  Caller holds ``_lock``."""
+        if not self._pending:
+            return None
         for p in self._procs:
-            if p.ready and p.live is None and not p.stopping and not p.killed:
+            if p.live is None and self._usable(p):
                 return p
+        if self.AHEAD:
+            for p in self._procs:
+                if p.ahead is None and self._usable(p):
+                    return p
         return None
 
-    def _next_for(self, proc: _Proc) -> _Live | None:
-        """The next pending job for *proc* (now free), or None.  Caller holds ``_lock``."""
-        proc.live = None
-        if proc.stopping or proc.killed or self._stopping:
-            return None
-        if len([p for p in self._procs if not p.stopping]) > self._size:
-            # The pool shrank: this one leaves.
-            proc.stopping = True
-            _send_quietly(proc, Stop())
-            return None
+    def _pop_pending(self) -> _Live | None:
+        """The next pending job that may still run.  Caller holds ``_lock``."""
         while self._pending:
             live = self._pending.popleft()
             state = live.job._state
             if state is QUEUED or (state is RUNNING and live.attempt > 1):
-                proc.live = live  # a new job, or a retry after its process died
-                return live
+                return live  # a new job, or a retry
             self._live.pop(live.job._id, None)  # cancelled while it waited
         return None
 
-    def _run_on(self, proc: _Proc, live: _Live | None) -> None:
-        """Start *live*'s job on *proc* (reserved for it), then the next
-        pending ones as long as jobs turn out cancelled."""
+    def _fill_one(self, proc: _Proc) -> tuple[_Live, bool] | None:
+        """Give *proc* its next job: ``(live, True)`` to run now, ``(live,
+        False)`` to run after its current one; None if it needs none or
+        none is pending.  Caller holds ``_lock``."""
+        if not self._usable(proc):
+            return None
+        if len([p for p in self._procs if not p.stopping]) > self._size \
+                and proc.live is None and proc.ahead is None:
+            proc.stopping = True  # the pool shrank: this one leaves
+            _send_quietly(proc, Stop())
+            return None
+        if proc.live is None:
+            live = self._pop_pending()
+            if live is not None:
+                proc.live = live
+                live.proc = proc
+                return live, True
+        elif proc.ahead is None and self.AHEAD:
+            live = self._pop_pending()
+            if live is not None:
+                proc.ahead = live
+                live.proc = proc
+                return live, False
+        return None
+
+    def _feed(self, proc: _Proc) -> None:
+        """Send *proc* the jobs it can take now, in the order it runs them.
+
+        A job to run now is started in the registry first (a cancelled one
+        is dropped and the next taken).  A job sent ahead stays queued in
+        the registry until the worker reports the one before it done (see
+        `_on_done`); the worker runs it at once then, so no round trip is
+        lost between two jobs.
+        """
         registry = self._registry
         assert registry is not None
-        while live is not None:
-            job = live.job
-            # Set before the job turns running, so that an interrupt (which
-            # may come at once) finds the process to kill.
-            live.proc = proc
-            if live.attempt > 1 or registry.start(job, proc.name):
-                if live.context is None:
-                    context = job._caller_context
-                    # A copy: the snapshot may be shared by several jobs (see
-                    # Dispatcher._caller_context); the job's output is written in it.
-                    live.context = None if context is None else context.copy()
-                sources = live.sources
-                if sources:  # each process gets a cell's lines once
-                    sources = {k: v for k, v in sources.items() if k not in proc.files}
-                    proc.files.update(sources)
-                try:
-                    proc.send(Task(job._id, live.attempt, self._cap, sources), live.payload)
-                except OSError:
-                    pass  # the process died: its reader fails the job and says how
-                return
-            self._live.pop(job._id, None)  # cancelled while queued
+        with proc.feeding:
+            while True:
+                with self._lock:
+                    item = self._fill_one(proc)
+                if item is None:
+                    return
+                live, now = item
+                job = live.job
+                if now and live.attempt == 1 and not registry.start(job, proc.name):
+                    with self._lock:  # cancelled while queued: never sent
+                        if proc.live is live:
+                            proc.live = None
+                    self._live.pop(job._id, None)
+                    continue
+                self._send_task(proc, live)
+
+    def _send_task(self, proc: _Proc, live: _Live) -> None:
+        job = live.job
+        if live.context is None:
+            context = job._caller_context
+            # A copy: the snapshot may be shared by several jobs (see
+            # Dispatcher._caller_context); the job's output is written in it.
+            live.context = None if context is None else context.copy()
+        sources = live.sources
+        if sources:  # each process gets a cell's lines once
+            sources = {k: v for k, v in sources.items() if k not in proc.files}
+            proc.files.update(sources)
+        try:
+            proc.send(Task(job._id, live.attempt, self._cap, sources), live.payload)
+        except OSError:
+            pass  # the process died: its reader fails the job and says how
+
+    def _feed_all(self) -> None:
+        """Feed every process that can take a job (after a job came back
+        to the pending queue)."""
+        while True:
             with self._lock:
-                live = self._next_for(proc)
+                proc = self._needy()
+            if proc is None:
+                return
+            before = len(self._pending)
+            self._feed(proc)
+            if len(self._pending) >= before:
+                return  # nothing was taken (the process cannot take any now)
+
+    def _on_complete(self, job: Job) -> None:
+        """Registry listener: a job sent ahead to a worker was cancelled
+        before it started: tell the worker to skip it."""
+        live = self._live.get(job._id)
+        if live is None or job._started_at is not None:
+            return
+        proc = live.proc
+        if proc is not None and (proc.ahead is live or proc.live is live):
+            _send_quietly(proc, Skip(job._id))
 
     def _fail_unsent(self, job: Job, exc: BaseException) -> None:
         registry = self._registry
@@ -397,10 +475,8 @@ class ProcessBackend:
     def _on_ready(self, proc: _Proc) -> None:
         with self._lock:
             proc.ready = True
-            live = self._next_for(proc)
         proc.settled.set()
-        if live is not None:
-            self._run_on(proc, live)
+        self._feed(proc)
 
     def _on_output(self, proc: _Proc, msg: Output) -> None:
         live = proc.live
@@ -432,6 +508,16 @@ class ProcessBackend:
         if live is None or live.job._id != msg.job_id or live.attempt != msg.attempt:
             return
         job = live.job
+        if job._started_at is None:
+            # Cancelled while it was sent ahead: the worker skipped it.
+            with self._lock:
+                proc.live, proc.ahead = proc.ahead, None
+            self._live.pop(job._id, None)
+            nxt = proc.live
+            if nxt is not None and nxt.attempt == 1 and nxt.job._state is QUEUED:
+                registry.start(nxt.job, proc.name)
+            self._feed(proc)
+            return
         try:
             value = pickle.loads(payload)
         except Exception as exc:
@@ -454,21 +540,28 @@ class ProcessBackend:
                 error.__cause__ = RemoteTraceback(msg.traceback)
         value = None
         context = live.context
-        if registry.finish(job, result, error) and registry.restart(job):
-            live.attempt += 1
-            self._run_on(proc, live)
-            return
+        retry = registry.finish(job, result, error) and registry.restart(job)
         result = error = None
-        self._live.pop(job._id, None)
-        self._notify_failure(job, context)
+        with self._lock:
+            if retry:
+                live.attempt += 1
+                self._pending.appendleft(live)  # after the job already sent ahead
+            # The job sent ahead is running in the worker now.
+            nxt, proc.ahead = proc.ahead, None
+            proc.live = nxt
+        if not retry:
+            self._live.pop(job._id, None)
+            self._notify_failure(job, context)
+        if nxt is not None and nxt.attempt == 1 and nxt.job._state is QUEUED:
+            # If it was cancelled meanwhile, the worker skips it (see
+            # _on_complete) and reports it done; it stays ours until then.
+            registry.start(nxt.job, proc.name)
         with self._lock:
             if not self._live:
                 # A dict keeps the table of its largest size: a fresh one,
                 # so a burst of queued jobs leaves no memory behind.
                 self._live = {}
-            nxt = self._next_for(proc)
-        if nxt is not None:
-            self._run_on(proc, nxt)
+        self._feed(proc)
 
     def _exited(self, proc: _Proc) -> None:
         """*proc*'s pipe closed: reap it, fail its job if it still ran,
@@ -486,19 +579,30 @@ class ProcessBackend:
             pass
         with self._lock:
             live, proc.live = proc.live, None
+            ahead, proc.ahead = proc.ahead, None
+            if ahead is not None:
+                if ahead.job._state is QUEUED or ahead.attempt > 1:
+                    ahead.proc = None
+                    self._pending.appendleft(ahead)  # it never ran: it goes first
+                else:
+                    self._live.pop(ahead.job._id, None)
             if proc in self._procs:
                 self._procs.remove(proc)
             if not self._stopping and not proc.stopping:
                 self._ensure_procs()  # a replacement, so the pool stays warm
-        if live is None:
-            return
+        if live is not None:
+            self._lost(proc, live, code)
+        self._feed_all()
+
+    def _lost(self, proc: _Proc, live: _Live, code: int | None) -> None:
+        """*proc* died while it ran *live*'s job: fail it (or retry it)."""
         job = live.job
         if live.lane is not None:
             lane, live.lane = live.lane, None
             forward.end(lane)
         registry = self._registry
         assert registry is not None
-        if job._state is RUNNING:
+        if job._state is RUNNING and job._started_at is not None:
             how = describe_exit(code)
             error = WorkerDied(
                 f"the worker process {proc.name} (pid {proc.pid}) running job {job._id} "
@@ -507,16 +611,11 @@ class ProcessBackend:
             context = live.context
             if registry.finish(job, None, error) and registry.restart(job):
                 live.attempt += 1
+                live.proc = None
                 with self._lock:
-                    free = None
                     if not self._stopping:
                         self._pending.appendleft(live)
-                        free = self._take_free()
-                        if free is not None:
-                            live = self._next_for(free)
-                if free is not None and live is not None:
-                    self._run_on(free, live)
-                return
+                        return
             self._notify_failure(job, context)
         self._live.pop(job._id, None)
 

@@ -56,10 +56,11 @@ from typing import Any, NamedTuple
 
 from ...capture import CURRENT, JobContext
 from ...coroutines import close_loop, run_coroutine_job
-from ...errors import RemoteJobError
+from ...errors import JobCancelled, RemoteJobError
 from ..remote import WorkerJob, format_remote_tb, portable_error
 
-__all__ = ["PROTOCOL", "Cancel", "Done", "Output", "Progress", "Ready", "Setup", "Stop", "Task",
+__all__ = ["PROTOCOL", "Cancel", "Done", "Output", "Progress", "Ready", "Setup", "Skip", "Stop",
+           "Task",
            "read_frame", "read_message", "write_frames", "main"]
 
 #: Version of the wire format; both sides check it in the first frame.
@@ -99,6 +100,14 @@ class Task(NamedTuple):
 
 class Cancel(NamedTuple):
     """Notebook → worker: a cooperative cancel of the running job."""
+
+    job_id: int
+
+
+class Skip(NamedTuple):
+    """Notebook → worker: a job sent ahead was cancelled before it started;
+    skip it (or, if it has started meanwhile, end the worker: it must not
+    run).  Answered with a `Done` carrying `JobCancelled`."""
 
     job_id: int
 
@@ -228,7 +237,7 @@ class _ProcessContext(JobContext):
     flag that a `Cancel` sets; ``report()`` and writes to stdout/stderr are
     queued for the sender thread."""
 
-    __slots__ = ("channel", "outbox", "sent", "dirty", "wake", "shipping")
+    __slots__ = ("channel", "outbox", "sent", "dirty", "wake", "shipping", "skip")
 
     job: WorkerJob | None
 
@@ -242,14 +251,20 @@ class _ProcessContext(JobContext):
         # Held from taking the queue to having sent it, so that the sender
         # thread and the job's end never send a job's output out of order.
         self.shipping = threading.Lock()
+        self.skip: set[int] = set()  # jobs to skip, from `Skip` (wake)
 
-    def begin(self, task: Task) -> None:
+    def begin(self, task: Task) -> bool:
+        """Make *task*'s job the running one; False if it is to be skipped."""
         with self.wake:
+            if task.job_id in self.skip:
+                self.skip.discard(task.job_id)
+                return False
             self.job = WorkerJob(task.job_id)
             self.cap = task.output_cap
             self.outbox = []
             self.sent = 0
             self.dirty = False
+            return True
 
     def write(self, stream: str, text: str) -> None:
         """Queue *text* for home, up to one character past the cap (which
@@ -369,6 +384,12 @@ def _reader(channel: _Channel, inbox: queue.SimpleQueue, ctx: _ProcessContext) -
                     job = ctx.job
                     if job is not None and job.id == msg.job_id:
                         job._cancel_requested = True
+            elif isinstance(msg, Skip):
+                with ctx.wake:
+                    job = ctx.job
+                    if job is not None and job.id == msg.job_id:
+                        os._exit(0)  # it started before the skip came: it must not run on
+                    ctx.skip.add(msg.job_id)
             elif isinstance(msg, Stop):
                 inbox.put(None)
                 return
@@ -431,7 +452,9 @@ def _serve(ctx: _ProcessContext, task: Task, payload: bytearray) -> tuple[Done, 
     for filename, lines in task.sources.items():
         # No mtime: linecache.checkcache keeps them.
         linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
-    ctx.begin(task)
+    if not ctx.begin(task):
+        return (Done(task.job_id, task.attempt, False, None, None, None, 0.0),
+                pickle.dumps(JobCancelled(f"job {task.job_id} was cancelled before it started")))
     started = time.monotonic()
     tb: str | None
     try:
