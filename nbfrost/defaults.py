@@ -12,7 +12,8 @@ import os
 __all__ = ["WORKERS", "EXPIRY", "MAX_QUEUE", "OUTPUT_CAP", "OUTPUT_BUDGET", "GRACE",
            "FORWARD_BUDGET", "FORWARD_RATE", "FAILURE_NOTICE_LIMIT", "FAILURE_NOTICE_WINDOW",
            "SCHEDULE_RECHECK", "SCHEDULE_RUNS_KEPT", "SCHEDULES_ENDED_KEPT",
-           "PUBLISH_RATE", "PUBLISH_JOBS", "PUBLISH_TEXT", "PUBLISH_KEEP", "PUBLISH_HEARTBEAT",
+           "PUBLISH_RATE", "PUBLISH_DUTY", "PUBLISH_MAX_DELAY", "PUBLISH_JOBS", "PUBLISH_TEXT", "PUBLISH_KEEP", "PUBLISH_HISTORY_FILES",
+           "PUBLISH_HEARTBEAT",
            "PUBLISH_STALE", "PUBLISH_ACKS", "PUBLISH_SCAN_INTERVAL", "PUBLISH_FILE_MAX",
            "COMMAND_FILE_MAX", "COMMANDS_PER_TICK", "API_NEWEST", "API_NEWEST_MAX",
            "API_PRUNE_INTERVAL"]
@@ -63,6 +64,11 @@ SCHEDULES_ENDED_KEPT = 200
 #: also how often the inbox is read for commands.  4/s: a change or a
 #: command is seen within 1 s.
 PUBLISH_RATE = 4.0
+#: The share of one core a publication's writes may take: a write that cost
+#: t seconds of CPU defers the next by t / PUBLISH_DUTY (a burst of new jobs
+#: in a loaded process is written less often), at most PUBLISH_MAX_DELAY s.
+PUBLISH_DUTY = 0.02
+PUBLISH_MAX_DELAY = 0.75
 #: Jobs listed per dispatcher: the newest this many, plus every running one
 #: (counts per state cover all jobs).  $NBFROST_PUBLISH_JOBS overrides it.
 PUBLISH_JOBS = 500
@@ -73,6 +79,8 @@ PUBLISH_TEXT = 2000
 #: exit) and a dead process's entry stay visible before the server prunes them.
 #: $NBFROST_PUBLISH_KEEP overrides it.
 PUBLISH_KEEP = 24 * 3600.0
+#: History files kept at most (the newest); pruning drops the oldest beyond it.
+PUBLISH_HISTORY_FILES = 200
 #: Seconds between heartbeats (an mtime touch of the live file, no rewrite).
 PUBLISH_HEARTBEAT = 10.0
 #: A live file of another host whose heartbeat is older than this is dead.

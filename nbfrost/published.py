@@ -39,6 +39,7 @@ A command file, version 1::
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -95,10 +96,13 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
+_TMP_SERIAL = itertools.count()
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write *data* to *path* with mode 0600: a temporary file in the same
     folder, then a rename, so readers never see a partial file."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_TMP_SERIAL)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -276,9 +280,34 @@ def remove_tree(path: Path) -> None:
         pass
 
 
+def peek_header(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The header of a job file (everything before its ``"jobs"``), read
+    from the file's first bytes, or None when that is not possible.  Cheap:
+    what pruning and liveness need, without parsing the jobs."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEADER_MAX)
+    except OSError:
+        return None
+    cut = head.find(b', "jobs": [')
+    if cut < 0:
+        return None
+    try:
+        data = json.loads(head[:cut] + b"}")
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("format") != JOBS_FORMAT or data.get("version") != JOBS_VERSION:
+        return None
+    return data
+
+
+_HEADER_MAX = 64 * 1024
+
+
 def prune(base: Path, now: float, host: str | None = None) -> list[str]:
     """Delete what nobody needs under *base* (a `root`): history files whose
-    ``keep`` has passed since the exit, live files of dead processes whose
+    ``keep`` has passed since the exit (and the oldest beyond
+    `defaults.PUBLISH_HISTORY_FILES`), live files of dead processes whose
     ``keep`` has passed since their last heartbeat, unreadable files and
     left-over temporary files older than that, and inboxes without a live
     file.  Returns the names removed."""
@@ -297,6 +326,7 @@ def prune(base: Path, now: float, host: str | None = None) -> list[str]:
             entries = list(os.scandir(base / folder))
         except FileNotFoundError:
             continue
+        kept: list[tuple[float, Path]] = []
         for entry in entries:
             path = Path(entry.path)
             try:
@@ -307,9 +337,8 @@ def prune(base: Path, now: float, host: str | None = None) -> list[str]:
                 if now - mtime > 60.0:  # a writer died between write and rename
                     drop(path)
                 continue
-            try:
-                info = read_jobs_file(path)
-            except (OSError, PublishedFormatError):
+            info = peek_header(path)
+            if info is None:
                 if now - mtime > defaults.PUBLISH_KEEP:
                     drop(path)
                 continue
@@ -319,7 +348,13 @@ def prune(base: Path, now: float, host: str | None = None) -> list[str]:
                 exited = info.get("exited")
                 if now - (exited if isinstance(exited, (int, float)) else mtime) > keep:
                     drop(path)
+                else:
+                    kept.append((mtime, path))
             elif now - mtime > keep and not process_alive(info, now - mtime, host):
+                drop(path)
+        if len(kept) > defaults.PUBLISH_HISTORY_FILES:
+            kept.sort()
+            for _mtime, path in kept[:len(kept) - defaults.PUBLISH_HISTORY_FILES]:
                 drop(path)
     try:
         inboxes = list(os.scandir(base / "inbox"))

@@ -41,12 +41,13 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import defaults, published
 from .errors import JobNotFound
-from .job import RUNNING, Job
+from .job import QUEUED, RUNNING, SUCCEEDED, Job, JobState
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -167,10 +168,65 @@ def _output_tail(job: Job, limit: int) -> str:
     return _tail("".join(reversed(pieces)), limit) or ""
 
 
+def _iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat()
+
+
+def _fast_entry(job: Job, state: JobState, template: dict[str, Any], limit: int) -> dict[str, Any]:
+    """``job.snapshot(now).to_dict()`` plus its output tail, for a job that
+    is *state* (queued or succeeded), built from *template* (the entry of
+    another job in that state, made the long way): what such an entry holds
+    of its own is filled in, the rest is the same for every job in the
+    state.  Several times cheaper than a snapshot, and it caches no
+    `JobStatus` on the job; that matters when each write meets hundreds of
+    new jobs (a test compares the two ways)."""
+    entry = template.copy()
+    entry["id"] = job._id
+    entry["name"] = job._label
+    entry["queued_at"] = _iso(job._queued_at)
+    if state is SUCCEEDED:
+        started, finished = job._started_at, job._finished_at
+        entry["started_at"] = _iso(started)
+        entry["finished_at"] = _iso(finished)
+        entry["duration"] = (None if started is None or finished is None else finished - started)
+        entry["worker"] = job._worker
+        entry["attempts"] = job._attempts
+    entry["tags"] = list(job._tags)
+    entry["schedule"] = job.schedule_id
+    details = job._details
+    if details is None:
+        entry["progress"] = entry["message"] = None
+        entry["output_tail"] = ""
+    else:
+        entry["progress"] = details.progress
+        entry["message"] = details.message
+        entry["output_tail"] = _output_tail(job, limit)
+    return entry
+
+
+#: The states `_fast_entry` builds.
+_FAST = (QUEUED, SUCCEEDED)
+
+
 def _out_chars(job: Job) -> int:
     details = job._details
     out = details.out if details is not None else None
     return 0 if out is None else out.size
+
+
+_PRUNED: set[Path] = set()
+
+
+def _prune_once(root: Path, now: float) -> None:
+    """Prune *root* once per process (the server prunes too, once a minute),
+    so that files of processes long gone do not pile up where no server runs."""
+    if root in _PRUNED:
+        return
+    _PRUNED.add(root)
+    try:
+        published.prune(root, now)
+    except OSError as exc:
+        log.debug("nbfrost: pruning %s failed: %s", root, exc)
 
 
 # ------------------------------------------------------------ publication
@@ -204,10 +260,15 @@ class Publication:
         self._running: list[Job] = []    # the running jobs of the last write
         self._older_running: list[Job] = []
         self._last_scan = float("-inf")
-        self._cache: dict[int, str] = {}  # finished job id -> its JSON (finished jobs never change)
+        # job id -> (the state it was read in, its entry), for queued and finished jobs
+        self._cache: dict[int, tuple[JobState, dict[str, Any]]] = {}
+        # Per state in _FAST, the entry of the first job encoded the long
+        # way: the shape that _fast_entry fills in for the others.
+        self._templates: dict[JobState, dict[str, Any]] = {}
         self._acks: deque[dict[str, Any]] = deque(maxlen=defaults.PUBLISH_ACKS)
         self._acks_dirty = False
         self._touched = 0.0
+        self._not_before = float("-inf")  # monotonic time before which no write starts
 
     # -- paths
     @property
@@ -237,7 +298,7 @@ class Publication:
         try:
             if self._written is not None:
                 self.poll_commands()
-            if not self.publish():
+            if not self.publish(paced=True):
                 now = self.clock()
                 if self._written is not None and now - self._touched >= defaults.PUBLISH_HEARTBEAT:
                     self._touched = now
@@ -257,9 +318,11 @@ class Publication:
     def _fingerprint(self) -> tuple[int, int]:
         return self.registry.version, sum(map(_out_chars, self._running))
 
-    def publish(self, force: bool = False) -> bool:
+    def publish(self, force: bool = False, paced: bool = False) -> bool:
         """Write the live file if anything changed since the last write
-        (or *force*).  Returns whether it wrote."""
+        (or *force*).  *paced* (the publisher thread): not before the last
+        write's cost allows (see `defaults.PUBLISH_DUTY`).  Returns whether
+        it wrote."""
         with self.lock:
             if self.closed:
                 return False
@@ -268,6 +331,9 @@ class Publication:
                 return False
             if self._written is None and fingerprint[0] == 0 and not force:
                 return False  # nothing ever happened: no file at all
+            if paced and time.monotonic() < self._not_before:
+                return False  # the last write was costly: see PUBLISH_DUTY
+            spent = time.thread_time()
             data = self._render(exited=None)
             first = self._written is None
             if first:
@@ -277,6 +343,13 @@ class Publication:
             if first:
                 published.ensure_dir(self.root / "inbox")
                 published.ensure_dir(self.inbox)
+                _prune_once(self.root, self.clock())
+            # Bounded cost: a write that took t s of this thread's CPU defers
+            # the next by t / PUBLISH_DUTY, never past PUBLISH_MAX_DELAY (so a
+            # change still shows within 1 s).
+            spent = time.thread_time() - spent
+            self._not_before = time.monotonic() + min(defaults.PUBLISH_MAX_DELAY,
+                                                      spent / defaults.PUBLISH_DUTY)
             self._written = fingerprint
             self._acks_dirty = False
             self._touched = self.clock()
@@ -289,51 +362,74 @@ class Publication:
         running = registry.counts()["running"]
         shown = sum(1 for j in jobs if j._state is RUNNING)
         if shown < running:
-            # Running jobs older than the newest `limit`: a walk down the
-            # registry, at most every PUBLISH_SCAN_INTERVAL s (in between,
-            # the ones found last time that still run).
-            now = time.monotonic()
-            if now - self._last_scan >= defaults.PUBLISH_SCAN_INTERVAL:
-                self._last_scan = now
-                seen = {j._id for j in jobs}
+            # Running jobs older than the newest `limit`.  A backend that
+            # knows what its workers run says so at once; for another, a
+            # walk down the registry, at most every PUBLISH_SCAN_INTERVAL s
+            # (in between, the ones found last time that still run).
+            seen = {j._id for j in jobs}
+            owner = self._owner()
+            backend_running = getattr(getattr(owner, "backend", None), "running", None)
+            if backend_running is not None:
+                self._older_running = [j for j in backend_running()
+                                       if j._id not in seen and j._state is RUNNING]
+            elif time.monotonic() - self._last_scan >= defaults.PUBLISH_SCAN_INTERVAL:
+                self._last_scan = time.monotonic()
                 self._older_running = [j for j in registry.select(state=RUNNING, newest=running)
                                        if j._id not in seen]
             else:
                 self._older_running = [j for j in self._older_running if j._state is RUNNING]
+            self._older_running.sort(key=lambda j: j._id, reverse=True)
             jobs = jobs + self._older_running
         else:
             self._older_running = []
         return jobs
 
     def _render(self, exited: float | None) -> bytes:
-        """The file's bytes.  Caller holds ``self.lock``."""
+        """The file's bytes.  Caller holds ``self.lock``.
+
+        Entries are dicts, kept for queued and finished jobs while their
+        state does not change, and the whole file is one ``json.dumps``
+        (one call into the C encoder rather than one per job).
+        """
         registry = self.registry
         now = registry.clock()
         jobs = self._select()
         cache, new_cache = self._cache, {}
         text = defaults.PUBLISH_TEXT
-        parts = []
+        templates = self._templates
+        entries = []
         running = []
         for job in jobs:
-            encoded = cache.get(job._id)
-            if encoded is None:
+            state = job._state
+            cached = cache.get(job._id)
+            # A queued or finished job's entry does not change while its
+            # state does not: made once.  A running one is made anew.
+            if cached is not None and cached[0] is state and state is not RUNNING:
+                entry = cached[1]
+            elif state in templates:
+                # A burst of new jobs: the newest are queued or just
+                # succeeded, and their entries differ in a few fields.
+                entry = _fast_entry(job, state, templates[state], text)
+            else:
                 status = job.snapshot(now)
                 entry = status.to_dict()
                 entry["error"] = _tail(entry["error"], text)
                 entry["traceback"] = _tail(entry["traceback"], text)
                 entry["output_tail"] = _output_tail(job, text)
-                encoded = json.dumps(entry)
-                if status.complete:
-                    new_cache[job._id] = encoded
-            else:
-                new_cache[job._id] = encoded
-            if job._state is RUNNING:
+                state = status.state  # what was read (the job may have moved since)
+                if state in _FAST and state not in templates:
+                    templates[state] = entry
+            if state is RUNNING:
                 running.append(job)
-            parts.append(encoded)
+            else:
+                new_cache[job._id] = (state, entry)
+            entries.append(entry)
         self._cache = new_cache
         self._running = running
         info = _process_info()
-        header = {
+        # The header first, then the jobs, then the acks: a reader that needs
+        # only the header (published.peek_header) reads the first few KiB.
+        document = {
             "format": published.JOBS_FORMAT, "version": published.JOBS_VERSION,
             "id": self.id, "pid": info["pid"], "host": info["host"],
             "proc_start": info["proc_start"], "started": self.started, "updated": now,
@@ -341,10 +437,10 @@ class Publication:
             "session_name": info["session_name"], "argv": info["argv"],
             "parent_argv": info["parent_argv"], "cwd": info["cwd"],
             "keep": self.keep, "heartbeat": defaults.PUBLISH_HEARTBEAT,
-            "held": len(registry), "counts": registry.counts(), "acks": list(self._acks),
+            "held": len(registry), "counts": registry.counts(),
+            "jobs": entries, "acks": list(self._acks),
         }
-        head = json.dumps(header)
-        return (head[:-1] + ', "jobs": [' + ", ".join(parts) + "]}").encode("utf-8")
+        return json.dumps(document).encode("utf-8")
 
     # -- commands
     def poll_commands(self) -> int:

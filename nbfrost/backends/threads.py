@@ -155,6 +155,11 @@ class ThreadBackend:
     def busy(self) -> int:
         return sum(1 for w in tuple(self._workers) if w.job is not None and not w.retired)
 
+    def running(self) -> list[Job]:
+        """The jobs the workers run now (the publisher lists them without
+        walking the registry)."""
+        return [job for job in (w.job for w in tuple(self._workers)) if job is not None]
+
     def threads(self) -> list[threading.Thread]:
         """The live worker threads (for tests and diagnostics)."""
         with self._lock:

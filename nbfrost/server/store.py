@@ -16,7 +16,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +36,6 @@ class NotAlive(RuntimeError):
     """The process has ended; it takes no commands (HTTP 409)."""
 
 
-def _epoch(iso: Any) -> float:
-    if not isinstance(iso, str):
-        return 0.0
-    try:
-        return datetime.fromisoformat(iso).timestamp()
-    except ValueError:
-        return 0.0
-
-
 class _File:
     """One parsed live or history file."""
 
@@ -58,11 +48,13 @@ class _File:
         self.mtime = mtime
         jobs = info.pop("jobs")
         # Newest first by (queued time, id); the publisher writes them so,
-        # but older running jobs come last: sort once per parse.
-        decorated = sorted(((_epoch(j.get("queued_at")), j["id"], j) for j in jobs),
-                           key=lambda t: (t[0], t[1]), reverse=True)
-        self.jobs: list[dict[str, Any]] = [t[2] for t in decorated]
-        self.keys: list[tuple[float, int]] = [(t[0], t[1]) for t in decorated]
+        # but older running jobs come last: sort once per parse.  The times
+        # are ISO 8601 in UTC from one formatter, so they sort as strings
+        # ("...:05+00:00" < "...:05.000001+00:00": '+' sorts before '.').
+        keys = [(j.get("queued_at") or "", j["id"]) for j in jobs]
+        order = sorted(range(len(jobs)), key=keys.__getitem__, reverse=True)
+        self.jobs: list[dict[str, Any]] = [jobs[i] for i in order]
+        self.keys: list[tuple[str, int]] = [keys[i] for i in order]
         self.ids = {j["id"] for j in self.jobs}
         self.info = info
 
@@ -284,8 +276,8 @@ def _peek_updated(path: str) -> float | None:
         return None
 
 
-def _tagged(keys: list[tuple[float, int]], jobs: list[dict[str, Any]], entry: dict[str, Any]
-            ) -> Iterator[tuple[tuple[float, int], dict[str, Any], dict[str, Any]]]:
+def _tagged(keys: list[tuple[str, int]], jobs: list[dict[str, Any]], entry: dict[str, Any]
+            ) -> Iterator[tuple[tuple[str, int], dict[str, Any], dict[str, Any]]]:
     for key, job in zip(keys, jobs):
         yield key, job, entry
 

@@ -317,3 +317,63 @@ def test_liveness_from_pid_start_time_and_heartbeat():
     other = {**me, "host": "elsewhere"}
     assert published.process_alive(other, defaults.PUBLISH_STALE - 1)
     assert not published.process_alive(other, defaults.PUBLISH_STALE + 1)
+
+
+def test_history_is_bounded_to_the_newest_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(defaults, "PUBLISH_HISTORY_FILES", 3)
+    (tmp_path / "history").mkdir()
+    now = time.time()
+    for i in range(6):
+        path = tmp_path / "history" / f"h-{i}.json"
+        path.write_text(json.dumps({"format": "nbfrost-jobs", "version": 1, "id": f"h-{i}",
+                                    "exited": now - 100 + i, "keep": 3600.0, "jobs": []}))
+        os.utime(path, (now - 100 + i, now - 100 + i))
+    removed = published.prune(tmp_path, now)
+    assert sorted(removed) == ["history/h-0.json", "history/h-1.json", "history/h-2.json"]
+    assert sorted(p.name for p in (tmp_path / "history").iterdir()) == [
+        "h-3.json", "h-4.json", "h-5.json"]
+
+
+def test_the_header_is_read_without_the_jobs(quiet, runtime):
+    pub = publisher.Publication(quiet, root=runtime)
+    for _ in range(50):
+        quiet.queue(int, name="x" * 100)
+    quiet.wait(timeout=10)
+    pub.publish()
+    header = published.peek_header(pub.live_path)
+    assert header is not None and "jobs" not in header and "acks" not in header
+    assert header["id"] == pub.id and header["pid"] == os.getpid()
+    assert header == {k: v for k, v in read(pub.live_path).items() if k not in ("jobs", "acks")}
+
+
+def test_the_fast_entries_of_queued_and_succeeded_jobs_are_their_status_json(quiet, runtime):
+    gate = threading.Event()
+    blockers = [quiet.queue(gate.wait, 30) for _ in range(2)]  # both workers busy
+    eventually(lambda: all(b.state == "running" for b in blockers))
+    queued = [quiet.queue(int, name='"quoted" \u00fcn\u00efcode \u2603', tags=["a", "b"]),
+              quiet.queue(print, "x"), quiet.queue(int, name="plain", timeout=5, retries=2)]
+    pub = publisher.Publication(quiet, root=runtime)
+    pub.publish()
+    assert publisher.QUEUED in pub._templates, "the first queued job gave the template"
+
+    def slow(job):
+        return {**job.snapshot(quiet.registry.clock()).to_dict(), "output_tail": job.output[-2000:]}
+
+    for job in queued:
+        assert job.state == "queued"
+        assert publisher._fast_entry(job, job._state, pub._templates[job._state],
+                                     defaults.PUBLISH_TEXT) == slow(job)
+    published_jobs = {j["id"]: j for j in read(pub.live_path)["jobs"]}
+    for job in queued:
+        assert published_jobs[job.id] == slow(job)
+    gate.set()
+    quiet.wait(timeout=10)
+    done = [quiet.queue(print, "out", name="printer", tags=["t"], quiet=True),
+            quiet.queue(int, name="second")]
+    quiet.wait(timeout=10)
+    pub.publish()
+    assert publisher.SUCCEEDED in pub._templates
+    for job in queued + done:
+        assert job.state == "succeeded"
+        assert publisher._fast_entry(job, job._state, pub._templates[job._state],
+                                     defaults.PUBLISH_TEXT) == slow(job), job.name
