@@ -110,7 +110,7 @@ class _Late:
     def open(self) -> bool:
         """At the end of the queuing cell: show the area; False if nothing can come late."""
         self.start = self.index = len(_written(self.job))
-        return not (self.job.state in TERMINAL or self.job.details is not None and self.job.details.quiet)
+        return self.job.state not in TERMINAL and self.job.echo
 
 
 class _TextLate(_Late):
