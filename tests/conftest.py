@@ -11,7 +11,9 @@ folder but ``unit/`` is also ``slow``; ``make test`` runs them all."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import nbfrost
 # Every Dispatcher publishes its jobs to the Jupyter runtime dir
 # (nbfrost.publisher): the run gets a private one, not the user's.
 os.environ["JUPYTER_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="nbfrost-test-runtime-")
+atexit.register(shutil.rmtree, os.environ["JUPYTER_RUNTIME_DIR"], ignore_errors=True)
 
 
 @pytest.fixture
