@@ -353,7 +353,7 @@ CORE = {
     "frames": bench_frames,
 }
 # Dask last: its client leaves event-loop threads behind in this process.
-AREAS = ("magics", "dashboard", "history", "schedules", "dask", "processes")
+AREAS = ("magics", "dashboard", "history", "schedules", "publish", "dask", "processes")
 
 
 def main(argv: list[str] | None = None) -> int:
