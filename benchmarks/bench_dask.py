@@ -64,19 +64,19 @@ def run(quick: bool = False) -> list[dict]:
                            host="127.0.0.1", dashboard_address="127.0.0.1:0",
                            worker_dashboard_address="127.0.0.1:0")
     try:
-        with Client(cluster, set_as_default=False) as client:
-            with nbfrost.Dispatcher(2, backend="dask", client=client, expiry=None) as d:
-                _batch_raw(client, 50)  # warm up both paths
-                _batch_nbfrost(d, 50)
-                raw, ours = [], []
-                for _ in range(repeats):
-                    # A-B-B-A halves: load that drifts during a repeat hits
-                    # both sides alike (the machine may be shared).
-                    r = _batch_raw(client, half)
-                    o = _batch_nbfrost(d, half) + _batch_nbfrost(d, half)
-                    r += _batch_raw(client, half)
-                    raw.append(r / 2)
-                    ours.append(o / 2)
+        with (Client(cluster, set_as_default=False) as client,
+              nbfrost.Dispatcher(2, backend="dask", client=client, expiry=None) as d):
+            _batch_raw(client, 50)  # warm up both paths
+            _batch_nbfrost(d, 50)
+            raw, ours = [], []
+            for _ in range(repeats):
+                # A-B-B-A halves: load that drifts during a repeat hits
+                # both sides alike (the machine may be shared).
+                r = _batch_raw(client, half)
+                o = _batch_nbfrost(d, half) + _batch_nbfrost(d, half)
+                r += _batch_raw(client, half)
+                raw.append(r / 2)
+                ours.append(o / 2)
     finally:
         cluster.close()
     anchor = statistics.median(raw) * 1000

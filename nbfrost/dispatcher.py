@@ -17,6 +17,7 @@ lifecycle in `registry.py`.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import contextvars
 import numbers
 import os
@@ -704,10 +705,8 @@ class Dispatcher(concurrent.futures.Executor):
     def _find_runs(self, ids: list[int]) -> list[Tracker]:
         out: list[Tracker] = []
         for job_id in ids:
-            try:
+            with contextlib.suppress(JobNotFound):  # expired or cleared: runs() lists what the registry holds
                 out.append(self.registry.get(job_id))
-            except JobNotFound:
-                pass  # expired (or cleared): runs() lists what the registry holds
         return out
 
     # --------------------------------------------------------------- timeouts

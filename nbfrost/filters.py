@@ -55,9 +55,7 @@ def matcher(states: frozenset[JobState] | None, name: str | None,
             return False
         if name_match is not None and not name_match(job.display_name):
             return False
-        if tag is not None and tag not in job._tags:
-            return False
-        return True
+        return tag is None or tag in job._tags
 
     return match
 

@@ -39,6 +39,7 @@ A command file, version 1::
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -109,10 +110,8 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
@@ -271,10 +270,8 @@ def remove_tree(path: Path) -> None:
     try:
         with os.scandir(path) as it:
             for entry in it:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
-                except FileNotFoundError:
-                    pass
         os.rmdir(path)
     except FileNotFoundError:
         pass

@@ -31,6 +31,7 @@ that wrote it, which is what shows a killed kernel's jobs as lost.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import json
 import logging
@@ -465,10 +466,8 @@ class Publication:
                 log.warning("nbfrost: ignored a command: %s", exc)
                 self._ack(name.removesuffix(".json"), False, str(exc))
                 command = None
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-            except FileNotFoundError:
-                pass
             done += 1
             if command is not None:
                 self._apply(command)
@@ -520,10 +519,8 @@ class Publication:
     def _remove_files(self) -> None:
         if self._written is None:
             return
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.live_path)
-        except FileNotFoundError:
-            pass
         published.remove_tree(self.inbox)
 
 

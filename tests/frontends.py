@@ -273,10 +273,8 @@ def wait_for_kernel_idle(page, server: Server | None = None, timeout_ms: int = 6
 def dismiss_news_toast(page, timeout_ms: int = 20_000) -> None:
     """The "get notified about official Jupyter news?" toast of a fresh HOME
     (JupyterLab; Notebook 7 does not show it)."""
-    try:
+    with contextlib.suppress(Exception):  # the toast is optional
         page.locator("button[title='No']").first.click(timeout=timeout_ms)
-    except Exception:  # the toast is optional
-        pass
 
 
 def run_all_cells(page, attempts: int = 3, started_ms: int = 20_000) -> None:

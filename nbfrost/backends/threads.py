@@ -22,6 +22,7 @@ asynchronous exception in the thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import ctypes
 import logging
@@ -473,10 +474,8 @@ class ThreadBackend:
         task, loop = w.task, w.loop
         if task is None or loop is None:
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing to cancel
             loop.call_soon_threadsafe(task.cancel)
-        except RuntimeError:  # the loop closed meanwhile: nothing to cancel
-            pass
 
     def grace_expired(self, job: Job) -> None:
         """Retire a worker still stuck in an interrupted job and start another."""

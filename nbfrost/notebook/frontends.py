@@ -27,6 +27,7 @@ the late-output areas; the thread exists only while something is live.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -311,10 +312,8 @@ class Board:
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
         if hooked:
-            try:
+            with contextlib.suppress(ValueError):
                 self.shell.events.unregister("post_run_cell", self._post_run_cell)
-            except ValueError:
-                pass
 
 
 _boards: weakref.WeakKeyDictionary[Any, Board] = weakref.WeakKeyDictionary()

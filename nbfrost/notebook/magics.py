@@ -23,6 +23,7 @@ their own modules.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import difflib
 import keyword
@@ -943,10 +944,8 @@ def unload_ipython_extension(ipython: Any) -> None:
                     del table[name]
         open_gates = getattr(magics, "_open_gates", None)
         if open_gates is not None:
-            try:
+            with contextlib.suppress(ValueError):  # never registered (no shell at construction)
                 ipython.events.unregister("post_run_cell", open_gates)
-            except ValueError:
-                pass  # never registered (no shell at construction)
             open_gates()
         if manager.registry.get(MAGICS_NAME) is magics:
             del manager.registry[MAGICS_NAME]

@@ -14,6 +14,7 @@ and ``dashboard-timeline.png`` from there into ``docs/``, where the README and t
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -63,10 +64,8 @@ def test_dashboard_in_jupyterlab(lab, tmp_path):
 
             # The news toast of a fresh HOME ("No" is its button's title).
             no = page.locator("button[title='No']")
-            try:
+            with contextlib.suppress(Exception):  # the toast is optional: carry on without it
                 no.first.click(timeout=20_000)
-            except Exception:  # the toast is optional: carry on without it
-                pass
             # The kernel must be attached and idle before running cells.
             expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first
                    ).to_be_visible(timeout=60_000)

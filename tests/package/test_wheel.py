@@ -104,7 +104,8 @@ def test_wheel_holds_the_package_its_data_and_the_lab_extension_but_no_tests(bui
 
 def test_sdist_carries_the_sources_and_the_built_extension(built):
     _, sdist = built
-    names = tarfile.open(sdist).getnames()
+    with tarfile.open(sdist) as tar:
+        names = tar.getnames()
     top = f"nbfrost-{VERSION}/"
     for name in ["pyproject.toml", "package.json", "yarn.lock", "src/index.ts", "style/base.css",
                  "nbfrost/labextension/package.json", "jupyter-config/jupyter_server_config.d/nbfrost.json"]:

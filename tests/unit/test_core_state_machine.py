@@ -125,7 +125,7 @@ class RegistryMachine(RuleBasedStateMachine):
         j.outcome[0] = "fail" if fail else "succeed"
         j.release.set()
         assert j.tracker.wait(WAIT)
-        if j.cancel_requested:
+        if j.cancel_requested:  # noqa: SIM108 - a nested conditional expression reads worse
             state = JobState.CANCELLED
         else:
             state = JobState.FAILED if fail else JobState.SUCCEEDED

@@ -176,7 +176,7 @@ def test_finished_output_stays_within_the_budget_oldest_dropped_first(clock, thr
         gate.set()
         assert long.wait(WAIT) and long.output == ("r" * 20_000 + "\n") * 2
         # Finishing, it counts like any other: the oldest output goes.
-        assert _kept(d) <= budget and not outputs[kept[0]] == ts[kept[0]].output
+        assert _kept(d) <= budget and outputs[kept[0]] != ts[kept[0]].output
 
 
 def test_expired_and_cleared_jobs_give_their_share_back(clock, thread_baseline):

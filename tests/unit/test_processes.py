@@ -217,7 +217,7 @@ def test_what_cannot_be_sent_fails_the_job_naming_it(pool):
 
 
 def test_a_cell_reads_notebook_globals_and_names_one_that_cannot_be_sent(pool, tmp_path):
-    ns = {"base": 10, "helper": lambda x: x + 1, "fh": open(tmp_path / "f", "w")}
+    ns = {"base": 10, "helper": lambda x: x + 1, "fh": open(tmp_path / "f", "w")}  # noqa: SIM115 - a global that cannot be sent
     try:
         source = "y = helper(base)\nprint('y is', y)\ny * 2\n"
         push = {n: ns[n] for n in names_read(source) if n in ns}

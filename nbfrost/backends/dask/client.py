@@ -294,9 +294,9 @@ class DaskBackend:
             return
         job = live.job
         if isinstance(msg, Started):
-            if msg.attempt == 1 and job._state is QUEUED:
-                if registry.start(job, msg.worker, at=registry.clock() - msg.seconds):
-                    self._running.add(job._id)
+            if msg.attempt == 1 and job._state is QUEUED and registry.start(
+                    job, msg.worker, at=registry.clock() - msg.seconds):
+                self._running.add(job._id)
         elif isinstance(msg, Progress) and job._state is RUNNING:
             job.set_progress(msg.fraction, msg.message)
             registry.bump()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import contextvars
 import logging
 import os
@@ -132,10 +133,8 @@ class _Proc:
 
     def kill(self) -> None:
         self.killed = True
-        try:
+        with contextlib.suppress(OSError):  # already gone
             self.popen.kill()
-        except OSError:
-            pass  # already gone
 
 
 #: Every pool with live processes, so that none outlives the interpreter.
@@ -231,11 +230,10 @@ class ProcessBackend:
         os.close(result_w)
         os.set_inheritable(task_w, False)
         os.set_inheritable(result_r, False)
-        proc = _Proc(slot, popen, task_w, open(result_r, "rb", buffering=1 << 16))
-        try:
+        # The stream lives as long as the process: _exited closes it.
+        proc = _Proc(slot, popen, task_w, open(result_r, "rb", buffering=1 << 16))  # noqa: SIM115
+        with contextlib.suppress(OSError):  # it died at once: its reader sees the end and says how
             proc.send(Setup(_protocol(), list(sys.path)))
-        except OSError:
-            pass  # it died at once: its reader sees the end and says how
         proc.reader = threading.Thread(target=self._read, args=(proc,),
                                        name=f"nbfrost-{proc.name}", daemon=True)
         proc.reader.start()
@@ -397,10 +395,8 @@ class ProcessBackend:
         if sources:  # each process gets a cell's lines once
             sources = {k: v for k, v in sources.items() if k not in proc.files}
             proc.files.update(sources)
-        try:
+        with contextlib.suppress(OSError):  # the process died: its reader fails the job and says how
             proc.send(Task(job._id, live.attempt, self._cap, sources), live.payload)
-        except OSError:
-            pass  # the process died: its reader fails the job and says how
 
     def _feed_all(self) -> None:
         """Feed every process that can take a job (after a job came back
@@ -573,10 +569,8 @@ class ProcessBackend:
             code = proc.popen.wait()
         proc.settled.set()
         proc.stream.close()
-        try:
+        with contextlib.suppress(OSError):
             os.close(proc.fd)
-        except OSError:
-            pass
         with self._lock:
             live, proc.live = proc.live, None
             ahead, proc.ahead = proc.ahead, None
@@ -714,10 +708,8 @@ def _protocol() -> int:
 
 
 def _send_quietly(proc: _Proc, msg: tuple) -> None:
-    try:
+    with contextlib.suppress(OSError):  # it exited already; its reader cleans up
         proc.send(msg)
-    except OSError:
-        pass  # it exited already; its reader cleans up
 
 
 def _dumps_job(job: Job) -> tuple[bytes, dict[str, list[str]]]:

@@ -219,7 +219,7 @@ class _Channel:
     """The worker's end of its two pipes, and what it sends home."""
 
     def __init__(self, read_fd: int, write_fd: int) -> None:
-        self.stream = open(read_fd, "rb", buffering=1 << 16)
+        self.stream = open(read_fd, "rb", buffering=1 << 16)  # noqa: SIM115 - read until the process exits
         self.fd = write_fd
         self.lock = threading.Lock()  # guards writes to fd, so frames never interleave
 
