@@ -17,6 +17,7 @@ its jobs at once, and a history file marks them ``lost``.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from typing import Any
@@ -28,6 +29,17 @@ __all__ = ["register", "unregister", "forget_all"]
 _lock = threading.Lock()        # guards _waiting and _hooked
 _waiting: dict[int, Any] = {}   # id -> open dispatcher that waits at exit
 _hooked = False
+
+
+def _forget_in_child() -> None:
+    # A forked child (multiprocessing's "fork", ProcessPoolExecutor's default
+    # on Linux) inherits the registrations but none of the jobs' threads: it
+    # must not wait for its parent's jobs when it exits.
+    _waiting.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def register(dispatcher: Any) -> None:

@@ -393,3 +393,22 @@ def test_warm_starts_the_processes_before_the_first_job():
     finally:
         d.shutdown()
     assert child_pids() == children
+
+
+def test_a_forked_child_does_not_wait_for_its_parents_jobs_at_exit(tmp_path):
+    """ProcessPoolExecutor forks on Linux: its workers inherit the exit wait
+    of the parent's dispatchers but none of their jobs."""
+    import multiprocessing
+
+    gate = str(tmp_path / "go")
+    d = nbfrost.Dispatcher(workers=1)
+    try:
+        t = d.queue(wait_for_file, gate)
+        running(t)
+        child = multiprocessing.get_context("fork").Process(target=int)
+        child.start()
+        child.join(WAIT)
+        assert child.exitcode == 0  # it exited, instead of waiting for job t
+    finally:
+        Path(gate).touch()
+        d.shutdown()

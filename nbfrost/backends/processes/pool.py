@@ -221,7 +221,8 @@ class ProcessBackend:
         try:
             popen = subprocess.Popen(
                 [sys.executable, "-c", _WORKER_MAIN, str(task_r), str(result_w)],
-                pass_fds=(task_r, result_w), stdin=subprocess.DEVNULL, close_fds=True)
+                pass_fds=(task_r, result_w), stdin=subprocess.DEVNULL, close_fds=True,
+                env=_worker_env())
         except BaseException:
             for fd in (task_r, task_w, result_r, result_w):
                 os.close(fd)
@@ -700,6 +701,16 @@ class ProcessBackend:
 
     def __repr__(self) -> str:
         return f"<nbfrost ProcessBackend workers={self._size} live={len(self._procs)}>"
+
+
+def _worker_env() -> dict[str, str]:
+    """The environment of a worker: this one, with the directory nbfrost was
+    imported from first on ``PYTHONPATH``, so the worker imports the same
+    nbfrost before it gets the notebook's ``sys.path`` (in `Setup`)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(sys.modules["nbfrost"].__file__ or "")))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def _protocol() -> int:
