@@ -38,7 +38,7 @@ from .states import (
     state_badge_html,
 )
 from .tracebacks import format_traceback
-from .tracker import Tracker
+from .tracker import Tracker, read_only
 
 if TYPE_CHECKING:
     from .protocols import JobOwner
@@ -378,6 +378,16 @@ class Job(Tracker):
         if complete:
             self._final_status = status
         return status
+
+
+if not TYPE_CHECKING:
+    # The record's read-only helpers refuse to be set with a message, as the
+    # tracker's API does (same getters: reading them costs nothing more).
+    for _name in ("timeout", "interrupted", "progress", "message", "retries", "echo",
+                  "display_name", "error_text", "traceback", "schedule_id"):
+        setattr(Job, _name, read_only(Job.__dict__[_name], "read the job's status with "
+                                      "tracker.status()"))
+    del _name
 
 
 def bulk_jobs(fn: Callable[..., Any], arg_tuples: Iterable[tuple[Any, ...]],

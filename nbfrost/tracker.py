@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .dispatcher import Dispatcher
     from .job import Job, JobStatus
 
-__all__ = ["Tracker", "wait_interrupted"]
+__all__ = ["Tracker", "wait_interrupted", "read_only"]
 
 _future_lock = threading.Lock()  # guards creation of a job's future view
 
@@ -63,14 +63,45 @@ class _JobFuture(concurrent.futures.Future):
         when the job ends."""
 
 
-def _read_only(prop: property, hint: str) -> property:
-    """*prop*, with a setter that raises `AttributeError` saying *hint*."""
+def read_only(prop: property, hint: str) -> property:
+    """*prop*, with a setter that raises `AttributeError` saying *hint*
+    (the getter is the same function: reading costs nothing more)."""
     name = prop.fget.__name__  # type: ignore[union-attr]
 
     def refuse(self: Tracker, value: object) -> None:
         raise AttributeError(f"tracker.{name} is read-only: {hint}")
 
     return property(prop.fget, refuse, None, prop.__doc__)
+
+
+#: What a user who reaches for a job's callable or arguments is told.
+_FIXED = ("what a job runs is fixed when it is queued; to run it again, "
+          "tracker.dispatcher.retry(tracker)")
+
+
+class _NotAField:
+    """A name a user may reach for on a tracker that is not its API (a field
+    of the record behind it): reading or setting it raises `AttributeError`
+    saying what to use instead.  The record's own fields have private names,
+    so the engine never goes through this."""
+
+    __slots__ = ("name", "hint")
+
+    def __init__(self, hint: str) -> None:
+        self.name = ""
+        self.hint = hint
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        raise AttributeError(f"a tracker has no {self.name!r}: {self.hint}")
+
+    def __set__(self, obj: object, value: object) -> None:
+        raise AttributeError(f"tracker.{self.name} cannot be set: a tracker is read-only; "
+                             f"{self.hint}")
 
 
 def _api_names(cls: type) -> tuple[str, ...]:
@@ -83,7 +114,8 @@ def _api_names(cls: type) -> tuple[str, ...]:
         for klass in cls.__mro__:
             if klass is object or klass.__dict__.get("_internal", False):
                 continue
-            found.update(n for n in klass.__dict__ if not n.startswith("_"))
+            found.update(n for n, v in klass.__dict__.items()
+                         if not n.startswith("_") and not isinstance(v, _NotAField))
         names = _API_NAMES[cls] = tuple(sorted(found))
     return names
 
@@ -307,14 +339,29 @@ class Tracker(metaclass=_TrackerType):
         # At run time the properties refuse to be set with a message that
         # says what to do instead; for type checkers they stay read-only
         # properties, so that an assignment is flagged before it runs.
-        id = _read_only(id, "a job's id is given when it is queued")
-        name = _read_only(name, "name a job when you queue it: d.queue(fn, name=...)")
-        tags = _read_only(tags, "tag a job when you queue it: d.queue(fn, tags=...)")
-        state = _read_only(state, "a job's state follows the job; use tracker.cancel() "
+        id = read_only(id, "a job's id is given when it is queued")
+        name = read_only(name, "name a job when you queue it: d.queue(fn, name=...)")
+        tags = read_only(tags, "tag a job when you queue it: d.queue(fn, tags=...)")
+        state = read_only(state, "a job's state follows the job; use tracker.cancel() "
                                   "to stop it, or Dispatcher.retry() to run it again")
-        dispatcher = _read_only(dispatcher, "a job stays with the dispatcher that queued it")
-        output = _read_only(output, "it is what the job printed")
-        future = _read_only(future, "it is made on first use")
+        dispatcher = read_only(dispatcher, "a job stays with the dispatcher that queued it")
+        output = read_only(output, "it is what the job printed")
+        future = read_only(future, "it is made on first use")
+
+        # The record's fields by the names a user may try (they are private).
+        value = _NotAField("its return value is tracker.result()")
+        error = _NotAField("its exception is tracker.exception()")
+        fn = _NotAField(_FIXED)
+        args = _NotAField(_FIXED)
+        kwargs = _NotAField(_FIXED)
+        label = _NotAField("its name is tracker.name")
+        queued_at = _NotAField("read it from tracker.status()")
+        started_at = _NotAField("read it from tracker.status()")
+        finished_at = _NotAField("read it from tracker.status()")
+        worker = _NotAField("read it from tracker.status()")
+        attempts = _NotAField("read it from tracker.status()")
+        cancel_requested = _NotAField("cancel the job with tracker.cancel()")
+        details = _NotAField("read tracker.status()")
 
     # ------------------------------------------------------------- display
     def __repr__(self) -> str:

@@ -108,3 +108,13 @@ def test_the_thread_workers_are_what_run_chunk_needs(thread_baseline):
         assert d.queue(int).wait(WAIT)
         (worker,) = backend._workers
         assert isinstance(worker, WorkerSlot)
+
+
+@pytest.mark.parametrize("name", ["value", "error", "fn", "args", "attempts", "started_at",
+                                  "details", "progress", "traceback", "display_name"])
+def test_a_field_of_the_record_says_what_to_use_instead(dispatcher, name):
+    t = dispatcher.queue(int)
+    t.wait(WAIT)
+    with pytest.raises(AttributeError, match=rf"tracker\.{name} (is read-only|cannot be set)"
+                                             r".*tracker\.\w+"):
+        setattr(t, name, "x")
