@@ -104,24 +104,27 @@ def _cmdline(pid: int) -> list[str] | None:
     return [a.decode("utf-8", "replace")[:300] for a in raw.split(b"\0") if a][:40]
 
 
-def _kernel_id() -> str | None:
-    """This kernel's id (from ``kernel-<id>.json``), or None outside a kernel."""
+def _kernel() -> tuple[bool, str | None]:
+    """(whether this process is an ipykernel kernel, its kernel id).  The id
+    comes from a connection file named ``kernel-<id>.json``, as a Jupyter
+    server names them; papermill's and nbconvert's kernels have a temporary
+    connection file and no id."""
     if "ipykernel.kernelapp" not in sys.modules:
-        return None
+        return False, None
     try:
         from ipykernel.kernelapp import IPKernelApp
 
         if not IPKernelApp.initialized():
-            return None
+            return False, None
         from ipykernel import get_connection_file
 
         name = os.path.basename(get_connection_file())
     except Exception:  # an embedded or half-started kernel: publish without an id
         log.debug("nbfrost: no kernel connection file", exc_info=True)
-        return None
+        return True, None
     if name.startswith("kernel-") and name.endswith(".json"):
-        return name[len("kernel-"):-len(".json")]
-    return None
+        return True, name[len("kernel-"):-len(".json")]
+    return True, None
 
 
 def _process_info() -> dict[str, Any]:
@@ -130,11 +133,11 @@ def _process_info() -> dict[str, Any]:
     if not _PROCESS or _PROCESS.get("pid") != os.getpid():  # a fork is another process
         _PROCESS.clear()
         pid = os.getpid()
-        kernel_id = _kernel_id()
+        in_kernel, kernel_id = _kernel()
         ipython = sys.modules.get("IPython")
         get = getattr(ipython, "get_ipython", None)
         in_ipython = get is not None and get() is not None
-        kind = "kernel" if kernel_id is not None else "ipython" if in_ipython else "script"
+        kind = "kernel" if in_kernel else "ipython" if in_ipython else "script"
         try:
             cwd = os.getcwd()
         except OSError:

@@ -272,3 +272,45 @@ def test_a_plain_script_with_a_dispatcher_shows_and_leaves_history(api, tmp_path
     assert after["alive"] is False and after["exited"] is not None
     states = {j["name"]: j["state"] for j in api.jobs(f"process={entry['id']}")}
     assert states == {"script-quick": "succeeded", "script-waits-for-stdin": "succeeded"}
+
+
+def test_a_papermill_run_from_a_terminal_shows_while_it_runs(api, tmp_path):
+    import nbformat
+
+    go = tmp_path / "go"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(textwrap.dedent(f"""
+        import pathlib, time
+        import nbfrost
+        d = nbfrost.Dispatcher(workers=1)
+        go = pathlib.Path({str(go)!r})
+        job = d.queue(lambda: [time.sleep(0.02) for _ in iter(go.exists, True)], name="nightly-report")
+        job.wait(120)
+        d.shutdown()
+        """))]
+    source = tmp_path / "report.ipynb"
+    nbformat.write(nb, source)
+    env = isolated_env(Path(api.server.log).parent / "papermill-home")
+    env["JUPYTER_RUNTIME_DIR"] = str(api.runtime)
+    papermill = Path(sys.executable).parent / "papermill"
+    proc = subprocess.Popen([str(papermill), "-k", "python3", str(source), str(tmp_path / "out.ipynb")],
+                            env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        entry, _ = api.until(lambda: next((p for p in api.processes().values()
+                                           if p["name"] == "papermill report.ipynb" and p["alive"]),
+                                          None), 60, "the papermill kernel is published")
+        assert entry["kind"] == "kernel" and entry["kernel_id"] is None, "not this server's kernel"
+        (running,), _ = api.until(lambda: api.jobs(f"process={entry['id']}&state=running"), 5,
+                                  "its job runs")
+        assert running["name"] == "nightly-report" and running["path"] is None
+        go.touch()
+        assert proc.wait(120) == 0
+    finally:
+        go.touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    after = api.processes()[entry["id"]]
+    assert after["alive"] is False and after["exited"] is not None
+    assert [j["state"] for j in api.jobs(f"process={entry['id']}")] == ["succeeded"]
