@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import nbfrost  # noqa: E402
+import nbfrost
 
 
 def rss_mb() -> float:

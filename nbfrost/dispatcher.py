@@ -897,7 +897,7 @@ class Dispatcher(concurrent.futures.Executor):
             callback(job)  # the record is its own Tracker
 
         with self._lock:
-            self.registry.listeners = self.registry.listeners + (listener,)
+            self.registry.listeners = (*self.registry.listeners, listener)
 
         def unsubscribe() -> None:
             with self._lock:
@@ -1025,7 +1025,7 @@ class Dispatcher(concurrent.futures.Executor):
                 self._finish_shutdown(wait=False)
 
         with self._lock:
-            self.registry.listeners = self.registry.listeners + (listener,)
+            self.registry.listeners = (*self.registry.listeners, listener)
         if self.registry.active == 0:
             self._finish_shutdown(wait=False)
 

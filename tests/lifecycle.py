@@ -298,7 +298,7 @@ class _MapLauncher:
                     next(it)
                 except StopIteration:
                     break
-                except BaseException:  # noqa: BLE001 - the job's own error, already observed
+                except BaseException:  # the job's own error, already observed
                     continue
         self.iterators.clear()
 

@@ -276,7 +276,7 @@ class HistoryWriter:
             conn.execute(self._insert, (self.session, time.time(), data))
             conn.execute("COMMIT")
             self.written += len(jobs)
-        except Exception as exc:  # noqa: BLE001 - the history must never stop the pool
+        except Exception as exc:  # the history must never stop the pool
             self.error = exc
             # Entries are snapshots, so trying these jobs again later
             # writes their state as it is then; nothing is lost meanwhile.

@@ -224,7 +224,7 @@ def test_a_kernel_killed_with_sigkill_shows_its_running_jobs_as_lost(lab):
 
 
 def test_a_papermill_run_from_a_terminal_shows_while_it_runs(lab):
-    server, page, _dialogs, base, _browser = lab
+    _server, page, _dialogs, base, _browser = lab
     work = base / "terminal"
     flag = work / "stop-flag"
     source = _notebook(work / "report.ipynb", WORKER,
@@ -262,7 +262,7 @@ d.shutdown()
 
 
 def test_panel_pages_100000_jobs_and_renders_one_page(lab):
-    server, page, _dialogs, base = lab[:4]
+    _server, page, _dialogs, base = lab[:4]
     flag = base / "many-stop"
     env = frontends.isolated_env(base / "home")
     env["NBFROST_PUBLISH_JOBS"] = "100000"

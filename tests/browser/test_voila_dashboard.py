@@ -68,7 +68,7 @@ def test_voila_dashboard_is_live_and_cancels(voila_page):
 def test_voila_badges_reach_their_final_state(voila_page):
     from playwright.sync_api import expect
 
-    page, output = voila_page
+    _page, output = voila_page
     expect(output(PRINTER)).to_contain_text(re.compile(r"job \d+ printer succeeded"),
                                             timeout=15_000)
     expect(output(FAILING)).to_contain_text(re.compile(r"job \d+ failing failed"),
@@ -78,7 +78,7 @@ def test_voila_badges_reach_their_final_state(voila_page):
 def test_voila_late_output_shows_under_its_cell(voila_page):
     from playwright.sync_api import expect
 
-    page, output = voila_page
+    _page, output = voila_page
     expect(output(PRINTER)).to_contain_text("printer line 3", timeout=15_000)
     expect(output(FAILING)).to_contain_text("ValueError: boom from failing", timeout=15_000)
     assert "printer line" not in output(LAST).inner_text()

@@ -199,8 +199,8 @@ def test_states_times_and_worker(kit):
     assert {t.status().worker for t in held} <= workers
     assert len({t.status().worker for t in held}) == 2
     gate.set()
-    assert [t.result(WAIT) for t in held + [waiting]] == ["held"] * 3
-    for t in held + [waiting]:
+    assert [t.result(WAIT) for t in [*held, waiting]] == ["held"] * 3
+    for t in [*held, waiting]:
         s = t.status()
         assert s.state is JobState.SUCCEEDED and s.success and s.attempts == 1
         assert s.queued_at <= s.started_at <= s.finished_at
@@ -419,7 +419,7 @@ def test_bad_arguments_start_nothing(client):
         nbfrost.Dispatcher(backend="dask", address="tcp://127.0.0.1:1", client=client)
     with pytest.raises(TypeError, match="address must be"):
         nbfrost.Dispatcher(backend="dask", address=8786)
-    with pytest.raises(TypeError, match="distributed.Client"):
+    with pytest.raises(TypeError, match=r"distributed\.Client"):
         nbfrost.Dispatcher(backend="dask", client="tcp://127.0.0.1:1")
     with pytest.raises(TypeError, match="only apply when nbfrost starts the cluster"):
         nbfrost.Dispatcher(backend="dask", client=client, memory_limit="1GB")
@@ -498,12 +498,12 @@ def test_owned_cluster_listens_on_loopback_only_and_closes():
     psutil = pytest.importorskip("psutil")
     me = psutil.Process()
     others = {p.pid for p in me.children(recursive=True)}  # the module's cluster and helpers
-    before = set(_listening([me] + me.children(recursive=True)))
+    before = set(_listening([me, *me.children(recursive=True)]))
     d = nbfrost.Dispatcher(2, backend="dask")
     try:
         cluster = d.backend.cluster
         assert cluster is not None and len(cluster.workers) == 2
-        procs = [me] + me.children(recursive=True)
+        procs = [me, *me.children(recursive=True)]
         found = [s for s in _listening(procs) if s not in before]
         # Scheduler, its dashboard, and per worker: worker, nanny, dashboard.
         assert len(found) >= 5, found
@@ -521,7 +521,7 @@ def test_owned_cluster_listens_on_loopback_only_and_closes():
     finally:
         d.shutdown()
     assert cluster.status.name == "closed"
-    gone, alive = psutil.wait_procs(children, timeout=WAIT)
+    _gone, alive = psutil.wait_procs(children, timeout=WAIT)
     assert not alive, f"worker processes left running: {alive}"
 
 

@@ -69,7 +69,7 @@ def test_stream_output_goes_to_the_queuing_cell(kernel, tmp_path):
                and m["content"]["transient"]["display_id"] == display_id]
     assert {parent(m) for m in updates} == {cell_a}
     # It showed "running" (at first, or as an update) before the final state.
-    states = [m["content"]["data"]["text/plain"].split()[3] for m in [shown] + updates]
+    states = [m["content"]["data"]["text/plain"].split()[3] for m in [shown, *updates]]
     assert "running" in states and states[-1] == "succeeded", states
 
 

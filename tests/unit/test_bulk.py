@@ -4,6 +4,7 @@ each still a job with its own id, status and terminal state."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections.abc import Callable, Iterator
 
@@ -289,7 +290,7 @@ def test_items_of_a_chunk_record_their_own_times_and_worker():
         ts = d._queue_many(item, [(i,) for i in range(20)], chunksize=20)
         assert d.wait(ts, timeout=WAIT)
         snaps = [t.status() for t in ts]
-        for a, b in zip(snaps, snaps[1:]):
+        for a, b in itertools.pairwise(snaps):
             assert a.started_at < a.finished_at <= b.started_at < b.finished_at
         assert all(s.duration >= 0.0015 for s in snaps)
         assert {s.worker for s in snaps} == {"worker-0"}

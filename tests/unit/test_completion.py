@@ -87,7 +87,7 @@ def test_job_ids_carry_their_state_as_a_short_type(shell, jobs):
     # the right-hand side of an assignment, and a line inside a bigger cell
     assert texts(shell, "x = %frost result ")[0] == str(later)
     code = "a = 1\n%frost status "
-    assert [c.text for c in complete(shell, code)][0] == str(later)
+    assert next(c.text for c in complete(shell, code)) == str(later)
 
 
 def test_states_and_options_come_from_the_parsers(shell):

@@ -342,7 +342,7 @@ def test_future_view_with_wait_and_as_completed(dispatcher):
     fast = [d.queue(_named, i) for i in range(3)]
     bad = d.queue(_raise, KeyError("k"))
     done, not_done = concurrent.futures.wait(
-        [t.future for t in fast + [bad]], timeout=WAIT)
+        [t.future for t in [*fast, bad]], timeout=WAIT)
     assert len(done) == 4 and not not_done
     assert sorted(t.future.result() for t in fast) == [0, 1, 2]
     assert isinstance(bad.future.exception(), KeyError)  # the original exception
@@ -494,7 +494,7 @@ def test_job_not_found_never_existed_vs_expired(clock, thread_baseline):
         with pytest.raises(TypeError, match=r"job ids are ints, got the str '3': pass 3, "
                                             r"as in d\.status\(3\)"):
             d.status("3")  # type: ignore[arg-type]
-        with pytest.raises(TypeError, match="job ids are ints, got float 3.0"):
+        with pytest.raises(TypeError, match=r"job ids are ints, got float 3\.0"):
             d.cancel(3.0)  # type: ignore[arg-type]
 
         # The tracker the user still holds keeps working.

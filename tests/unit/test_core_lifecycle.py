@@ -770,7 +770,7 @@ def test_shutdown_cancel_pending_marks_queued_jobs_cancelled(thread_baseline):
     d.shutdown(wait=True, cancel_pending=True)
     releaser.join()
     assert all(b.result() is True for b in blockers)
-    for t in queued + [waiting_on]:
+    for t in [*queued, waiting_on]:
         assert t.state is JobState.CANCELLED
         assert "shutdown" in t.status().error
     statuses = d.jobs()

@@ -76,8 +76,8 @@ def boom(text="bad input"):
 def test_counters_throughput_and_workers(d1, clock):
     ok = [d1.queue(lambda: 1, name=f"ok{i}") for i in range(3)]
     bad = d1.queue(boom, name="bad")
-    d1.wait(ok + [bad], timeout=WAIT)
-    hold, _, release = blocker(d1)
+    d1.wait([*ok, bad], timeout=WAIT)
+    _hold, _, release = blocker(d1)
     waiting = [d1.queue(lambda: 2, name=f"wait{i}") for i in range(2)]
     waiting[1].cancel()
     clock.advance(10.0)
@@ -595,7 +595,7 @@ def test_every_user_string_is_escaped(d1):
     dash = Dashboard(d1, refresh=None)
     try:
         pages = []
-        for t in jobs + [hold]:
+        for t in [*jobs, hold]:
             dash.select(t.id)
             dash.tabs.selected_index = 1
             dash.refresh_now()

@@ -7,6 +7,7 @@ do, because only the test moves the clock.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import threading
@@ -139,7 +140,7 @@ def test_cron_across_daylight_saving_changes_in_a_time_zone():
     for _ in range(4):
         t = hourly.after(t)
         times.append(t)
-    assert [b - a for a, b in zip(times, times[1:])] == [3600.0] * 3
+    assert [b - a for a, b in itertools.pairwise(times)] == [3600.0] * 3
     assert [_utc(x).hour for x in times] == [23, 0, 1, 2]  # 01:00 CEST, 02:00 CEST, 02:00 CET, 03:00 CET
     # Clocks go forward at 02:00 CET on 2026-03-29: 02:30 does not exist that day.
     daily = CronRule("30 2 * * *", berlin)

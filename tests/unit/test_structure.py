@@ -128,13 +128,13 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     def walk(module: str, path: list[str], on_path: set[str]) -> None:
         for target in sorted(graph.get(module, ())):
             if target in on_path:
-                loop = path[path.index(target):] + [target]
+                loop = [*path[path.index(target):], target]
                 if frozenset(loop) not in seen_cycles:
                     seen_cycles.add(frozenset(loop))
                     found.append(loop)
             elif target not in done:
                 on_path.add(target)
-                walk(target, path + [target], on_path)
+                walk(target, [*path, target], on_path)
                 on_path.discard(target)
         done.add(module)
 

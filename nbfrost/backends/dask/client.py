@@ -160,7 +160,7 @@ class DaskBackend:
         if self._cluster is None:
             self._size = max(1, sum(self._client.nthreads().values()))
         self._client.subscribe_topic(self._topic, self._on_event)
-        registry.listeners = registry.listeners + (self._on_complete,)
+        registry.listeners = (*registry.listeners, self._on_complete)
         self._thread = threading.Thread(target=self._loop, name=f"nbfrost-dask-{next(_serial)}",
                                         daemon=True)
         self._thread.start()

@@ -19,7 +19,7 @@ import threading
 import time
 import types
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from ...capture import CURRENT, JobContext, ensure_installed
 from ...coroutines import close_loop, run_coroutine_job
@@ -225,7 +225,7 @@ class _StartReporter:
     """
 
     _lock = threading.Lock()  # guards _by_worker
-    _by_worker: dict[int, _StartReporter] = {}
+    _by_worker: ClassVar[dict[int, _StartReporter]] = {}
 
     @classmethod
     def of(cls, worker: Any) -> _StartReporter:
@@ -314,9 +314,11 @@ def _run_coroutine(coro: Any, context: _WorkerContext) -> Any:
                 task.cancel()
                 return
 
+    watchers: list[asyncio.Task] = []  # the loop keeps only weak references to tasks
+
     def publish(task: asyncio.Task | None) -> None:
         if task is not None:
-            loop.create_task(watch(task))
+            watchers.append(loop.create_task(watch(task)))
 
     try:
         return run_coroutine_job(loop, coro, None, publish)

@@ -193,7 +193,7 @@ class ProcessBackend:
     def start(self, registry: Registry) -> None:
         """Remember *registry*; the processes start on the first job."""
         self._registry = registry
-        registry.listeners = registry.listeners + (self._on_complete,)
+        registry.listeners = (*registry.listeners, self._on_complete)
 
     def _ensure_procs(self) -> None:
         """Start processes up to the pool's size.  Caller holds ``_lock``."""

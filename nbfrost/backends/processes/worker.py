@@ -409,9 +409,11 @@ def _run_coroutine(coro: Any, ctx: _ProcessContext) -> Any:
                 task.cancel()
                 return
 
+    watchers: list[asyncio.Task] = []  # the loop keeps only weak references to tasks
+
     def publish(task: asyncio.Task | None) -> None:
         if task is not None:
-            loop.create_task(watch(task))
+            watchers.append(loop.create_task(watch(task)))
 
     try:
         return run_coroutine_job(loop, coro, None, publish)
