@@ -278,7 +278,9 @@ def _write(ctx: Any, target: Any, text: str) -> None:
         logging.getLogger("nbfrost").exception("nbfrost: writing job output failed")
 
 
-def _drain(lane: Lane, now: float, final: bool, partial: bool = False) -> None:
+# One pass under _lock per lane and tick: joining runs, holding partial lines, writing or
+# dropping and the marker share that pass's locals (the flusher calls it for every lane).
+def _drain(lane: Lane, now: float, final: bool, partial: bool = False) -> None:  # noqa: C901
     """Forward a lane's complete lines; its partial lines too when *partial*
     (a flush) or *final* (the attempt ended).  Caller holds ``_lock``."""
     q = lane.queue

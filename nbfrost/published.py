@@ -349,10 +349,22 @@ def prune(base: Path, now: float, host: str | None = None) -> list[str]:
                     kept.append((mtime, path))
             elif now - mtime > keep and not process_alive(info, now - mtime, host):
                 drop(path)
-        if len(kept) > defaults.PUBLISH_HISTORY_FILES:
-            kept.sort()
-            for _mtime, path in kept[:len(kept) - defaults.PUBLISH_HISTORY_FILES]:
-                drop(path)
+        for path in _beyond_cap(kept):
+            drop(path)
+    return removed + _prune_inboxes(base, now)
+
+
+def _beyond_cap(kept: list[tuple[float, Path]]) -> list[Path]:
+    """The oldest of the history files *kept* ((mtime, path) pairs) beyond
+    `defaults.PUBLISH_HISTORY_FILES`."""
+    extra = len(kept) - defaults.PUBLISH_HISTORY_FILES
+    return [path for _mtime, path in sorted(kept)[:extra]] if extra > 0 else []
+
+
+def _prune_inboxes(base: Path, now: float) -> list[str]:
+    """Delete the inboxes under *base* that have had no live file for a
+    minute; returns the names removed."""
+    removed: list[str] = []
     try:
         inboxes = list(os.scandir(base / "inbox"))
     except FileNotFoundError:

@@ -343,7 +343,7 @@ class Registry:
             self._expiring.append(job)
         return False
 
-    def run_chunk(self, chunk: list[Job], worker: str, slot: WorkerSlot
+    def run_chunk(self, chunk: list[Job], worker: str, slot: WorkerSlot  # noqa: C901 - inlined for speed
                   ) -> tuple[Job, Any, BaseException | None] | None:
         """Start, call and finish the jobs of *chunk* (jobs left, last
         first) one after another, on the calling worker: the bulk path's

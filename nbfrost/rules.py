@@ -286,6 +286,18 @@ def _weekdays(field: str) -> str | None:
     return ", ".join(n for n in names if n is not None)
 
 
+def _describe_minutes(minute: str) -> str | None:
+    """A minute field of a rule that fires every hour, in words; else None."""
+    if minute == "*":
+        return "every minute"
+    step = _STEP.match(minute)
+    if step:
+        return f"every {step.group(1)} min"
+    if _NUMBER.match(minute):
+        return f"at minute {int(minute)} of every hour"
+    return None
+
+
 def describe_cron(text: str) -> str:
     """A cron expression in words for its common shapes, else ``cron '<text>'``.
 
@@ -310,14 +322,7 @@ def describe_cron(text: str) -> str:
     if month != "*":
         return fallback
     if hour == "*" and dom == "*" and dow == "*":
-        if minute == "*":
-            return "every minute"
-        step = _STEP.match(minute)
-        if step:
-            return f"every {step.group(1)} min"
-        if _NUMBER.match(minute):
-            return f"at minute {int(minute)} of every hour"
-        return fallback
+        return _describe_minutes(minute) or fallback
     if not _NUMBER.match(minute):
         return fallback
     step = _STEP.match(hour)

@@ -177,7 +177,7 @@ class ThreadBackend:
         context = next((j._caller_context for j in jobs if j._caller_context is not None), None)
         self._queue.put(_Chunk(reversed(jobs), context))
 
-    def _work(self, w: _Worker) -> None:
+    def _work(self, w: _Worker) -> None:  # noqa: C901 - the queue() path inlined for speed (see below)
         registry = self._registry
         assert registry is not None
         CURRENT.ctx = w
