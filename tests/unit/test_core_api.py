@@ -294,7 +294,7 @@ def test_to_frame_columns_types_and_filters(dispatcher, clock):
     assert list(d.to_frame(tag="t1").index) == [0, 2]
     assert list(d.to_frame(tag="t1", newest=1).index) == [2]
     assert list(d.to_frame(name="b*").index) == [1]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="newest must be >= 0"):
         d.to_frame(newest=-1)
     gate.set()
     assert rep.wait(WAIT)
@@ -532,7 +532,7 @@ def test_dispatcher_wait(dispatcher):
     gate.set()
     assert d.wait([a.id], timeout=WAIT) is True
     assert d.wait() is True
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timeout must be >= 0"):
         d.wait(timeout=-1)
 
 
@@ -702,7 +702,7 @@ def test_resize_grows_and_shrinks_the_pool(dispatcher):
         time.sleep(0.005)
     d.resize(3)
     assert concurrency_probe(d, 6, 3) == 3
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="workers must be >= 1"):
         d.resize(0)
     with pytest.raises(TypeError):
         d.resize("2")  # type: ignore[arg-type]

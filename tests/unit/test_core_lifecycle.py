@@ -147,7 +147,7 @@ def test_expiry_can_be_changed(small, clock):
     clock.advance(10)
     d.expiry = 5
     assert d.jobs() == []
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="expiry must be >= 0"):
         d.expiry = -1
     assert d.expiry == 5
 
@@ -936,7 +936,7 @@ def _queued_row_without_error(frame, t: Tracker, blocker: Tracker) -> None:
     assert frame.loc[blocker.id, "state"] == "running"
 
 
-@pytest.mark.parametrize(("read", "race", "outcome", "check"), [
+@pytest.mark.parametrize("read, race, outcome, check", [
     # status() reads the state first; fields that a concurrent start() writes
     # later must not leak into a 'queued' snapshot (worker, attempts,
     # started_at), or the snapshot contradicts itself and the JSON Schema.

@@ -632,7 +632,7 @@ def test_a_summary_line_shows_the_first_line_of_a_long_error_only():
         assert job_summary(multi.status()) == f"✘ job {multi.id} 'multi' failed: ValueError: first …"
 
 
-@pytest.mark.parametrize(("ids", "digits"), [(["0", "7"], 3), (["12000", "9"], 5),
+@pytest.mark.parametrize("ids, digits", [(["0", "7"], 3), (["12000", "9"], 5),
                                              (["9876543210", "1"], 10)])
 def test_the_id_column_is_as_wide_as_the_longest_id_on_the_page(ids, digits):
     columns = {c: [""] * len(ids) for c in render._TABLE_COLUMNS}

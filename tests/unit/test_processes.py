@@ -44,7 +44,7 @@ def spin() -> None:
         pass
 
 
-@pytest.fixture()
+@pytest.fixture
 def pool():
     threads, children = live_threads(), child_pids()
     d = nbfrost.Dispatcher(workers=1, backend="processes", process_workers=2)
