@@ -252,6 +252,7 @@ class Publication:
         self.registry = owner.registry  # kept: the last words need it after the owner is gone
         self.clock = clock
         self.started = clock()
+        self.pid = os.getpid()  # a forked child must not write or remove this process's files
         self.serial = next(_SERIAL)
         self.id = f"{published.this_host()}-{os.getpid()}-{int(self.started)}-{self.serial}"
         self._root = root  # resolved on first use, in the publisher thread
@@ -297,7 +298,7 @@ class Publication:
     def tick(self) -> None:
         """Apply waiting commands, then write if anything changed, else
         touch the heartbeat when it is due."""
-        if self.closed or self.failed:
+        if self.closed or self.failed or self.pid != os.getpid():
             return
         try:
             if self._written is not None:
@@ -328,7 +329,7 @@ class Publication:
         write's cost allows (see `defaults.PUBLISH_DUTY`).  Returns whether
         it wrote."""
         with self.lock:
-            if self.closed:
+            if self.closed or self.pid != os.getpid():
                 return False
             fingerprint = self._fingerprint()
             if not force and not self._acks_dirty and fingerprint == self._written:
@@ -509,6 +510,8 @@ class Publication:
             if self.closed:
                 return
             self.closed = True
+            if self.pid != os.getpid():
+                return  # a forked child: the files are its parent's
             try:
                 if self._written is not None and not self.failed:
                     published.ensure_dir(self.root)
@@ -585,6 +588,21 @@ class _Publisher:
 
 
 _PUBLISHER = _Publisher()
+
+
+def _forget_in_child() -> None:
+    """After a fork: the child starts with no publications and no thread
+    (threads do not survive a fork; the parent's files stay the parent's)."""
+    global _PUBLISHER
+    for pub in _PUBLISHER._entries:  # the child is single-threaded now: no lock needed
+        pub.lock = threading.Lock()  # the parent's thread may have held it at the fork
+        pub.closed = True
+    _PUBLISHER = _Publisher()
+    _PROCESS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def attach(owner: Publishable, **options: Any) -> Publication:

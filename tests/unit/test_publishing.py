@@ -377,3 +377,40 @@ def test_the_fast_entries_of_queued_and_succeeded_jobs_are_their_status_json(qui
         assert job.state == "succeeded"
         assert publisher._fast_entry(job, job._state, pub._templates[job._state],
                                      defaults.PUBLISH_TEXT) == slow(job), job.name
+
+
+FORK = """
+import json, os, sys, time
+import nbfrost
+from nbfrost import published
+
+d = nbfrost.Dispatcher(workers=1)
+d.queue(int, name="parent-job").wait()
+live = published.root() / "live"
+mine = lambda pid: [p for p in live.glob(f"*-{pid}-*.json")]
+deadline = time.monotonic() + 10
+while not mine(os.getpid()) and time.monotonic() < deadline:
+    time.sleep(0.02)
+parent = os.getpid()
+child = os.fork()
+if child == 0:
+    c = nbfrost.Dispatcher(workers=1)
+    c.queue(int, name="child-job").wait()
+    deadline = time.monotonic() + 10
+    while not mine(os.getpid()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ok = bool(mine(os.getpid())) and bool(mine(parent))
+    c.shutdown()
+    sys.exit(0 if ok else 3)          # a normal exit: atexit handlers run in the child
+_, status = os.waitpid(child, 0)
+print(json.dumps({"child": os.waitstatus_to_exitcode(status), "parent_live": len(mine(parent))}))
+d.shutdown()
+"""
+
+
+def test_a_forked_child_publishes_its_own_and_leaves_the_parents_files(runtime):
+    out = subprocess.run([sys.executable, "-c", FORK], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"child": 0, "parent_live": 1}, out.stderr
