@@ -638,5 +638,5 @@ def test_the_id_column_is_as_wide_as_the_longest_id_on_the_page(ids, digits):
     columns = {c: [""] * len(ids) for c in render._TABLE_COLUMNS}
     columns["id"] = ids
     html = render._table_html(columns)
-    assert f'<th class="nbf-col-id" style="width:calc({digits}ch + 14px)">id</th>' in html
+    assert f'<th class="nbf-col-id" style="width:calc({digits}ch + 10px)">id</th>' in html
     assert html.count("calc(") == 1

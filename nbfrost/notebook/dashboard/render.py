@@ -187,7 +187,7 @@ def _table_html(columns: dict[str, list[str]]) -> str:
             cells.append(f'<td class="nbf-col-{col}"{tip}>{text}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     digits = max([_MIN_ID_DIGITS, *map(len, columns["id"])])
-    head = _HEAD.replace("{id_width}", f' style="width:calc({digits}ch + 14px)"')
+    head = _HEAD.replace("{id_width}", f' style="width:calc({digits}ch + 10px)"')
     return f'<table class="nbf-table">{head}<tbody>{"".join(rows)}</tbody></table>'
 
 
