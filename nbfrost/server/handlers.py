@@ -8,9 +8,12 @@ ipyparallel's are; a request without credentials gets 403 and no data.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import tornado.web
 from jupyter_server.auth.decorator import authorized
@@ -23,6 +26,7 @@ from .store import NotAlive, NotFound, Store
 __all__ = ["setup_handlers", "ProcessesHandler", "JobsHandler", "CommandHandler"]
 
 AUTH_RESOURCE = "nbfrost"
+_T = TypeVar("_T")
 
 
 class _Handler(APIHandler):
@@ -49,6 +53,12 @@ class _Handler(APIHandler):
             kernels = []
         return sessions, kernels
 
+    async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` in the server's thread pool: reading and parsing the
+        files (a big one takes a while) must not hold up the event loop that
+        also carries every kernel's messages."""
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
+
     def _error(self, status: int, message: str) -> None:
         self.set_status(status)
         self.finish(json.dumps({"message": message}))
@@ -59,8 +69,8 @@ class ProcessesHandler(_Handler):
     @authorized
     async def get(self) -> None:
         sessions, kernels = await self._sessions()
-        self.store.maybe_prune()
-        processes = self.store.processes(sessions, kernels)
+        await self._off_loop(self.store.maybe_prune)
+        processes = await self._off_loop(self.store.processes, sessions, kernels)
         self.finish(json.dumps({"processes": processes, "now": time.time()}))
 
 
@@ -90,8 +100,9 @@ class JobsHandler(_Handler):
             name = self.get_argument("name", None) or None
             tag = self.get_argument("tag", None) or None
             sessions, _kernels = await self._sessions()
-            self.store.maybe_prune()
-            jobs, total = self.store.jobs(states, process, name, tag, newest, offset, sessions)
+            await self._off_loop(self.store.maybe_prune)
+            jobs, total = await self._off_loop(self.store.jobs, states, process, name, tag, newest,
+                                               offset, sessions)
         except ValueError as exc:
             self._error(400, str(exc))
             return
@@ -117,7 +128,7 @@ class CommandHandler(_Handler):
             self._error(400, f"interrupt must be true or false, got {interrupt!r}")
             return
         try:
-            command = self.store.command(process, action, int(job), interrupt)
+            command = await self._off_loop(self.store.command, process, action, int(job), interrupt)
         except NotFound as exc:
             self._error(404, str(exc.args[0]))
             return

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -70,9 +71,19 @@ class Store:
         self._bad: dict[str, tuple[int, int, int]] = {}  # path -> key of a file that did not parse
         self._last_prune = float("-inf")
         self.host = published.this_host()
+        # Guards _files, _bad and _last_prune: the handlers call the public
+        # methods from the server's thread pool (file I/O stays off its event
+        # loop), so two requests may run at once.  A parsed _File is not
+        # changed afterwards, but for its key and mtime (a heartbeat).
+        self._lock = threading.Lock()
 
     # -------------------------------------------------------------- reading
     def _scan(self) -> list[_File]:
+        """The current files, each parsed again only if it was rewritten."""
+        with self._lock:
+            return self._scan_locked()
+
+    def _scan_locked(self) -> list[_File]:
         seen: dict[str, _File] = {}
         for folder in ("history", "live"):
             try:
@@ -127,9 +138,10 @@ class Store:
         """Prune (see `nbfrost.published.prune`) at most every
         `defaults.API_PRUNE_INTERVAL` seconds.  Returns what was removed."""
         now = self.clock()
-        if now - self._last_prune < defaults.API_PRUNE_INTERVAL:
-            return []
-        self._last_prune = now
+        with self._lock:
+            if now - self._last_prune < defaults.API_PRUNE_INTERVAL:
+                return []
+            self._last_prune = now
         try:
             return published.prune(self.root, now, self.host)
         except OSError as exc:
