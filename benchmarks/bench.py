@@ -122,7 +122,7 @@ def bench_throughput(quick: bool) -> list[dict]:
     res = medians(interleaved({"tpe": lambda: tput_tpe(n), "nbfrost": lambda: tput_nbfrost(n),
                                "floor": lambda: tput_floor(n), "bg": bg},
                               repeats, between=gc.collect))
-    nbf, tpe, floor, bg = (res[k] for k in ("nbfrost", "tpe", "floor", "bg"))
+    nbf, tpe, floor, bgjobs = (res[k] for k in ("nbfrost", "tpe", "floor", "bg"))
     speedup = tpe / nbf
     return [
         row(f"throughput, 4 workers, {n:,} no-op jobs tracked", nbf, tpe,
@@ -130,7 +130,7 @@ def bench_throughput(quick: bool) -> list[dict]:
             speedup >= 5, ratio=speedup),
         row("  same run: bare SimpleQueue pool (the floor)", nbf, floor, "floor", "µs/job",
             "information", True),
-        row("  same run: IPython BackgroundJobManager (2k jobs)", nbf, bg,
+        row("  same run: IPython BackgroundJobManager (2k jobs)", nbf, bgjobs,
             "BackgroundJobManager", "µs/job",
             "information" if bg_error is None else f"n/a, it fails here: {bg_error[:60]}", True),
     ]

@@ -371,7 +371,7 @@ class Dispatcher(concurrent.futures.Executor):
 
     # ------------------------------------------- concurrent.futures.Executor
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args,
-               **kwargs: _P.kwargs) -> concurrent.futures.Future[_T]:
+               **kwargs: _P.kwargs) -> _executor.ExecutorFuture[_T]:
         """Run ``fn(*args, **kwargs)`` as a job; return its `concurrent.futures.Future`.
 
         `Executor.submit`: every keyword argument goes to *fn* (use

@@ -27,7 +27,7 @@ from __future__ import annotations
 import concurrent.futures
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import capture
 from .states import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
@@ -42,7 +42,10 @@ _PENDING = "PENDING"  # concurrent.futures._base's state names (plain strings)
 _RUNNING = "RUNNING"
 
 
-class ExecutorFuture(concurrent.futures.Future):
+_T = TypeVar("_T")
+
+
+class ExecutorFuture(concurrent.futures.Future[_T]):
     """The `concurrent.futures.Future` of a job made by `Dispatcher.submit`.
 
     Its state follows the job's: pending while queued, running while it
@@ -86,7 +89,7 @@ class ExecutorFuture(concurrent.futures.Future):
 
 def attach_future(job: Job) -> ExecutorFuture:
     """Give a job that is not queued yet its `ExecutorFuture`."""
-    fut = ExecutorFuture(job)
+    fut: ExecutorFuture[Any] = ExecutorFuture(job)
     details = job.ensure_details()  # not shared with any thread yet: no lock needed
     details.future = fut
     details.callbacks = [_settle]

@@ -264,7 +264,7 @@ def _submit_launch(d: nbfrost.Dispatcher, fn: Callable[..., Any], args: tuple, o
         for _ in range(count):
             d.submit(block, *block_args)
     future = d.submit(fn, *args)
-    return d.tracker(future.job_id)  # type: ignore[attr-defined]
+    return d.tracker(future.job_id)
 
 
 class _MapLauncher:

@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -30,6 +31,7 @@ from helpers import assert_no_leaked_threads, live_threads, wait_for_threads  # 
 
 import nbfrost  # noqa: E402
 from nbfrost import JobCancelled, JobFailed, JobNotFound, JobState, JobTimeout  # noqa: E402
+from nbfrost.backends.dask import DaskBackend  # noqa: E402
 
 # Jobs defined here run in the workers' processes, which cannot import this
 # test module: ship its functions by value.
@@ -41,6 +43,11 @@ WAIT = 30.0
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = {"127.0.0.1", "::1"}
 _names = itertools.count()
+
+
+def dask_backend(d: nbfrost.Dispatcher) -> DaskBackend:
+    """*d*'s backend as what it is here, for the tests that look inside it."""
+    return cast(DaskBackend, d.backend)
 
 
 def loopback_cluster(n: int = 2, **kw):
@@ -189,7 +196,7 @@ def test_states_times_and_worker(kit):
     held = [d.queue(hold, gate, q, name=f"hold{i}") for i in range(2)]
     waiting = d.queue(hold, gate, name="waiting")
     for t in held:
-        eventually(lambda t=t: t.state is JobState.RUNNING, what=f"{t.name} running")
+        eventually(lambda t=t: t.state is JobState.RUNNING, what=f"{t.name} running")  # type: ignore[misc]
     assert q.get(timeout=WAIT) == "started" and q.get(timeout=WAIT) == "started"
     # Both workers are busy: the third job was submitted but has not started.
     s = waiting.status()
@@ -253,7 +260,7 @@ def test_cancel_queued_job(kit):
     gate, q = kit.event(), kit.queue()
     held = [d.queue(hold, gate, q) for _ in range(2)]
     for t in held:
-        eventually(lambda t=t: t.state is JobState.RUNNING)
+        eventually(lambda t=t: t.state is JobState.RUNNING)  # type: ignore[misc]
     ran = kit.queue()
     victim = d.queue(ran.put, "ran")
     assert victim.cancel() is True
@@ -290,7 +297,7 @@ def test_interrupting_cancel_frees_the_worker(kit):
     q, gate = kit.queue(), kit.event()
     ts = [d.queue(until_cancelled, q, gate) for _ in range(2)]
     for t in ts:
-        eventually(lambda t=t: t.state is JobState.RUNNING)
+        eventually(lambda t=t: t.state is JobState.RUNNING)  # type: ignore[misc]
     for t in ts:
         assert t.cancel(interrupt=True) is True
         assert t.state is JobState.CANCELLED  # at once
@@ -403,7 +410,7 @@ def test_progress_is_rate_limited_but_the_last_value_arrives(client, thread_base
         t = d.queue(_many_reports, 5000)
         assert t.result(WAIT) == 5000
         assert t.status().progress == 1.0 and t.status().message == "5000/5000"
-        events = client.get_events(d.backend._topic)
+        events = client.get_events(dask_backend(d)._topic)
         assert 1 <= len(events) < 200
 
 
@@ -455,8 +462,8 @@ def test_resize_needs_an_owned_cluster(client):
 def test_address_form_and_client_left_open(cluster, client, thread_baseline):
     with nbfrost.Dispatcher(backend="dask", address=cluster.scheduler_address) as d:
         assert d.queue(add, 20, 22).result(WAIT) == 42
-        assert d.backend.client is not client
-    assert d.backend.client.status == "closed"  # its own client: closed
+        assert dask_backend(d).client is not client
+    assert dask_backend(d).client.status == "closed"  # its own client: closed
     with nbfrost.Dispatcher(backend="dask", client=client) as d2:
         assert d2.queue(add, 1, 1).result(WAIT) == 2
     assert client.status == "running"  # the user's client: left open
@@ -501,7 +508,7 @@ def test_owned_cluster_listens_on_loopback_only_and_closes():
     before = set(_listening([me, *me.children(recursive=True)]))
     d = nbfrost.Dispatcher(2, backend="dask")
     try:
-        cluster = d.backend.cluster
+        cluster = dask_backend(d).cluster
         assert cluster is not None and len(cluster.workers) == 2
         procs = [me, *me.children(recursive=True)]
         found = [s for s in _listening(procs) if s not in before]
@@ -509,11 +516,11 @@ def test_owned_cluster_listens_on_loopback_only_and_closes():
         assert len(found) >= 5, found
         exposed = [s for s in found if s[1] not in LOOPBACK]
         assert not exposed, f"listening beyond loopback: {exposed}"
-        assert d.backend.dashboard_link.startswith("http://127.0.0.1:")
+        assert dask_backend(d).dashboard_link.startswith("http://127.0.0.1:")
         assert d.queue(add, 1, 2).result(WAIT) == 3
         d.resize(3)  # the owned cluster scales
         assert d.workers == 3
-        eventually(lambda: len(d.backend.client.scheduler_info()["workers"]) == 3,
+        eventually(lambda: len(dask_backend(d).client.scheduler_info()["workers"]) == 3,
                    what="a third worker")
         assert d.queue(add, 2, 2).result(WAIT) == 4
         children = [p for p in me.children(recursive=True) if p.pid not in others]
@@ -622,7 +629,7 @@ def test_cancel_right_after_queueing_leaves_no_worker_busy(client, thread_baseli
                 t.cancel()
             assert all(t.state is JobState.CANCELLED for t in ts)
             assert [d.queue(add, i, 1).result(WAIT) for i in range(4)] == [1, 2, 3, 4]
-            eventually(lambda: not d.backend._live, what="all tasks released")
+            eventually(lambda: not dask_backend(d)._live, what="all tasks released")
             # Those that had started saw the cancel; none ran to the gate.
             assert all(q.get(timeout=WAIT) == "saw cancel" for _ in range(q.qsize()))
         finally:

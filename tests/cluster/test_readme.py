@@ -49,7 +49,7 @@ _FENCE = re.compile(r"^(?P<fence>```|~~~)[ \t]*(?P<info>[^\n`]*)\n(?P<body>.*?)^
 
 def code_blocks(text: str) -> list[dict]:
     """The runnable blocks of a Markdown text: index, language, line, source."""
-    blocks = []
+    blocks: list[dict] = []
     for m in _FENCE.finditer(text):
         info = m.group("info").strip().split()
         lang = info[0].lower() if info else ""

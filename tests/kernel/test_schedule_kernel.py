@@ -4,6 +4,7 @@ output under the cell, pause/resume/unschedule, and nothing left running."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from helpers import Kernel, parent
@@ -50,7 +51,7 @@ def output_area(kernel: Kernel, cell: str) -> list[dict]:
     return area
 
 
-def value(kernel: Kernel, expr: str) -> object:
+def value(kernel: Kernel, expr: str) -> Any:
     """The value of *expr* in the kernel, through JSON on stdout."""
     cell = kernel.run(f"print('@@' + __import__('json').dumps({expr}))")
     line = next(x for x in kernel.stdout(cell).splitlines() if x.startswith("@@"))

@@ -58,7 +58,7 @@ def _run(d: nbfrost.Dispatcher) -> None:  # noqa: C901 - one scenario; its threa
     errors: list[BaseException] = []
     issued: list[list[int]] = [[] for _ in range(PRODUCERS)]
     cancelled_ok: set[int] = set()
-    queries = Counter()
+    queries: Counter[str] = Counter()
 
     def produce(k: int) -> None:
         try:

@@ -127,7 +127,8 @@ def test_failure_and_retries(dispatcher):
 
 @pytest.mark.parametrize("interrupt", [False, True])
 def test_cancel_cancels_the_task(dispatcher, interrupt):
-    started, log = threading.Event(), []
+    started = threading.Event()
+    log: list[str] = []
     t = dispatcher.queue(parked, started, log)
     assert started.wait(WAIT)
     assert t.cancel(interrupt=interrupt)
@@ -157,7 +158,8 @@ def test_cancelled_flag_inside_a_coroutine(dispatcher):
 
 
 def test_timeout_cancels_the_task(dispatcher):
-    started, log = threading.Event(), []
+    started = threading.Event()
+    log: list[str] = []
     t = dispatcher.queue(parked, started, log, timeout=0.2)
     with pytest.raises(JobFailed) as info:
         t.result(timeout=WAIT)
@@ -223,7 +225,8 @@ def test_loops_and_executor_threads_closed_at_shutdown(thread_baseline):
 
 
 def test_shutdown_with_timeout_cancels_a_parked_coroutine(thread_baseline):
-    started, log = threading.Event(), []
+    started = threading.Event()
+    log: list[str] = []
     d = nbfrost.Dispatcher(workers=1)
     t = d.queue(parked, started, log)
     assert started.wait(WAIT)

@@ -33,7 +33,7 @@ class FakeShell:
     def __init__(self) -> None:
         from IPython.core.events import EventManager, available_events
 
-        self.events = EventManager(self, available_events)
+        self.events = EventManager(self, available_events)  # type: ignore[arg-type]  # a fake shell
 
 
 def badge_threads() -> list[threading.Thread]:

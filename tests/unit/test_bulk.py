@@ -12,8 +12,9 @@ import pytest
 from helpers import WAIT, eventually
 
 import nbfrost
-from nbfrost import JobCancelled, JobFailed, JobState, Tracker
+from nbfrost import JobCancelled, JobFailed, JobState
 from nbfrost.bulk import MAX_AUTO_CHUNK, auto_chunksize
+from nbfrost.job import Job
 
 
 def square(x: int) -> int:
@@ -30,7 +31,7 @@ def held_at(at: int, gate: threading.Event) -> Callable[[int], int]:
     return item
 
 
-def queue_held_chunk(d: nbfrost.Dispatcher, item: Callable, n: int, chunksize: int) -> list[Tracker]:
+def queue_held_chunk(d: nbfrost.Dispatcher, item: Callable, n: int, chunksize: int) -> list[Job]:
     """``item(0) … item(n - 1)`` in chunks of *chunksize*; returns once the first runs."""
     ts = d._queue_many(item, [(i,) for i in range(n)], chunksize=chunksize)
     eventually(lambda: ts[0].status().state is JobState.RUNNING)
@@ -81,7 +82,7 @@ def test_ids_stay_consecutive_beside_concurrent_queue(dispatcher):
 
 def test_jobs_in_a_chunk_start_in_order_on_one_worker():
     with shut_down_after(nbfrost.Dispatcher(workers=1)) as d:
-        order = []
+        order: list[int] = []
         ts = d._queue_many(order.append, [(i,) for i in range(300)], chunksize=100)
         assert d.wait(ts, timeout=WAIT)
         assert order == list(range(300))

@@ -431,7 +431,7 @@ def test_done_callbacks_before_and_after_and_raising(dispatcher, caplog):
     assert d.queue(_named, 3).result(WAIT) == 3
     assert d.stats()["workers"] == 4 and len(d.backend.threads()) == 4
     with pytest.raises(TypeError, match="callable"):
-        t.add_done_callback("not callable")  # type: ignore[arg-type]
+        t.add_done_callback("not callable")
 
 
 # ---------------------------------------------------------------- results
@@ -583,7 +583,7 @@ def test_on_finish_and_unsubscribe(dispatcher):
     d.queue(int, after=c).wait(WAIT)
     assert len(seen) == 2
     with pytest.raises(TypeError):
-        d.on_finish(42)  # type: ignore[arg-type]
+        d.on_finish(42)
 
 
 def test_a_raising_on_finish_listener_is_logged_and_harmless(dispatcher, caplog):
@@ -705,7 +705,7 @@ def test_resize_grows_and_shrinks_the_pool(dispatcher):
     with pytest.raises(ValueError, match="workers must be >= 1"):
         d.resize(0)
     with pytest.raises(TypeError):
-        d.resize("2")  # type: ignore[arg-type]
+        d.resize("2")
     assert d.workers == 3
 
 

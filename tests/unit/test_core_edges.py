@@ -3,10 +3,13 @@ expiry=None, empty tags."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 from helpers import eventually
 
 import nbfrost
+from nbfrost.backends.threads import ThreadBackend
 
 
 def test_shutdown_from_inside_a_job_does_not_hang(thread_baseline):
@@ -48,7 +51,7 @@ def test_a_worker_that_dies_outside_a_job_is_replaced(thread_baseline):
 
     d = nbfrost.Dispatcher(workers=2, expiry=None)
     try:
-        backend = d.backend
+        backend = cast(ThreadBackend, d.backend)
         victim = backend._workers[0]
         before = {w.thread for w in backend._workers}
         eventually(lambda: victim.ident != 0, what="the victim to reach its loop")

@@ -50,7 +50,7 @@ def d(thread_baseline):
     d.shutdown(wait=True, cancel_pending=True, timeout=WAIT)
 
 
-def test_it_is_an_executor_and_submit_is_a_tracked_job(d):
+def test_it_is_an_executor_and_submit_is_a_tracked_job(d: nbfrost.Dispatcher):
     assert isinstance(d, cf.Executor) and not isinstance(d, cf.ThreadPoolExecutor)
     fut = d.submit(pow, 2, 8)
     assert isinstance(fut, cf.Future)
@@ -68,7 +68,7 @@ def test_every_keyword_goes_to_the_callable(d):
     assert fut.result(WAIT) == ((1,), {"name": "x", "timeout": 3, "retries": 2, "after": (), "fn": 4})
     assert d.status(fut.job_id).name == "capture"
     with pytest.raises(TypeError):
-        d.submit(fn=capture)  # type: ignore[call-arg]
+        d.submit(fn=capture)
 
 
 def test_the_future_follows_the_job(d):

@@ -27,7 +27,7 @@ Skipped, and why (every other test of the four mixins runs):
 from __future__ import annotations
 
 import unittest
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -46,6 +46,7 @@ from helpers import child_pids
 from test_executor_cpython import FRESH_INTERPRETER, DispatcherMixin
 
 import nbfrost
+from nbfrost.backends.processes import ProcessBackend
 
 
 def make_process_dispatcher(max_workers: int | None = None, **kwargs: Any) -> nbfrost.Dispatcher:
@@ -54,7 +55,7 @@ def make_process_dispatcher(max_workers: int | None = None, **kwargs: Any) -> nb
                            process_workers=5 if max_workers is None else max_workers, **kwargs)
     # The processes start on first use; CPython's timing tests (map with a
     # timeout) assume a started pool, so pay the start cost here.
-    d.backend.warm()
+    cast(ProcessBackend, d.backend).warm()
     return d
 
 

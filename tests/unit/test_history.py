@@ -249,7 +249,7 @@ def test_unwritable_paths_are_clear_errors_at_start(tmp_path, thread_baseline):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         nbfrost.Dispatcher(history=afile / "jobs.sqlite")
     with pytest.raises(TypeError, match="history must be a file path"):
-        nbfrost.Dispatcher(history=42)
+        nbfrost.Dispatcher(history=42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="path of a file"):
         nbfrost.Dispatcher(history=":memory:")
 

@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from helpers import assert_no_leaked_threads, child_pids, eventually, live_threads, running
@@ -217,7 +218,7 @@ def test_what_cannot_be_sent_fails_the_job_naming_it(pool):
 
 
 def test_a_cell_reads_notebook_globals_and_names_one_that_cannot_be_sent(pool, tmp_path):
-    ns = {"base": 10, "helper": lambda x: x + 1, "fh": open(tmp_path / "f", "w")}  # noqa: SIM115 - a global that cannot be sent
+    ns: dict[str, Any] = {"base": 10, "helper": lambda x: x + 1, "fh": open(tmp_path / "f", "w")}  # noqa: SIM115 - a global that cannot be sent
     try:
         source = "y = helper(base)\nprint('y is', y)\ny * 2\n"
         push = {n: ns[n] for n in names_read(source) if n in ns}
@@ -279,7 +280,7 @@ def test_process_workers_has_a_default_and_a_bound():
         with pytest.raises(ValueError, match="process_workers"):
             nbfrost.Dispatcher(process_workers=bad)
     with pytest.raises(TypeError):
-        nbfrost.Dispatcher(process_workers=1.5)
+        nbfrost.Dispatcher(process_workers=1.5)  # type: ignore[arg-type]
 
 
 def test_resize_grows_and_shrinks_the_pool(pool):
@@ -388,8 +389,9 @@ def test_warm_starts_the_processes_before_the_first_job():
     d = nbfrost.Dispatcher(backend="processes", process_workers=2)
     try:
         assert child_pids() == children
-        assert d.backend.warm(timeout=WAIT)
-        assert len(d.backend.pids()) == 2 and len(child_pids() - children) == 2
+        backend = cast(ProcessBackend, d.backend)
+        assert backend.warm(timeout=WAIT)
+        assert len(backend.pids()) == 2 and len(child_pids() - children) == 2
     finally:
         d.shutdown()
     assert child_pids() == children

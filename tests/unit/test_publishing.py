@@ -253,7 +253,7 @@ def test_publishing_is_off_by_keyword_or_environment(runtime, monkeypatch, threa
         d.queue(int).wait(10)
     assert not runtime.exists()
     with pytest.raises(TypeError, match="publish must be True, False or None"):
-        nbfrost.Dispatcher(workers=1, publish="yes")
+        nbfrost.Dispatcher(workers=1, publish="yes")  # type: ignore[arg-type]
     monkeypatch.setenv("NBFROST_PUBLISH", "1")
     monkeypatch.setenv("NBFROST_PUBLISH_JOBS", "many")
     with pytest.raises(ValueError, match=r"\$NBFROST_PUBLISH_JOBS='many' is not a number"):

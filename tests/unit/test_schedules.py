@@ -70,7 +70,7 @@ def settle(s: Schedule) -> None:
 
 # ---------------------------------------------------------------- intervals
 def test_every_runs_one_interval_apart_and_never_early(d, clock):
-    calls = []
+    calls: list[str] = []
     s = d.every("5m", calls.append, "x", name="poll")
     assert s.state is ScheduleState.ACTIVE
     assert s.next_run == datetime.fromtimestamp(clock() + 300, timezone.utc)
@@ -322,7 +322,7 @@ def test_a_schedule_shows_its_api_not_its_record(d):
     s = d.every(10, print)
     assert "pause" in dir(s) and not [n for n in dir(s) if n.startswith("_")]
     with pytest.raises(AttributeError):
-        s.foo = 1  # type: ignore[attr-defined]
+        s.foo = 1
 
 
 # --------------------------------------------------- status, frame, schema

@@ -57,7 +57,7 @@ def test_every_state_validates(dispatcher, clock, validator):
     for b in blockers:
         _wait_state(b, JobState.RUNNING)
 
-    docs = {"queued": queued.status().to_dict(), "running": run.status().to_dict()}
+    docs: dict[str, dict] = {"queued": queued.status().to_dict(), "running": run.status().to_dict()}
     assert doomed.cancel()
     docs["cancelled-before-start"] = doomed.status().to_dict()
     assert coop.cancel()
@@ -67,7 +67,7 @@ def test_every_state_validates(dispatcher, clock, validator):
     gate.set()
     assert d.wait(timeout=WAIT)
     docs["succeeded"] = run.status().to_dict()
-    failed = d.queue(lambda: {}["missing"])
+    failed = d.queue(lambda: {}["missing"])  # type: ignore[index]  # a KeyError on purpose
     assert failed.wait(WAIT)
     docs["failed"] = failed.status().to_dict()
     retried = d.queue(lambda: 1 / 0, retries=2)

@@ -68,7 +68,7 @@ def test_setting_state_names_what_to_do_instead(dispatcher):
     t = dispatcher.queue(int)
     t.wait(WAIT)
     with pytest.raises(AttributeError, match=r"tracker\.cancel\(\).*Dispatcher\.retry\(\)"):
-        t.state = "cancelled"  # type: ignore[misc]
+        t.state = "cancelled"
     assert t.state is nbfrost.JobState.SUCCEEDED
 
 
@@ -91,7 +91,7 @@ def test_the_record_fields_are_not_attributes_of_the_tracker(dispatcher):
         assert not hasattr(t, name), name
 
 
-def test_a_dispatcher_is_the_owner_its_jobs_ask(dispatcher):
+def test_a_dispatcher_is_the_owner_its_jobs_ask(dispatcher: nbfrost.Dispatcher):
     assert isinstance(dispatcher, JobOwner)
     t = dispatcher.queue(int)
     assert t._job._owner is dispatcher and t.dispatcher is dispatcher

@@ -8,7 +8,7 @@ import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F403
 
 
-@pytest.fixture
+@pytest.fixture  # type: ignore[no-redef]  # replaces pytest-jupyter's
 def jp_server_config():
     # Until the package data enables the extension on install, the tests
     # enable it explicitly (the same setting as
