@@ -27,6 +27,7 @@ from .errors import (
     ResultReleased,
     WaitDeadlock,
     WaitInterrupted,
+    WaitTimeout,
     WorkerDied,
 )
 
@@ -109,6 +110,7 @@ __all__ = [
     "WaitDeadlock",
     "JobCancelled",
     "JobTimeout",
+    "WaitTimeout",
     "QueueFull",
     "ResultReleased",
     "RemoteJobError",

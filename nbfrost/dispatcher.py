@@ -401,8 +401,8 @@ class Dispatcher(concurrent.futures.Executor):
         Every call is queued now (one job each, with its own id and
         status); the returned iterator yields their results in order, as
         they are ready.  The first exception a job raised is raised at its
-        position, a `TimeoutError` once *timeout* seconds (from this call)
-        have passed.  Closing the iterator early cancels the jobs still
+        position, a `WaitTimeout` (a `TimeoutError`, also on 3.10) once
+        *timeout* seconds (from this call) have passed.  Closing the iterator early cancels the jobs still
         queued.  A yielded result is handed over: the registry keeps the
         job's status but not its result.
 

@@ -7,6 +7,7 @@ message is usually all the user reads.
 from __future__ import annotations
 
 import concurrent.futures
+import sys
 from collections.abc import Iterable
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "JobFailed",
     "JobCancelled",
     "JobTimeout",
+    "WaitTimeout",
     "QueueFull",
     "RemoteJobError",
     "WaitInterrupted",
@@ -87,6 +89,26 @@ class JobTimeout(NbfrostError, TimeoutError):
     It is the recorded error of a timed-out job (so ``result()`` raises
     `JobFailed` chained from it), and it is raised asynchronously inside the
     job's thread to stop it.
+    """
+
+
+if sys.version_info >= (3, 11):
+    _Timeout = TimeoutError  # concurrent.futures.TimeoutError is the builtin one
+else:
+    class _Timeout(TimeoutError, concurrent.futures.TimeoutError):
+        """On Python 3.10 the builtin `TimeoutError` and
+        `concurrent.futures.TimeoutError` are two classes: this is both."""
+
+
+class WaitTimeout(NbfrostError, _Timeout):
+    """A wait ran out of time: ``Tracker.result(timeout=)``,
+    ``Tracker.exception(timeout=)`` or the iterator of ``map(timeout=)``.
+
+    It is a `TimeoutError` and a `concurrent.futures.TimeoutError` on every
+    Python nbfrost supports (they are one class from 3.11 on; on 3.10 this
+    subclasses both), so ``except TimeoutError`` and
+    ``except concurrent.futures.TimeoutError`` both catch it.  The job keeps
+    running (``map()`` cancels the jobs still queued).
     """
 
 

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import capture
+from .errors import WaitTimeout
 from .states import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def _take(job: Job, registry: Registry, deadline: float | None) -> Any:
     try:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         if not registry.wait_for(job, timeout):
-            raise concurrent.futures.TimeoutError(
+            raise WaitTimeout(
                 f"map(): job {job._id} ({job.display_name}) did not finish within the "
                 "timeout; pass a larger timeout=, or none")
         state = job._state
@@ -159,7 +160,8 @@ def map_results(jobs: list[Job], registry: Registry, timeout: float | None,
                 chunksize: int = 1) -> Iterator[Any]:
     """Yield the results of *jobs* in order, as `Executor.map` does.
 
-    The first exception is raised at its position; `TimeoutError` once
+    The first exception is raised at its position; `WaitTimeout` (both
+    `TimeoutError`s) once
     *timeout* seconds (from now) have passed.  Closing the iterator early,
     or an exception, cancels the jobs still queued.  The iterator keeps no
     reference to a result it has yielded, and neither does the registry.

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .errors import JobCancelled, JobFailed, ResultReleased, WaitInterrupted
+from .errors import JobCancelled, JobFailed, ResultReleased, WaitInterrupted, WaitTimeout
 from .states import CANCELLED, FAILED, SUCCEEDED, TERMINAL, JobState, state_badge_html
 
 if TYPE_CHECKING:
@@ -215,7 +215,8 @@ class Tracker(metaclass=_TrackerType):
         """The job's return value, waiting up to *timeout* seconds for it.
 
         Raises:
-            TimeoutError: the job is not done after *timeout* seconds.
+            WaitTimeout: the job is not done after *timeout* seconds (a
+                `TimeoutError` and a `concurrent.futures.TimeoutError`).
             JobFailed: the job raised (or timed out); the original exception
                 is chained as ``__cause__``.  IPython shows the job's own
                 traceback for it.
@@ -250,7 +251,7 @@ class Tracker(metaclass=_TrackerType):
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The exception the job raised, or None if it succeeded.
 
-        Raises `TimeoutError` if it is not done in time and `JobCancelled`
+        Raises `WaitTimeout` (a `TimeoutError`) if it is not done in time and `JobCancelled`
         if it was cancelled, like `concurrent.futures.Future.exception`.
         """
         try:
@@ -265,7 +266,7 @@ class Tracker(metaclass=_TrackerType):
     def _wait_or_raise(self, timeout: float | None) -> None:
         if not self.wait(timeout):
             job = self._job
-            raise TimeoutError(
+            raise WaitTimeout(
                 f"job {job._id} ({job.display_name}) is still {job._state.value} after "
                 f"{timeout:g} s; wait longer, or cancel it with tracker.cancel()")
 

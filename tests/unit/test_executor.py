@@ -176,6 +176,27 @@ def test_map_timeout(d):
     assert d.wait(timeout=WAIT)
 
 
+@pytest.mark.parametrize("caught", [TimeoutError, cf.TimeoutError])
+def test_one_timeout_type_that_both_timeout_errors_catch(d, caught):
+    # On Python 3.10 the two are distinct classes; WaitTimeout is both there.
+    gate = threading.Event()
+    try:
+        with pytest.raises(caught) as raised:
+            next(d.map(hold, [gate], timeout=0.01))
+        assert type(raised.value) is nbfrost.WaitTimeout
+        tracker = d.queue(hold, gate)
+        with pytest.raises(caught) as raised:
+            tracker.result(timeout=0.01)
+        assert type(raised.value) is nbfrost.WaitTimeout
+        with pytest.raises(caught):
+            tracker.exception(timeout=0.01)
+        assert not tracker.wait(timeout=0.01)  # wait() says False, it does not raise
+    finally:
+        gate.set()
+    assert d.wait(timeout=WAIT)
+    assert issubclass(nbfrost.WaitTimeout, nbfrost.NbfrostError)
+
+
 def test_map_checks_its_arguments(d):
     with pytest.raises(ValueError, match="chunksize"):
         d.map(pow, [1], [1], chunksize=0)
