@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextvars
+import functools
 import inspect
 import sys
 import threading
@@ -25,9 +26,20 @@ from ..states import RUNNING
 if TYPE_CHECKING:
     from .badge import Badge
 
-__all__ = ["ShellCell", "CellRunner", "cell_number", "compile_shell_cell"]
+__all__ = ["ShellCell", "CellRunner", "cell_number", "colors_argument", "compile_shell_cell"]
 
 _CO_COROUTINE = inspect.CO_COROUTINE
+
+
+@functools.cache
+def colors_argument() -> str:
+    """The name under which IPython's traceback formatters take the colour
+    scheme: ``theme_name`` from IPython 9 on, ``color_scheme`` in IPython 8
+    (``shell.colors`` holds a valid value for either)."""
+    from IPython.core import ultratb
+
+    params = inspect.signature(ultratb.AutoFormattedTB.__init__).parameters
+    return "theme_name" if "theme_name" in params else "color_scheme"
 
 
 class ShellCell:
@@ -221,10 +233,13 @@ class CellRunner:
                       f"({type(exc).__name__}: {exc}); retrying\n")
             return
         try:
-            err.write(self._format(exc) + "\n")
-        except Exception:  # formatting must never hide the real error
+            text = self._format(exc)
+        except Exception as problem:  # formatting must never hide the real error
             import traceback
-            err.write("".join(traceback.format_exception(exc)))
+            text = (f"nbfrost: IPython could not format this traceback "
+                    f"({type(problem).__name__}: {problem}); the plain one follows\n"
+                    + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        err.write(text + "\n")
 
     def _format(self, exc: BaseException) -> str:
         from IPython.core import ultratb
@@ -236,6 +251,7 @@ class CellRunner:
         shell = self.shell
         # A private formatter: the shell's InteractiveTB keeps the last
         # traceback for %debug and is not meant to be shared across threads.
-        fmt = ultratb.AutoFormattedTB(mode=shell.xmode, theme_name=shell.colors, tb_offset=0)
+        fmt = ultratb.AutoFormattedTB(mode=shell.xmode, tb_offset=0,
+                                      **{colors_argument(): shell.colors})
         stb = fmt.structured_traceback(type(exc), exc, first if first is not None else tb)
         return fmt.stb2text(stb)
