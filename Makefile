@@ -17,7 +17,7 @@ NO_APT ?=
 PYTEST := ARTIFACTS=$(ARTIFACTS) HYPOTHESIS_STORAGE_DIRECTORY=$(ARTIFACTS)/hypothesis \
   $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: demo lint docs test test-fast test-cpython screenshots bench soak chromium node clean
+.PHONY: demo lint docs test test-fast test-cpython matrix screenshots bench soak chromium node clean
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -74,7 +74,7 @@ demo: $(VENV)/.demo-installed
 
 # Lint and import order (ruff), then types (mypy, configured in pyproject.toml).
 lint: $(VENV)/.test-installed
-	$(PY) -m ruff check --cache-dir $(ARTIFACTS)/ruff-cache nbfrost tests benchmarks
+	$(PY) -m ruff check --cache-dir $(ARTIFACTS)/ruff-cache nbfrost tests benchmarks noxfile.py
 	$(PY) -m mypy --cache-dir $(ARTIFACTS)/mypy-cache
 	@[ -d node_modules ] || $(VENV)/bin/jlpm install --immutable
 	$(VENV)/bin/jlpm run check
@@ -91,6 +91,7 @@ test: lint docs chromium
 	$(PYTEST) -ra --durations=15 --junitxml=$(ARTIFACTS)/junit.xml \
 	  --basetemp=$(ARTIFACTS)/tmp $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-cpython
+	@$(MAKE) --no-print-directory matrix
 
 # tests/unit only: no kernel, browser or cluster (about a minute).
 test-fast: $(VENV)/.test-installed
@@ -128,6 +129,15 @@ test-cpython:
 	  echo "test-cpython: skipped: no CPython >= 3.12 with its test package ($(CPYTHON313));" \
 	    "CPython's executor tests against Dispatcher did not run"; \
 	fi
+
+# The version matrix (noxfile.py, with nox and uv): tests/unit on each Python
+# nbfrost claims that this machine has (pyenv's 3.10, 3.12, 3.13 here; a
+# missing one is said and skipped) and on 3.10 at the declared floors of the
+# runtime dependencies, each in a venv of its own cached under $(ARTIFACTS)/nox.
+# `make matrix NOX_ARGS="-s unit-3.10"` runs one session.
+NOX_ARGS ?=
+matrix: $(VENV)/.test-installed
+	ARTIFACTS=$(abspath $(ARTIFACTS)) $(VENV)/bin/nox -f noxfile.py $(NOX_ARGS)
 
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/bench.py
