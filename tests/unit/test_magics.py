@@ -490,6 +490,10 @@ def test_unload_cancels_queued_and_stops_running_jobs(ip, thread_baseline):
     run(ip, "%load_ext nbfrost")
     ok(ip, "%config FrostMagics.workers = 1")
     ok(ip, "%config FrostMagics.grace = 0.1")
+    # A shrink lets workers leave when they are free: wait until only one is
+    # left, or a second could still take the "queued" job below.
+    d = magics(ip).get_dispatcher()
+    eventually(lambda: len(d.backend.threads()) == 1, what="the pool to shrink to 1")
     ip.user_ns["ev"] = threading.Event()
     running = ok(ip, "%%frost\nimport time\nwhile not ev.is_set():\n    time.sleep(0.005)")
     queued = ok(ip, "%%frost\n1")
