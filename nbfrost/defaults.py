@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["WORKERS", "EXPIRY", "MAX_QUEUE", "OUTPUT_CAP", "OUTPUT_BUDGET", "GRACE",
+__all__ = ["WORKERS", "MAX_WORKERS", "EXPIRY", "MAX_QUEUE", "OUTPUT_CAP", "OUTPUT_BUDGET", "GRACE",
            "FORWARD_BUDGET", "FORWARD_RATE", "FAILURE_NOTICE_LIMIT", "FAILURE_NOTICE_WINDOW",
            "SCHEDULE_RECHECK", "SCHEDULE_RUNS_KEPT", "SCHEDULES_ENDED_KEPT",
            "PUBLISH_RATE", "PUBLISH_DUTY", "PUBLISH_MAX_DELAY",
@@ -21,6 +21,13 @@ __all__ = ["WORKERS", "EXPIRY", "MAX_QUEUE", "OUTPUT_CAP", "OUTPUT_BUDGET", "GRA
 
 #: How many jobs run at once: worker threads, or Dask task slots.
 WORKERS = 4
+#: The most ``workers`` a dispatcher may have (also through ``resize()`` and
+#: ``%config FrostMagics.workers``).  Each worker is an OS thread (8 MiB of
+#: stack address space, and a share of the GIL's hand-offs): past about a
+#: thousand, more threads make a pool slower, not faster, and run into the
+#: system's thread limits.  Jobs that mostly wait belong in one ``async def``
+#: job, or on the Dask backend.
+MAX_WORKERS = 1024
 #: Seconds a finished job stays in the registry before it expires (None: forever).
 EXPIRY: float | None = 300.0
 #: How many jobs may wait to start at once; 0 means unbounded.

@@ -70,3 +70,14 @@ def test_a_worker_that_dies_outside_a_job_is_replaced(thread_baseline):
         assert [d.queue(pow, 2, i).result(timeout=10) for i in range(4)] == [1, 2, 4, 8]
     finally:
         d.shutdown()
+
+
+def test_workers_has_a_documented_upper_bound(thread_baseline):
+    from nbfrost import defaults
+
+    with pytest.raises(ValueError, match=r"at most 1024 \(nbfrost.defaults.MAX_WORKERS\)"):
+        nbfrost.Dispatcher(workers=defaults.MAX_WORKERS + 1)
+    with nbfrost.Dispatcher(workers=1) as d:
+        with pytest.raises(ValueError, match="MAX_WORKERS"):
+            d.resize(defaults.MAX_WORKERS + 1)
+        assert d.workers == 1
