@@ -79,6 +79,11 @@ def read_history(path: str | os.PathLike) -> pd.DataFrame:
     import pandas as pd
 
     p = check_path(path)
+    if os.path.isdir(p):
+        raise IsADirectoryError(
+            f"{p!r} is a folder, not a job history file; pass the file inside it that was "
+            "given to Dispatcher(history=...), such as "
+            f"{os.path.join(p, 'jobs.sqlite')!r}")
     if not os.path.isfile(p):
         raise FileNotFoundError(
             f"no job history file at {p!r}; start one with Dispatcher(history={p!r}) "

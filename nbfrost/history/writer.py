@@ -73,6 +73,25 @@ def _connect(path: str) -> sqlite3.Connection:
         raise IsADirectoryError(
             f"the job history path {path!r} is a directory; pass a file path such as "
             f"{os.path.join(path, 'jobs.sqlite')!r}")
+    # Read-only file or read-only folder: the same PermissionError (SQLite
+    # words the two differently, and only fails on the first write).
+    unwritable = path if os.path.exists(path) else folder
+    if not os.access(unwritable, os.W_OK):
+        raise PermissionError(
+            f"cannot write the job history file {path!r}: "
+            f"{'the file' if unwritable == path else 'its folder ' + repr(folder)} is read-only. "
+            "Make it writable, or pass another path to Dispatcher(history=...)")
+    if not os.path.exists(path):
+        # Created here, empty and readable by its owner only (0600, like
+        # Jupyter's runtime files): it holds job names, errors and
+        # tracebacks.  SQLite gives the -wal and -shm files the same mode,
+        # and takes the empty file as a new database (see below).
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass  # another process made it meanwhile: it is opened as it is
+        except OSError as exc:
+            raise open_error(path, exc) from exc
     conn = None
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
@@ -154,6 +173,13 @@ class HistoryWriter:
         self.error: BaseException | None = None
         self._warned: set[str] = set()
         self._conn = _connect(self.path)
+        # The file this writer writes: if the path stops naming it (deleted,
+        # or replaced), writing on would go to an unlinked file; see _check_file.
+        st = os.stat(self.path)
+        self._identity = (st.st_dev, st.st_ino)
+        #: Set once the file was deleted or replaced under the writer (see
+        #: `_check_file`); `flush` raises it and stats() shows it.
+        self.gone: OSError | None = None
         try:
             self.session = self._open_session()
         except sqlite3.Error as exc:
@@ -237,7 +263,7 @@ class HistoryWriter:
             else:
                 delay = min(delay * 2, _IDLE_POLL)  # idle: wake up less often
             waiting = [ask for ask in asks if ask is not None]
-            if self._unwritten and not stop:
+            if self._unwritten and not stop and self.gone is None:
                 requests.extendleft(reversed(waiting))  # answered once written
                 continue
             for ask in waiting:
@@ -268,9 +294,28 @@ class HistoryWriter:
         for i in range(0, len(jobs), limit):
             self._write(jobs[i:i + limit])
 
+    def _check_file(self) -> None:
+        """Raise (and remember) an OSError if the path no longer names the
+        file this writer opened: SQLite would go on writing to the deleted
+        file, and every later entry would be lost without a word."""
+        if self.gone is not None:
+            raise self.gone
+        try:
+            st = os.stat(self.path)
+            same = (st.st_dev, st.st_ino) == self._identity
+        except FileNotFoundError:
+            same = False
+        if not same:
+            self.gone = FileNotFoundError(
+                f"the job history file {self.path!r} was deleted or replaced while this "
+                "dispatcher was writing to it; nothing more is recorded. Start a new "
+                "Dispatcher(history=...) to record again")
+            raise self.gone
+
     def _write(self, jobs: list[Job]) -> None:
         conn = self._conn
         try:
+            self._check_file()
             data = self._dumps(self._entries(jobs))
             conn.execute("BEGIN")
             conn.execute(self._insert, (self.session, time.time(), data))
@@ -354,13 +399,20 @@ class HistoryWriter:
 
         Returns True when it is, False if *timeout* seconds passed first.
         Returns True at once after `close`, which commits everything.
+        Raises the `FileNotFoundError` in `gone` if the file was deleted or
+        replaced under the writer.
         """
+        if self.gone is not None:
+            raise self.gone
         if self._closed or self._thread is None:
             return True
         done = threading.Event()
         self._requests.append(done)
         self._wake.set()
-        return done.wait(timeout)
+        finished = done.wait(timeout)
+        if self.gone is not None:
+            raise self.gone
+        return finished
 
     @property
     def closed(self) -> bool:
