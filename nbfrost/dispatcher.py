@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import contextvars
+import logging
 import numbers
 import os
 import sys
@@ -53,6 +54,15 @@ if TYPE_CHECKING:
 __all__ = ["Dispatcher"]
 
 
+def _check_workers(value: int) -> int:
+    value = _check_count("workers", value, minimum=1)
+    if value > defaults.MAX_WORKERS:
+        raise ValueError(f"workers must be at most {defaults.MAX_WORKERS} "
+                         f"(nbfrost.defaults.MAX_WORKERS), got {value}; for many jobs that "
+                         "mostly wait, use async def jobs or the Dask backend")
+    return value
+
+
 def _check_process_workers(value: int | None) -> int:
     if value is None:
         return defaults.PROCESS_WORKERS
@@ -61,6 +71,32 @@ def _check_process_workers(value: int | None) -> int:
         raise ValueError(f"process_workers must be at most {defaults.MAX_PROCESS_WORKERS} "
                          f"(defaults.MAX_PROCESS_WORKERS), got {value}")
     return value
+
+log = logging.getLogger("nbfrost")
+
+#: The shortest sleep of the expiry timer (seconds): jobs are purged at most
+#: this late, and a clock that does not move (tests) costs few wake-ups.
+_EXPIRY_TICK = 0.05
+
+#: Every dispatcher started in this process, for `_after_fork_in_child`.
+_LIVE: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """In a child made by ``os.fork()``: the dispatchers it inherited have no
+    worker threads there (only the forking thread survives a fork), so jobs
+    queued to them would wait forever.  Close them, so that queueing says so
+    at once (`Dispatcher._refusal`); a new ``Dispatcher()`` works as usual."""
+    for d in list(_LIVE):
+        d._forked_from = d._pid
+        d._lock = threading.Lock()  # may have been held by another thread at the fork
+        d._closed = True
+        d._stopped = True  # shutdown() in the child has no threads to stop or wait for
+    _LIVE.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -82,8 +118,8 @@ class Dispatcher(concurrent.futures.Executor):
     `ThreadPoolExecutor`, and each call is a job like any other.
 
     Args:
-        workers: how many jobs run at once (an int >= 1).  The workers start
-            now.
+        workers: how many jobs run at once (an int from 1 to
+            ``defaults.MAX_WORKERS``, 1024).  The workers start now.
         expiry: seconds a *finished* job stays in the registry (``None``:
             forever).  Queued and running jobs never expire.
         max_queue: how many jobs may wait at once; 0 means unbounded.  When
@@ -149,7 +185,7 @@ class Dispatcher(concurrent.futures.Executor):
                  failure_notices: bool | None = None, publish: bool | None = None,
                  process_workers: int | None = None, wait_at_exit: bool = True,
                  **backend_options: Any) -> None:
-        workers = _check_count("workers", workers, minimum=1)
+        workers = _check_workers(workers)
         process_workers = _check_process_workers(process_workers)
         _check_number("expiry", expiry, allow_none=True, positive=False)
         max_queue = _check_count("max_queue", max_queue, minimum=0)
@@ -189,24 +225,54 @@ class Dispatcher(concurrent.futures.Executor):
             if self._history_writer is not None:
                 self._history_writer.close()
             raise
+        self._timers = Timers()
+        self._publication: Publication | None = None
+        self._closed = False
+        self._stopped = False
+        self._streams_acquired = False
+        self._exit_registered = False
+        self._pid = os.getpid()
+        #: The pid of the process this dispatcher was started in, once this
+        #: process is a fork of it (see `_after_fork_in_child`).
+        self._forked_from: int | None = None
+        try:
+            self._start(workers, grace, max_queue, output_cap, process_workers, failure_notices,
+                        publish_settings, wait_at_exit)
+        except BaseException:
+            # Half started (a worker thread that could not start, ...): undo
+            # it all, so that nothing runs, writes or routes output after the
+            # error; then say it.
+            self._roll_back_start()
+            raise
+        _LIVE.add(self)
+
+    def _start(self, workers: int, grace: float, max_queue: int, output_cap: int,
+               process_workers: int, failure_notices: bool,
+               publish_settings: tuple[int, float] | None, wait_at_exit: bool) -> None:
+        """The part of ``__init__`` that starts things (undone on error by
+        `_roll_back_start`)."""
         if self._history_writer is not None:
             self._history_writer.attach(self.registry)
         self.grace = float(grace)
         self.max_queue = max_queue
-        self._timers = Timers()
         self._lock = threading.Lock()  # guards _closed and _blocked
-        self._closed = False
         self._blocked = 0  # jobs of this pool waiting for a queued job (see _wait_in_a_job)
         if wait_at_exit:
             exits.register(self)
+            self._exit_registered = True
         self._last_context: contextvars.Context | None = None  # see _caller_context
-        self._stopped = False
         #: The backend's submit, bound once (for the thread backend, its
         #: queue's put: see ThreadBackend.__init__).
         self._submit = self.registry.on_ready = self._backend.submit
         if failure_notices and hasattr(self._backend, "on_failure"):
             self._backend.on_failure = notices.failure_notice
         self.registry.on_start_timed = self._arm_timeout
+        # Expiry is active: from the first finish on, a timer purges each
+        # finished job when it expires (its result is freed then, not at the
+        # next lookup); see _expire.
+        self._expiry_plan = 0
+        self.registry.on_first_finish = lambda: self._timers.call_later(
+            0.0, lambda: self._expire(self._expiry_plan))
         self._scheduler: Scheduler | None = None  # made by the first schedule (see _schedule)
         # The process pool: the backend itself with backend="processes",
         # else made on the first process=True job (see _process_pool).
@@ -216,13 +282,45 @@ class Dispatcher(concurrent.futures.Executor):
         self._processes: Any = self._backend if self._backend.name == "processes" else None
         self._process_waiting: weakref.WeakSet[Job] = weakref.WeakSet()  # see _ready
         capture.acquire()
+        self._streams_acquired = True
         self._backend.start(self.registry)
         # Publishing (see publisher.py): one file per dispatcher, written by
         # one thread per process; closed in _finish_shutdown.
-        self._publication: Publication | None = None
         if publish_settings is not None:
             self._publication = attach_publication(self, jobs=publish_settings[0],
                                                    keep=publish_settings[1])
+
+    def _refusal(self, text: str = "this dispatcher is shut down; create a new "
+                 "nbfrost.Dispatcher()") -> RuntimeError:
+        """The error for a job offered to a closed dispatcher: *text*, or,
+        in a forked child, why it cannot run jobs there."""
+        if self._forked_from is not None:
+            text = (f"this dispatcher was started in process {self._forked_from}, and this "
+                    f"process ({os.getpid()}) is a fork of it: its worker threads do not exist "
+                    "here, so it cannot run jobs; create a new nbfrost.Dispatcher() in this "
+                    "process (or use process=True / multiprocessing with the spawn method)")
+        return RuntimeError(text)
+
+    def _roll_back_start(self) -> None:
+        """Stop whatever a failed ``__init__`` started: worker threads, the
+        timer, the history writer, publishing, and the stream routers
+        (``sys.stdout`` goes back to what it was).  Errors here are logged,
+        so that the start's own error is the one raised."""
+        self._closed = self._stopped = True
+        steps: list[Callable[[], Any]] = [lambda: self._backend.stop(True), self._timers.close]
+        if self._history_writer is not None:
+            steps.append(self._history_writer.close)
+        if self._publication is not None:
+            steps.append(self._publication.close)
+        if self._streams_acquired:
+            steps.append(capture.uninstall)
+        if self._exit_registered:
+            steps.append(lambda: exits.unregister(self))
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("nbfrost: undoing a failed Dispatcher() start")
 
     # ------------------------------------------------------------- queueing
     def queue(self, fn: Any, /, *args: Any, name: str | None = None,
@@ -262,7 +360,7 @@ class Dispatcher(concurrent.futures.Executor):
             RuntimeError: the dispatcher was shut down.
         """
         if self._closed:
-            raise RuntimeError("this dispatcher is shut down; create a new nbfrost.Dispatcher()")
+            raise self._refusal()
         run = fn if callable(fn) else runner_of(fn)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__} {name!r}")
@@ -386,8 +484,8 @@ class Dispatcher(concurrent.futures.Executor):
             QueueFull: never; with ``max_queue`` it blocks until there is room.
         """
         if self._closed:
-            raise RuntimeError("cannot schedule new futures after shutdown; "
-                               "create a new nbfrost.Dispatcher()")
+            raise self._refusal("cannot schedule new futures after shutdown; "
+                                "create a new nbfrost.Dispatcher()")
         run = fn if callable(fn) else runner_of(fn)
         # The name is fixed now: a succeeded job forgets its callable.
         job = Job(run, args, kwargs or NO_KWARGS, describe_callable(fn), (),
@@ -441,8 +539,8 @@ class Dispatcher(concurrent.futures.Executor):
                 queued so far are cancelled if they have not started.
         """
         if self._closed:
-            raise RuntimeError("cannot schedule new futures after shutdown; "
-                               "create a new nbfrost.Dispatcher()")
+            raise self._refusal("cannot schedule new futures after shutdown; "
+                                "create a new nbfrost.Dispatcher()")
         run = fn if callable(fn) else runner_of(fn)
         items = list(arg_tuples)
         return bulk.queue_chunks(self, run, items, chunksize, label or describe_callable(run),
@@ -639,7 +737,7 @@ class Dispatcher(concurrent.futures.Executor):
         from .rules import parse_time
 
         if self._closed:
-            raise RuntimeError("this dispatcher is shut down; create a new nbfrost.Dispatcher()")
+            raise self._refusal()
         run = fn if callable(fn) else runner_of(fn)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__} {name!r}")
@@ -671,7 +769,7 @@ class Dispatcher(concurrent.futures.Executor):
                             overlap, bool(stop_on_failure))
         with self._lock:
             if self._closed:
-                raise RuntimeError("this dispatcher is shut down; create a new nbfrost.Dispatcher()")
+                raise self._refusal()
             if self._scheduler is None:
                 self._scheduler = Scheduler(self.registry.clock, self._queue_run, self._find_runs,
                                             self.registry.bump)
@@ -686,7 +784,7 @@ class Dispatcher(concurrent.futures.Executor):
     def _queue_run(self, schedule: Schedule) -> Tracker:
         """Queue one run of *schedule* (the scheduler's launch; never blocks)."""
         if self._closed:
-            raise RuntimeError("the dispatcher is shut down")
+            raise self._refusal()
         run, args, kwargs, label, tags, timeout, retries, quiet, context, process = schedule._call
         job = Job(run, args, kwargs, label, tags, timeout, retries, context, 0.0, self)
         details = job.ensure_details()
@@ -714,6 +812,19 @@ class Dispatcher(concurrent.futures.Executor):
         timeout = job.timeout
         if timeout is not None:  # always: the registry calls this only for timed jobs
             self._timers.call_later(timeout, lambda: self._deadline(job))
+
+    def _expire(self, plan: int) -> None:
+        """The expiry timer (on the timer thread): purge what has expired,
+        then sleep until the oldest finished job expires, or for ``expiry``
+        seconds when none is finished.  A new *plan* (``expiry`` changed)
+        replaces this chain."""
+        if self._closed or plan != self._expiry_plan:
+            return
+        registry = self.registry
+        registry.sweep()
+        delay = registry.next_expiry()
+        if delay is not None:
+            self._timers.call_later(max(delay, _EXPIRY_TICK), lambda: self._expire(plan))
 
     def _deadline(self, job: Job) -> None:
         backend = self._runner_of(job)
@@ -867,7 +978,9 @@ class Dispatcher(concurrent.futures.Executor):
         """Counts per state (held now), totals finished, submitted, throughput
         (jobs per second over the last minute), workers and busy workers;
         ``process_workers`` and ``process_busy`` (None until the process
-        pool has been used) for the worker processes.
+        pool has been used) for the worker processes; ``history_error`` says
+        why the history file stopped recording (None while it records, or
+        without one).
 
         ``throughput`` counts the jobs that finished in the last
         ``throughput_window`` seconds (60, or the registry's age while it
@@ -883,6 +996,9 @@ class Dispatcher(concurrent.futures.Executor):
         out["expiry"] = self.registry.expiry
         out["output_budget"] = self.registry.output_budget
         out["output_kept"] = self.registry.output_kept
+        writer = self._history_writer
+        # Why the history file stopped recording (deleted under the writer), or None.
+        out["history_error"] = None if writer is None or writer.gone is None else str(writer.gone)
         return out
 
     def on_finish(self, callback: Callable[[Tracker], Any]) -> Callable[[], None]:
@@ -920,7 +1036,7 @@ class Dispatcher(concurrent.futures.Executor):
 
     def resize(self, workers: int) -> None:
         """Change the number of workers now.  Shrinking lets running jobs finish."""
-        workers = _check_count("workers", workers, minimum=1)
+        workers = _check_workers(workers)
         self._backend.resize(workers)
 
     @property
@@ -931,6 +1047,11 @@ class Dispatcher(concurrent.futures.Executor):
     def expiry(self, value: float | None) -> None:
         _check_number("expiry", value, allow_none=True, positive=False)
         self.registry.expiry = value
+        if self.registry.on_first_finish is None and not self._closed:
+            # The expiry timer runs (a job finished): plan it again now.
+            self._expiry_plan += 1
+            plan = self._expiry_plan
+            self._timers.call_later(0.0, lambda: self._expire(plan))
 
     @property
     def output_budget(self) -> int | None:
@@ -1061,7 +1182,9 @@ class Dispatcher(concurrent.futures.Executor):
         The writer commits on its own within milliseconds; call this when
         you must be sure (before handing the file to another process).
         Returns False if *timeout* seconds passed first; True without a
-        history.
+        history.  Raises `FileNotFoundError` if the file was deleted or
+        replaced while this dispatcher wrote to it (``stats()["history_error"]``
+        says so too).
         """
         return True if self._history_writer is None else self._history_writer.flush(timeout)
 

@@ -87,7 +87,8 @@ class _JobDetails:
 
     __slots__ = ("waiters", "callbacks", "dependents", "pending_deps",
                  "future", "out", "quiet", "interrupted",
-                 "traceback", "timeout", "retries", "progress", "message", "schedule")
+                 "traceback", "timeout", "deadline", "retries", "progress", "message",
+                 "schedule")
 
     def __init__(self) -> None:
         #: Locks of threads waiting for the job to end (released when it does).
@@ -110,6 +111,10 @@ class _JobDetails:
         self.traceback: tuple[BaseException | None, str] | None = None
         #: Seconds the job may run (retries included), or None.
         self.timeout: float | None = None
+        #: When the timeout runs out (``time.monotonic()``), set when the job
+        #: starts: checked again when an attempt ends, so that a late timer
+        #: thread cannot let a job that overran end succeeded.
+        self.deadline: float | None = None
         #: How many more times a job that raised is run.
         self.retries = 0
         #: Last reported fraction done and message, or None.

@@ -124,6 +124,10 @@ class Registry:
         # Hooks set by the dispatcher.
         self.on_ready: Callable[[Job], None] = lambda job: None
         self.on_start_timed: Callable[[Job], None] = lambda job: None
+        #: Called once, under the lock, when the first job finishes (from
+        #: `_mark`, which the finish paths already call): the dispatcher
+        #: starts its expiry timer there (see `next_expiry`).
+        self.on_first_finish: Callable[[], None] | None = None
         # The history inbox (see nbfrost.history): on every transition,
         # under the lock, ``history_inbox[job] = event`` ("queued",
         # "running", "retry", "succeeded", ...).  A dict store, not a call:
@@ -273,6 +277,7 @@ class Registry:
         details = job._details  # the timeout lives there (a slot read, not a property call)
         if details is not None:
             if details.timeout is not None:
+                details.deadline = time.monotonic() + details.timeout
                 self.on_start_timed(job)
             future = details.future
             if future is not None:
@@ -299,7 +304,16 @@ class Registry:
         A job that was already ended elsewhere (a timeout, an interrupting
         cancel) keeps the state it was given; this attempt's outcome is
         dropped.
+
+        An attempt that ends after the job's deadline fails it with
+        `JobTimeout`, whatever it returned: the timer thread that enforces
+        timeouts may be late on a busy machine, the deadline is not.
         """
+        details = job.details
+        if details is not None and details.deadline is not None \
+                and time.monotonic() >= details.deadline:
+            self.time_out(job)  # no interrupt: the attempt is over
+            return False
         now = self.clock()
         with self._lock:
             if job._state is not RUNNING:
@@ -920,6 +934,10 @@ class Registry:
     def _mark(self, now: float) -> None:
         """Record a finish at *now* as a throughput mark (see ``__init__``).
         At most once a second; caller holds ``_lock``."""
+        hook = self.on_first_finish
+        if hook is not None:
+            self.on_first_finish = None
+            hook()
         marks = self._marks
         marks.append((now, sum(self._finished.values())))
         self._next_mark = now + 1.0
@@ -945,6 +963,19 @@ class Registry:
         return 0.0, span
 
     # ------------------------------------------------------------- expiry
+    def next_expiry(self) -> float | None:
+        """Seconds (of this registry's clock) until the oldest finished job
+        expires; ``expiry`` when none is waiting to (a job finishing from now
+        on expires no sooner); None without expiry."""
+        with self._lock:
+            expiry = self.expiry
+            if expiry is None:
+                return None
+            exp = self._expiring
+            if not exp:
+                return expiry
+            return exp[0].finished_at + expiry - self.clock()  # type: ignore[operator]  # finished
+
     def sweep(self) -> int:
         """Purge finished jobs older than ``expiry``.  Returns how many."""
         with self._lock:

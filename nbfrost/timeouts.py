@@ -1,7 +1,9 @@
-"""A single timer thread for deadlines (job timeouts and their grace checks).
+"""A single timer thread for deadlines (job timeouts and their grace checks,
+and expiry).
 
-One thread per dispatcher, started only when the first job with a
-``timeout=`` starts, so a dispatcher that never uses timeouts pays nothing.
+One thread per dispatcher, started only when it is first needed: when the
+first job finishes (expiry frees finished jobs on time) or the first job with
+a ``timeout=`` starts.  An idle dispatcher's timer wakes once per ``expiry``.
 """
 
 from __future__ import annotations

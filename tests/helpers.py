@@ -127,11 +127,11 @@ class Kernel:
     """A real kernel and a thread that collects every iopub message (used by
     the kernel, Dask and history tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cwd: str | os.PathLike | None = None) -> None:
         from jupyter_client import KernelManager
 
         self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(cwd=str(REPO))
+        self.km.start_kernel(cwd=str(REPO if cwd is None else cwd))
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)

@@ -146,7 +146,11 @@ class ThreadBackend:
                                   name=f"nbfrost-{name}", daemon=True)
         worker.thread = thread
         self._workers.append(worker)
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:  # e.g. "can't start new thread": no worker to stop later
+            self._workers.remove(worker)
+            raise
         return worker
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import gc
 import threading
+import time
 import weakref
 
 import pytest
@@ -239,3 +240,30 @@ def test_map_jobs_let_go_of_arguments_and_handed_over_results(dispatcher):
 
 def _echo(big: Big) -> Big:
     return big
+
+
+class _Result(bytearray):
+    """A result that can be watched: bytearray itself takes no weakref."""
+
+
+def test_a_large_result_is_freed_when_its_job_expires_not_at_the_next_lookup(thread_baseline):
+    # 500 MB, zero-filled: the pages are not touched, so it costs address
+    # space, not memory; its finalizer says when nbfrost let go of it.
+    freed = threading.Event()
+    freed_at: list[float] = []
+
+    def big() -> _Result:
+        value = _Result(500 * 2**20)
+        weakref.finalize(value, lambda: (freed_at.append(time.time()), freed.set()))
+        return value
+
+    expiry = 1.0
+    with nbfrost.Dispatcher(workers=1, expiry=expiry) as d:
+        t = d.queue(big)
+        assert t.wait(WAIT)
+        finished = t.status().finished_at.timestamp()
+        del t  # nothing else holds it; no call reaches the registry from here on
+        assert freed.wait(WAIT), "the result was not freed when its job expired"
+        assert d.registry.counts()["succeeded"] == 0
+    late = freed_at[0] - (finished + expiry)
+    assert -0.01 <= late < 2.0, f"freed {late:+.2f} s after its expiry"
