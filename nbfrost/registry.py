@@ -309,7 +309,7 @@ class Registry:
         `JobTimeout`, whatever it returned: the timer thread that enforces
         timeouts may be late on a busy machine, the deadline is not.
         """
-        details = job.details
+        details = job._details
         if details is not None and details.deadline is not None \
                 and time.monotonic() >= details.deadline:
             self.time_out(job)  # no interrupt: the attempt is over
@@ -974,7 +974,7 @@ class Registry:
             exp = self._expiring
             if not exp:
                 return expiry
-            return exp[0].finished_at + expiry - self.clock()  # type: ignore[operator]  # finished
+            return exp[0]._finished_at + expiry - self.clock()  # type: ignore[operator]  # finished
 
     def sweep(self) -> int:
         """Purge finished jobs older than ``expiry``.  Returns how many."""
