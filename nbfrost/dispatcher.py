@@ -271,8 +271,7 @@ class Dispatcher(concurrent.futures.Executor):
         # finished job when it expires (its result is freed then, not at the
         # next lookup); see _expire.
         self._expiry_plan = 0
-        self.registry.on_first_finish = lambda: self._timers.call_later(
-            0.0, lambda: self._expire(self._expiry_plan))
+        self.registry.on_first_finish = self._start_expiry
         self._scheduler: Scheduler | None = None  # made by the first schedule (see _schedule)
         # The process pool: the backend itself with backend="processes",
         # else made on the first process=True job (see _process_pool).
@@ -812,6 +811,16 @@ class Dispatcher(concurrent.futures.Executor):
         timeout = job.timeout
         if timeout is not None:  # always: the registry calls this only for timed jobs
             self._timers.call_later(timeout, lambda: self._deadline(job))
+
+    def _start_expiry(self) -> None:
+        """Start the expiry timer (the registry calls this at the first
+        finish, under its lock: it must not raise into a finishing job)."""
+        try:
+            self._timers.call_later(0.0, lambda: self._expire(self._expiry_plan))
+        except RuntimeError:
+            # No thread can start (the interpreter is exiting): expiry stays
+            # lazy, as lookups and queue() still sweep.
+            log.debug("nbfrost: the expiry timer could not start", exc_info=True)
 
     def _expire(self, plan: int) -> None:
         """The expiry timer (on the timer thread): purge what has expired,

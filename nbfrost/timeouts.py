@@ -38,8 +38,11 @@ class Timers:
                 return
             heapq.heappush(self._heap, (deadline, next(self._seq), fn))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                # May raise (no thread can start at interpreter exit): then
+                # there is no thread to stop later, and the next call tries again.
+                thread.start()
+                self._thread = thread
             self._cond.notify()
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
