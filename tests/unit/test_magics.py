@@ -496,6 +496,9 @@ def test_unload_cancels_queued_and_stops_running_jobs(ip, thread_baseline):
     eventually(lambda: len(d.backend.threads()) == 1, what="the pool to shrink to 1")
     ip.user_ns["ev"] = threading.Event()
     running = ok(ip, "%%frost\nimport time\nwhile not ev.is_set():\n    time.sleep(0.005)")
+    # Started before the next is queued: a %%frost job waits for its cell's
+    # badge gate, so the one worker could otherwise take the second job first.
+    eventually(lambda: running.state is JobState.RUNNING, what="the first job to start")
     queued = ok(ip, "%%frost\n1")
     assert magics(ip).get_dispatcher().backend.threads()
     run(ip, "%unload_ext nbfrost")
