@@ -62,6 +62,28 @@ BUSY_TIMEOUT = 5.0
 MAX_UNWRITTEN = 100_000
 
 
+def _writable_or_made(path: str, folder: str) -> None:
+    """PermissionError for a read-only file or a read-only folder alike
+    (SQLite words the two differently, and fails only on the first write);
+    a missing file is created here, empty and readable by its owner only
+    (0600, like Jupyter's runtime files): it holds job names, errors and
+    tracebacks.  SQLite gives the -wal and -shm files the same mode, and
+    takes the empty file as a new database (see `check_identity`)."""
+    unwritable = path if os.path.exists(path) else folder
+    if not os.access(unwritable, os.W_OK):
+        raise PermissionError(
+            f"cannot write the job history file {path!r}: "
+            f"{'the file' if unwritable == path else 'its folder ' + repr(folder)} is read-only. "
+            "Make it writable, or pass another path to Dispatcher(history=...)")
+    if not os.path.exists(path):
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass  # another process made it meanwhile: it is opened as it is
+        except OSError as exc:
+            raise open_error(path, exc) from exc
+
+
 def _connect(path: str) -> sqlite3.Connection:
     """Open *path* for writing, create or validate the schema; clear errors."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -73,25 +95,7 @@ def _connect(path: str) -> sqlite3.Connection:
         raise IsADirectoryError(
             f"the job history path {path!r} is a directory; pass a file path such as "
             f"{os.path.join(path, 'jobs.sqlite')!r}")
-    # Read-only file or read-only folder: the same PermissionError (SQLite
-    # words the two differently, and only fails on the first write).
-    unwritable = path if os.path.exists(path) else folder
-    if not os.access(unwritable, os.W_OK):
-        raise PermissionError(
-            f"cannot write the job history file {path!r}: "
-            f"{'the file' if unwritable == path else 'its folder ' + repr(folder)} is read-only. "
-            "Make it writable, or pass another path to Dispatcher(history=...)")
-    if not os.path.exists(path):
-        # Created here, empty and readable by its owner only (0600, like
-        # Jupyter's runtime files): it holds job names, errors and
-        # tracebacks.  SQLite gives the -wal and -shm files the same mode,
-        # and takes the empty file as a new database (see below).
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            pass  # another process made it meanwhile: it is opened as it is
-        except OSError as exc:
-            raise open_error(path, exc) from exc
+    _writable_or_made(path, folder)
     conn = None
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,

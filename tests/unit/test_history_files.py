@@ -70,7 +70,7 @@ def test_a_deleted_history_file_is_noticed_not_written_to_in_silence(tmp_path, t
         with pytest.raises(FileNotFoundError, match="deleted or replaced"):
             d.flush_history(WAIT)
         assert "deleted or replaced" in d.stats()["history_error"]
-        with pytest.raises(FileNotFoundError, match="Dispatcher\\(history=...\\)"):
+        with pytest.raises(FileNotFoundError, match=r"Dispatcher\(history=\.\.\.\)"):
             d.flush_history(WAIT)  # and stays said
     assert not path.exists()  # nothing made it up again
 
