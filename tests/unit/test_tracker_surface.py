@@ -46,7 +46,8 @@ def test_tab_completion_offers_only_the_api(ip, dispatcher, use_jedi):
     ip.Completer.use_jedi = use_jedi
     try:
         with provisionalcompleter():
-            offered = {c.text.lstrip(".") for c in ip.Completer.completions("t.", 2)}
+            # IPython 8.6 (the floor) gives some completions with their "t." prefix
+            offered = {c.text.rsplit(".", 1)[-1] for c in ip.Completer.completions("t.", 2)}
     finally:
         ip.Completer.use_jedi = saved
         del ip.user_ns["t"]
