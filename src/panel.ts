@@ -372,15 +372,27 @@ export class JobsPanel extends Widget {
     try {
       const text = this._textFilter.value.trim();
       const state = this._stateFilter.value;
+      const offset = this._offset;
       const [processes, jobs] = await Promise.all([
         this._api.processes(),
         this._api.jobs({
           states: state ? [state] : [],
           name: text || undefined,
           newest: PAGE_SIZE,
-          offset: this._offset
+          offset
         })
       ]);
+      // The user paged or filtered while this answer was on its way: it
+      // belongs to the old view, so don't show it under the new page's
+      // label; the refresh the change asked for follows at once.
+      if (
+        offset !== this._offset ||
+        text !== this._textFilter.value.trim() ||
+        state !== this._stateFilter.value
+      ) {
+        this._again = true;
+        return;
+      }
       this._render(processes.processes, jobs);
       this._options.onRunning?.(countRunning(processes.processes));
       if (this._status.dataset.kind === 'error') {
