@@ -4,7 +4,6 @@ exit waits for unfinished jobs as ThreadPoolExecutor does, and Ctrl-C during
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -83,20 +82,36 @@ def test_wait_at_exit_must_be_a_bool():
 
 def test_ctrl_c_in_result_names_the_api_call_and_hides_nbfrost_frames(tmp_path):
     script = tmp_path / "ctrlc.py"
+    # The job presses Ctrl-C (SIGINT to its own process) once the main thread
+    # is inside t.result(): no guessing how long the script takes to get there.
+    # A shell's background job inherits SIGINT ignored, so the script puts
+    # Python's own handler back, as an interactive run has it.
     script.write_text("""
-import time, nbfrost
+import os, signal, sys, threading, time
+import nbfrost
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
+def in_result():
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    while frame is not None:
+        if frame.f_code.co_name == "result":
+            return True
+        frame = frame.f_back
+    return False
+
+def nap():
+    while not in_result():
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(3)
+
 d = nbfrost.Dispatcher(workers=1)
-t = d.queue(time.sleep, 3, name="nap")
-print("waiting", flush=True)
+t = d.queue(nap, name="nap")
 t.result()
 """)
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "waiting"
-        time.sleep(0.3)  # into t.result()'s wait
-        proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
