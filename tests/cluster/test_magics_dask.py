@@ -2,57 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import threading
 
 import pytest
 from IPython.core.error import UsageError
-
-from nbfrost.notebook.magics import FrostMagics
-
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@pytest.fixture
-def shell(ip, thread_baseline):
-    """The shell with nbfrost loaded; unloaded again (threads checked) after."""
-    run(ip, "%load_ext nbfrost")
-    ip.user_ns["ev"] = threading.Event()
-    yield ip
-    ip.user_ns["ev"].set()
-    run(ip, "%unload_ext nbfrost")
-    assert "FrostMagics" not in ip.magics_manager.registry
-    reset_config(ip)
-    for key in [k for k in ip.user_ns if k.startswith("t_")]:
-        del ip.user_ns[key]
-
-
-def reset_config(ip) -> None:
-    """%config also writes into the shell's config, which a new FrostMagics
-    inherits (so settings survive %reload_ext); tests start from defaults."""
-    ip.config.pop("FrostMagics", None)
-
-
-def run(ip, source: str):
-    return ip.run_cell(source, store_history=True)
-
-
-def ok(ip, source: str):
-    result = run(ip, source)
-    assert result.success, (result.error_before_exec, result.error_in_exec)
-    return result.result
-
-
-def magics(ip) -> FrostMagics:
-    return ip.magics_manager.registry["FrostMagics"]
-
-
-def disp(ip):
-    return magics(ip).get_dispatcher()
-
-
-def plain(text: str) -> str:
-    return ANSI.sub("", text)
+from magics_helpers import disp, ok, reset_config, run
 
 
 @pytest.mark.timeout(120)

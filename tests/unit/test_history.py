@@ -12,51 +12,16 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 
 import pytest
+from history_helpers import check_lost, child_code, committed, entries, pd_nat, row, us, wait_until
 
 import nbfrost
 from nbfrost.history import format as history_format
 from nbfrost.history import history, reader
 from nbfrost.history import writer as history_writer
-
-
-def entries(path) -> list[tuple]:
-    """Every history entry as (job, state, at_us) in commit order."""
-    conn = sqlite3.connect(path)
-    try:
-        out = []
-        for (data,) in conn.execute("SELECT events FROM batches ORDER BY rowid"):
-            out += [(e[0], e[1], e[2]) for e in json.loads(data)]
-        return out
-    finally:
-        conn.close()
-
-
-def us(dt) -> int:
-    return int(dt.timestamp() * 1e6)
-
-
-def row(frame, job_id: int, session: int | None = None):
-    sel = frame[frame["id"] == job_id]
-    if session is not None:
-        sel = sel[sel["session"] == session]
-    assert len(sel) == 1, sel
-    return sel.iloc[0]
-
-
-def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 # ------------------------------------------------------------ contents
@@ -136,10 +101,6 @@ def test_outcomes_errors_retries_and_cancellations(tmp_path, thread_baseline):
                                                   "cancelled", "lost"}
 
 
-def pd_nat():
-    import pandas as pd
-
-    return pd.NaT
 
 
 def test_reading_in_the_same_process_sees_a_job_that_just_ended(tmp_path, thread_baseline):
@@ -316,48 +277,10 @@ def test_failed_backend_closes_the_history_writer(tmp_path, thread_baseline):
 
 
 # ------------------------------------------------------- lost, for real
-def child_code(path, mode: str) -> str:
-    """A program that records its jobs in *path*: 4 jobs end (one fails), 2 block
-    running, 1 waits queued; it prints ``ready PID``, then *mode*: "sleep"
-    (to be killed), "exit" (exit without shutdown or waiting: wait_at_exit=False)
-    or "kernel" (return)."""
-    wait = ", wait_at_exit=False" if mode == "exit" else ""
-    code = textwrap.dedent(f"""
-        import os, sys, threading, time
-        import nbfrost
-        d = nbfrost.Dispatcher(workers=2, history={str(path)!r}{wait})
-        gate = threading.Event()
-        done = [d.queue(lambda i=i: i, name=f"done-{{i}}") for i in range(3)]
-        bad = d.queue(lambda: 1 / 0, name="bad")
-        for t in done + [bad]:
-            t.wait(10)
-        stuck = [d.queue(gate.wait, name=f"stuck-{{i}}") for i in range(2)]
-        waiting = d.queue(int, name="waiting")
-        while not all(t.running() for t in stuck):
-            time.sleep(0.01)
-        print("ready", os.getpid(), flush=True)
-    """)
-    return code + {"sleep": "time.sleep(60)\n", "exit": "sys.exit(0)\n", "kernel": ""}[mode]
 
 
-def _committed(path):
-    """The history once it shows the 4 ended and 2 running jobs, else None."""
-    f = history(path)
-    ended = f["state"].isin(["succeeded", "failed"]).sum()
-    return f if ended == 4 and (f["state"] == "running").sum() == 2 else None
 
 
-def _check_lost(frame, pid):
-    assert (frame["pid"] == pid).all()
-    states = dict(zip(frame["name"], frame["state"]))
-    assert states == {"done-0": "succeeded", "done-1": "succeeded", "done-2": "succeeded",
-                      "bad": "failed", "stuck-0": "lost", "stuck-1": "lost",
-                      "waiting": "lost"}
-    lost = frame[frame["state"] == "lost"].set_index("name")
-    assert lost.loc[["stuck-0", "stuck-1"], "started_at"].notna().all()  # last known times
-    assert lost["queued_at"].notna().all() and lost["finished_at"].isna().all()
-    assert lost.loc["waiting", "started_at"] is pd_nat()
-    assert row(frame, frame.set_index("name").loc["bad", "id"])["error_type"] == "ZeroDivisionError"
 
 
 def test_sigkill_of_a_process_leaves_finished_jobs_and_lost_ones(tmp_path):
@@ -367,7 +290,7 @@ def test_sigkill_of_a_process_leaves_finished_jobs_and_lost_ones(tmp_path):
     try:
         assert proc.stdout.readline().split()[0] == "ready"
         # No flush: the writer commits on its own, promptly.
-        live = wait_until(lambda: _committed(path), what="the history to show the ended jobs")
+        live = wait_until(lambda: committed(path), what="the history to show the ended jobs")
         assert live.set_index("name").loc["waiting", "state"] == "queued"  # process alive
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -376,7 +299,7 @@ def test_sigkill_of_a_process_leaves_finished_jobs_and_lost_ones(tmp_path):
             proc.kill()
             proc.wait()
         proc.stdout.close()
-    _check_lost(history(path), proc.pid)
+    check_lost(history(path), proc.pid)
 
 
 def test_exit_without_shutdown_commits_and_marks_in_flight_jobs_lost(tmp_path):
@@ -385,7 +308,7 @@ def test_exit_without_shutdown_commits_and_marks_in_flight_jobs_lost(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     pid = int(proc.stdout.split()[1])
-    _check_lost(history(path), pid)
+    check_lost(history(path), pid)
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT closed_at FROM sessions").fetchone()[0] is not None
     conn.close()

@@ -14,12 +14,11 @@ import IPython
 import pytest
 from helpers import eventually
 from IPython.core.error import UsageError
+from magics_helpers import disp, magics, ok, plain, reset_config, run
 
 import nbfrost
 from nbfrost import JobState
 from nbfrost.notebook.magics import FrostMagics, LiveTracker
-
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @pytest.fixture
@@ -36,32 +35,16 @@ def shell(ip, thread_baseline):
         del ip.user_ns[key]
 
 
-def reset_config(ip) -> None:
-    """%config also writes into the shell's config, which a new FrostMagics
-    inherits (so settings survive %reload_ext); tests start from defaults."""
-    ip.config.pop("FrostMagics", None)
 
 
-def run(ip, source: str):
-    return ip.run_cell(source, store_history=True)
 
 
-def ok(ip, source: str):
-    result = run(ip, source)
-    assert result.success, (result.error_before_exec, result.error_in_exec)
-    return result.result
 
 
-def magics(ip) -> FrostMagics:
-    return ip.magics_manager.registry["FrostMagics"]
 
 
-def disp(ip):
-    return magics(ip).get_dispatcher()
 
 
-def plain(text: str) -> str:
-    return ANSI.sub("", text)
 
 
 # ----------------------------------------------------------------- %%frost
