@@ -82,9 +82,13 @@ class ProcessDispatcherExecutorTest(ProcessDispatcherMixin, ExecutorTest, BaseTe
         # Found by the version matrix (nox -s unit-3.13): on 3.13 only, the
         # process dispatcher keeps the submitted bound method's object alive
         # after its job ended (passes on 3.12).  Strict: an unexpected
-        # success fails, so this goes once it is fixed.
-        test_no_stale_references = unittest.expectedFailure(  # type: ignore[assignment]
-            ExecutorTest.test_no_stale_references)
+        # success fails, so this goes once it is fixed.  A wrapper, not
+        # expectedFailure(ExecutorTest.test_no_stale_references): that marks
+        # the shared function itself, and the thread dispatcher's test
+        # (test_executor_cpython.py) would then "succeed unexpectedly".
+        @unittest.expectedFailure
+        def test_no_stale_references(self) -> None:
+            ExecutorTest.test_no_stale_references(self)
 
     def test_max_workers_negative_raises_value_error(self) -> None:
         for number in (0, -1):
