@@ -26,7 +26,6 @@ Skipped, and why (every other test of the four mixins runs):
 
 from __future__ import annotations
 
-import sys
 import unittest
 from typing import Any, cast
 
@@ -77,18 +76,6 @@ class ProcessDispatcherExecutorTest(ProcessDispatcherMixin, ExecutorTest, BaseTe
     @unittest.skip("matches CPython's wording 'max_workers must be greater than 0'")
     def test_max_workers_negative(self) -> None:
         pass
-
-    if sys.version_info[:2] == (3, 13):
-        # Found by the version matrix (nox -s unit-3.13): on 3.13 only, the
-        # process dispatcher keeps the submitted bound method's object alive
-        # after its job ended (passes on 3.12).  Strict: an unexpected
-        # success fails, so this goes once it is fixed.  A wrapper, not
-        # expectedFailure(ExecutorTest.test_no_stale_references): that marks
-        # the shared function itself, and the thread dispatcher's test
-        # (test_executor_cpython.py) would then "succeed unexpectedly".
-        @unittest.expectedFailure
-        def test_no_stale_references(self) -> None:
-            ExecutorTest.test_no_stale_references(self)
 
     def test_max_workers_negative_raises_value_error(self) -> None:
         for number in (0, -1):

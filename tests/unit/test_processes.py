@@ -414,3 +414,30 @@ def test_a_forked_child_does_not_wait_for_its_parents_jobs_at_exit(tmp_path):
     finally:
         Path(gate).touch()
         d.shutdown()
+
+
+class _Owner:
+    def method(self) -> int:
+        return 1
+
+
+def test_a_submitted_object_is_freed_when_its_job_ends_without_a_garbage_collection(pool):
+    """Nothing of the pool (the pickler's memo above all) keeps a job's
+    callable or arguments alive once it ended: reference counting alone
+    frees them (CPython's test_no_stale_references asks the same)."""
+    import gc
+    import weakref
+
+    owner, arg = _Owner(), _Owner()
+    freed = threading.Event(), threading.Event()
+    refs = (weakref.ref(owner, lambda _: freed[0].set()),
+            weakref.ref(arg, lambda _: freed[1].set()))
+    gc.disable()
+    try:
+        f = pool.submit(owner.method)
+        g = pool.submit(id, arg)
+        del owner, arg
+        assert f.result(WAIT) == 1 and g.result(WAIT)
+        assert freed[0].wait(WAIT) and freed[1].wait(WAIT), [r() for r in refs]
+    finally:
+        gc.enable()

@@ -768,6 +768,7 @@ def _pickler_class() -> Any:
     if _PICKLER is not None:
         return _PICKLER
     import collections as _collections
+    import functools
     import types
 
     import cloudpickle
@@ -775,23 +776,28 @@ def _pickler_class() -> Any:
 
     code_reduce = getattr(_impl, "_code_reduce", None)
 
+    def reduce_code(files: set[str], code: types.CodeType) -> Any:
+        assert code_reduce is not None  # only installed with it
+        rv = code_reduce(code)
+        if isinstance(rv, tuple) and len(rv) == 2 and isinstance(rv[1], tuple):
+            name = code.co_filename
+            args = tuple(name if a == "<dynamic-code>" else a for a in rv[1])
+            files.add(name)
+            return rv[0], args
+        return rv
+
     class Pickler(cloudpickle.Pickler):
         def __init__(self, file: Any) -> None:
             self._files: set[str] = set()
             if code_reduce is not None:
+                # A partial over the set, not a bound method: that would be a
+                # cycle (pickler -> table -> method -> pickler) that keeps the
+                # pickler's memo, and so the job's callable and arguments,
+                # alive until the next garbage collection.
                 self.dispatch_table = _collections.ChainMap(
-                    {types.CodeType: self._reduce_code}, cloudpickle.Pickler.dispatch_table)
+                    {types.CodeType: functools.partial(reduce_code, self._files)},
+                    cloudpickle.Pickler.dispatch_table)
             super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-
-        def _reduce_code(self, code: types.CodeType) -> Any:
-            assert code_reduce is not None  # only installed with it
-            rv = code_reduce(code)
-            if isinstance(rv, tuple) and len(rv) == 2 and isinstance(rv[1], tuple):
-                name = code.co_filename
-                args = tuple(name if a == "<dynamic-code>" else a for a in rv[1])
-                self._files.add(name)
-                return rv[0], args
-            return rv
 
         def sources(self) -> dict[str, list[str]]:
             out = {}
