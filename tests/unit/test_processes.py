@@ -441,3 +441,51 @@ def test_a_submitted_object_is_freed_when_its_job_ends_without_a_garbage_collect
         assert freed[0].wait(WAIT) and freed[1].wait(WAIT), [r() for r in refs]
     finally:
         gc.enable()
+
+
+def test_a_job_sent_ahead_behind_a_long_one_moves_to_a_process_that_became_free(tmp_path):
+    """Two processes each run a gated job and hold the next job sent ahead.
+    When one process's jobs end, the job waiting behind the other (still
+    running) one is recalled and runs on the free process: no job waits
+    behind a long job while a process is idle."""
+    long_gate, short_gate = str(tmp_path / "long"), str(tmp_path / "short")
+    d = nbfrost.Dispatcher(workers=1, backend="processes", process_workers=2)
+    try:
+        assert cast(ProcessBackend, d.backend).warm(WAIT)
+        first = d.submit(wait_for_file, long_gate)
+        second = d.submit(wait_for_file, short_gate)
+        behind = [d.submit(os.getpid) for _ in range(2)]  # one sent ahead to each process
+        ids = [j.id for j in d.jobs()]
+        eventually(lambda: all(d.status(i).state is nbfrost.JobState.RUNNING for i in ids[:2]))
+        Path(short_gate).touch()
+        assert second.result(WAIT) is True
+        pids = {f.result(WAIT) for f in behind}  # while the first job still runs
+        assert not first.done() and d.status(ids[0]).state is nbfrost.JobState.RUNNING
+        assert len(pids) == 1, "both ran on the process that became free"
+        assert {d.status(i).worker for i in ids[2:]} == {d.status(ids[1]).worker}
+        Path(long_gate).touch()
+        assert first.result(WAIT) is True
+    finally:
+        d.shutdown()
+
+
+def test_a_recalled_job_is_given_back_only_if_it_has_not_begun():
+    """The worker's side of a recall: it gives back a job still waiting in
+    its inbox (and then skips it without a word), never one it has begun."""
+    from nbfrost.backends.processes.worker import Task, _ProcessContext
+
+    ctx = _ProcessContext(cast(Any, None))  # no channel: nothing is sent here
+    waiting, begun = Task(7, 1, 11, 100, {}), Task(8, 1, 12, 100, {})
+    again = Task(7, 1, 13, 100, {})  # job 7 sent to this worker again, after it gave it back
+    ctx.waiting.update({11, 12})
+    assert ctx.begin(begun) is True
+    assert not ctx.give_back(12), "begun: it runs here"
+    ctx.finish()
+    assert ctx.give_back(11)
+    assert not ctx.give_back(11), "given back once"
+    ctx.waiting.add(13)
+    assert ctx.begin(waiting) is None, "given back: not run, no answer"
+    assert ctx.begin(again) is True, "the copy sent again runs"
+    ctx.finish()
+    assert not ctx.give_back(14), "unknown (its task is not here yet): kept"
+    assert not ctx.returned and not ctx.waiting

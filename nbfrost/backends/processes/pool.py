@@ -17,6 +17,7 @@ import atexit
 import collections
 import contextlib
 import contextvars
+import itertools
 import logging
 import os
 import pickle
@@ -37,11 +38,13 @@ from ...states import FAILED
 from ..remote import CellJob, RemoteTraceback
 from .cells import ProcessCellJob
 from .worker import (
+    Answer,
     Cancel,
     Done,
     Output,
     Progress,
     Ready,
+    Recall,
     Setup,
     Skip,
     Stop,
@@ -81,7 +84,8 @@ def describe_exit(code: int | None) -> str:
 class _Live:
     """What the pool keeps for one submitted, unfinished job."""
 
-    __slots__ = ("job", "payload", "sources", "attempt", "lane", "gate", "context", "proc")
+    __slots__ = ("job", "payload", "sources", "attempt", "lane", "gate", "context", "proc",
+                 "ticket", "recalling")
 
     def __init__(self, job: Job, payload: bytes, gate: forward.Gate | None) -> None:
         self.job = job
@@ -92,6 +96,10 @@ class _Live:
         self.gate = gate         # a %%frost --process cell's: output waits for its badge
         self.context: contextvars.Context | None = None
         self.proc: _Proc | None = None
+        self.ticket = 0           # of its latest sending (pool lock): `Task.ticket`
+        # A `Recall` of it (sent ahead to a busy process) awaits its answer
+        # (pool lock): until then it is not started in the registry.
+        self.recalling = False
 
 
 class _Proc:
@@ -136,6 +144,9 @@ class _Proc:
         with contextlib.suppress(OSError):  # already gone
             self.popen.kill()
 
+
+#: Numbers each sending of a job to a worker (`Task.ticket`).
+_TICKETS = itertools.count(1)
 
 #: Every pool with live processes, so that none outlives the interpreter.
 _POOLS: weakref.WeakSet[ProcessBackend] = weakref.WeakSet()
@@ -349,12 +360,14 @@ class ProcessBackend:
             if live is not None:
                 proc.live = live
                 live.proc = proc
+                live.ticket = next(_TICKETS)
                 return live, True
-        elif proc.ahead is None and self.AHEAD:
+        elif proc.ahead is None and self.AHEAD and not proc.live.recalling:
             live = self._pop_pending()
             if live is not None:
                 proc.ahead = live
                 live.proc = proc
+                live.ticket = next(_TICKETS)
                 return live, False
         return None
 
@@ -374,7 +387,7 @@ class ProcessBackend:
                 with self._lock:
                     item = self._fill_one(proc)
                 if item is None:
-                    return
+                    break
                 live, now = item
                 job = live.job
                 if now and live.attempt == 1 and not registry.start(job, proc.name):
@@ -384,6 +397,75 @@ class ProcessBackend:
                     self._live.pop(job._id, None)
                     continue
                 self._send_task(proc, live)
+        if proc.live is None and self.AHEAD:
+            self._recall_ahead()
+
+    def _recall_ahead(self) -> None:
+        """Some process is idle and nothing is pending: recall jobs sent
+        ahead to busy processes (one per idle process), so that they run on
+        the idle ones instead of waiting behind a long job.  A worker that
+        has begun the job already keeps it (see `_on_answer`)."""
+        with self._lock:
+            if self._pending or self._stopping:
+                return
+            idle = sum(1 for p in self._procs if p.live is None and self._usable(p))
+            idle -= sum(1 for p in self._procs if p.ahead is not None and p.ahead.recalling)
+            recalls = []
+            for p in self._procs:
+                if idle <= 0:
+                    break
+                live = p.ahead
+                if live is not None and not live.recalling and not p.killed:
+                    live.recalling = True
+                    recalls.append((p, live.ticket))
+                    idle -= 1
+        for p, ticket in recalls:
+            _send_quietly(p, Recall(ticket))
+
+    def _on_answer(self, proc: _Proc, msg: Answer) -> None:
+        """*proc*'s answer to a `Recall`: the job goes back to the queue (and
+        on to an idle process), or, if it has begun there, it is started here."""
+        with self._lock:
+            live = next((x for x in (proc.ahead, proc.live)
+                         if x is not None and x.ticket == msg.ticket), None)
+            if live is None or not live.recalling:
+                return
+            live.recalling = False
+            returned = msg.returned
+            if returned:
+                if proc.ahead is live:
+                    proc.ahead = None
+                elif proc.live is live:
+                    proc.live = None  # the job before it ended meanwhile
+                live.proc = None
+                if self._stopping:
+                    self._live.pop(live.job._id, None)
+                else:
+                    self._pending.appendleft(live)  # it was next: it stays next
+            begun = not returned and proc.live is live
+        if returned:
+            self._feed_all()
+        elif begun:
+            self._begun(proc, live)
+
+    def _begun(self, proc: _Proc, live: _Live) -> None:
+        """*live*'s job, sent ahead to *proc*, runs there now: start it in
+        the registry (a retry's attempt is started already)."""
+        if live.attempt == 1 and live.job._state is QUEUED:
+            assert self._registry is not None
+            self._registry.start(live.job, proc.name)
+
+    def _confirm(self, proc: _Proc, job_id: int) -> None:
+        """A message about *job_id* came from *proc* while its recall was
+        open: the worker had begun it (the `Answer` says so too, later)."""
+        live = proc.live
+        if live is None or not live.recalling or live.job._id != job_id:
+            return
+        with self._lock:
+            if not live.recalling:
+                return
+            live.recalling = False
+        self._begun(proc, live)
 
     def _send_task(self, proc: _Proc, live: _Live) -> None:
         job = live.job
@@ -397,7 +479,7 @@ class ProcessBackend:
             sources = {k: v for k, v in sources.items() if k not in proc.files}
             proc.files.update(sources)
         with contextlib.suppress(OSError):  # the process died: its reader fails the job and says how
-            proc.send(Task(job._id, live.attempt, self._cap, sources), live.payload)
+            proc.send(Task(job._id, live.attempt, live.ticket, self._cap, sources), live.payload)
 
     def _feed_all(self) -> None:
         """Feed every process that can take a job (after a job came back
@@ -451,14 +533,19 @@ class ProcessBackend:
                 if msg is None:
                     break
                 if isinstance(msg, Output):
+                    self._confirm(proc, msg.job_id)
                     self._on_output(proc, msg)
                 elif isinstance(msg, Progress):
+                    self._confirm(proc, msg.job_id)
                     self._on_progress(proc, msg)
                 elif isinstance(msg, Done):
                     payload = read_frame(proc.stream)
                     if payload is None:
                         break
+                    self._confirm(proc, msg.job_id)
                     self._on_done(proc, msg, payload)
+                elif isinstance(msg, Answer):
+                    self._on_answer(proc, msg)
                 elif isinstance(msg, Ready):
                     check_protocol(msg.protocol, f"worker {proc.name}")
                     self._on_ready(proc)
@@ -511,8 +598,8 @@ class ProcessBackend:
                 proc.live, proc.ahead = proc.ahead, None
             self._live.pop(job._id, None)
             nxt = proc.live
-            if nxt is not None and nxt.attempt == 1 and nxt.job._state is QUEUED:
-                registry.start(nxt.job, proc.name)
+            if nxt is not None and not nxt.recalling:
+                self._begun(proc, nxt)
             self._feed(proc)
             return
         try:
@@ -543,16 +630,19 @@ class ProcessBackend:
             if retry:
                 live.attempt += 1
                 self._pending.appendleft(live)  # after the job already sent ahead
-            # The job sent ahead is running in the worker now.
+            # The job sent ahead is running in the worker now (unless a
+            # recall of it is open: then its answer, or its first message, says).
             nxt, proc.ahead = proc.ahead, None
             proc.live = nxt
+            begun = nxt is not None and not nxt.recalling
         if not retry:
             self._live.pop(job._id, None)
             self._notify_failure(job, context)
-        if nxt is not None and nxt.attempt == 1 and nxt.job._state is QUEUED:
+        if begun:
             # If it was cancelled meanwhile, the worker skips it (see
             # _on_complete) and reports it done; it stays ours until then.
-            registry.start(nxt.job, proc.name)
+            assert nxt is not None
+            self._begun(proc, nxt)
         with self._lock:
             if not self._live:
                 # A dict keeps the table of its largest size: a fresh one,
@@ -574,8 +664,12 @@ class ProcessBackend:
             os.close(proc.fd)
         with self._lock:
             live, proc.live = proc.live, None
-            ahead, proc.ahead = proc.ahead, None
+            ahead: _Live | None = proc.ahead
+            if live is not None and live.recalling:
+                ahead, live = live, None  # never started here: as if still ahead
+            proc.ahead = None
             if ahead is not None:
+                ahead.recalling = False
                 if ahead.job._state is QUEUED or ahead.attempt > 1:
                     ahead.proc = None
                     self._pending.appendleft(ahead)  # it never ran: it goes first

@@ -59,12 +59,13 @@ from ...coroutines import close_loop, run_coroutine_job
 from ...errors import JobCancelled, RemoteJobError
 from ..remote import WorkerJob, format_remote_tb, portable_error
 
-__all__ = ["PROTOCOL", "Cancel", "Done", "Output", "Progress", "Ready", "Setup", "Skip", "Stop",
-           "Task",
+__all__ = ["PROTOCOL", "Answer", "Cancel", "Done", "Output", "Progress", "Ready", "Recall", "Setup",
+           "Skip", "Stop", "Task",
            "read_frame", "read_message", "write_frames", "main"]
 
 #: Version of the wire format; both sides check it in the first frame.
-PROTOCOL = 1
+#: 2: `Recall` and `Answer`.
+PROTOCOL = 2
 
 #: Seconds between two `Output`/`Progress` messages of a running job.
 TICK = 0.05
@@ -94,6 +95,7 @@ class Task(NamedTuple):
 
     job_id: int
     attempt: int       # 1 for the first run, +1 per retry
+    ticket: int        # this sending of it (a recalled job may come back): see `Recall`
     output_cap: int    # characters of output sent home at most (then one more to mark the cut)
     sources: dict[str, list[str]]  # lines of notebook cells its code comes from (tracebacks)
 
@@ -110,6 +112,25 @@ class Skip(NamedTuple):
     run).  Answered with a `Done` carrying `JobCancelled`."""
 
     job_id: int
+
+
+class Recall(NamedTuple):
+    """Notebook → worker: give back a job sent ahead if it has not begun
+    (another process is free for it).  Answered at once by the worker's
+    reader thread, even while a job runs: `Answer`.  By ticket, not job id:
+    a job given back may be sent to the same worker again before the worker
+    has dropped its first copy."""
+
+    ticket: int
+
+
+class Answer(NamedTuple):
+    """Worker → notebook, to a `Recall`: *returned* True means the job will
+    not run here (it goes back to the pool's queue); False means it has
+    begun here, or ended, and its messages follow as usual."""
+
+    ticket: int
+    returned: bool
 
 
 class Stop(NamedTuple):
@@ -155,14 +176,19 @@ def write_frames(fd: int, *frames: Any) -> None:
     Raises:
         OSError: the other end is gone (``BrokenPipeError``).
     """
+    small: list[Any] = []  # small frames go out in one write, so the reader wakes once
     for data in frames:
         view = memoryview(data).cast("B")
         n = view.nbytes
+        small.append(_HEADER.pack(n))
         if n <= _SMALL:
-            view = memoryview(_HEADER.pack(n) + view)
-        else:
-            _write_all(fd, memoryview(_HEADER.pack(n)))
+            small.append(view)
+            continue
+        _write_all(fd, memoryview(b"".join(small)))
+        small = []
         _write_all(fd, view)
+    if small:
+        _write_all(fd, memoryview(b"".join(small)))
 
 
 def _write_all(fd: int, view: memoryview) -> None:
@@ -237,7 +263,8 @@ class _ProcessContext(JobContext):
     flag that a `Cancel` sets; ``report()`` and writes to stdout/stderr are
     queued for the sender thread."""
 
-    __slots__ = ("channel", "outbox", "sent", "dirty", "wake", "shipping", "skip")
+    __slots__ = ("channel", "outbox", "sent", "dirty", "wake", "shipping", "skip", "waiting",
+                 "returned")
 
     job: WorkerJob | None
 
@@ -252,14 +279,22 @@ class _ProcessContext(JobContext):
         # thread and the job's end never send a job's output out of order.
         self.shipping = threading.Lock()
         self.skip: set[int] = set()  # jobs to skip, from `Skip` (wake)
+        self.waiting: set[int] = set()  # tickets of tasks read and not begun (wake)
+        self.returned: set[int] = set()  # tickets given back to a `Recall` (wake)
 
-    def begin(self, task: Task) -> bool:
-        """Make *task*'s job the running one; False if it is to be skipped."""
+    def begin(self, task: Task) -> bool | None:
+        """Make *task*'s job the running one: True; False if it is to be
+        skipped (cancelled), None if it was given back (`Recall`)."""
         with self.wake:
-            if task.job_id in self.skip:
-                self.skip.discard(task.job_id)
+            job_id = task.job_id
+            self.waiting.discard(task.ticket)
+            if task.ticket in self.returned:
+                self.returned.discard(task.ticket)
+                return None
+            if job_id in self.skip:
+                self.skip.discard(job_id)
                 return False
-            self.job = WorkerJob(task.job_id)
+            self.job = WorkerJob(job_id)
             self.cap = task.output_cap
             self.outbox = []
             self.sent = 0
@@ -280,6 +315,16 @@ class _ProcessContext(JobContext):
             self.outbox.append((stream, text))
             if first:
                 self.wake.notify()
+
+    def give_back(self, ticket: int) -> bool:
+        """A `Recall`: True if the task of *ticket* had not begun and now
+        never will here."""
+        with self.wake:
+            if ticket not in self.waiting:
+                return False  # it runs or ran here (or its task is still on the way)
+            self.waiting.discard(ticket)
+            self.returned.add(ticket)
+            return True
 
     def report(self, fraction: float | None, message: str | None) -> None:
         super().report(fraction, message)
@@ -378,7 +423,11 @@ def _reader(channel: _Channel, inbox: queue.SimpleQueue, ctx: _ProcessContext) -
                 payload = read_frame(channel.stream)
                 if payload is None:
                     os._exit(0)
+                with ctx.wake:
+                    ctx.waiting.add(msg.ticket)
                 inbox.put((msg, payload))
+            elif isinstance(msg, Recall):
+                channel.send(Answer(msg.ticket, ctx.give_back(msg.ticket)))
             elif isinstance(msg, Cancel):
                 with ctx.wake:
                     job = ctx.job
@@ -389,6 +438,8 @@ def _reader(channel: _Channel, inbox: queue.SimpleQueue, ctx: _ProcessContext) -
                     job = ctx.job
                     if job is not None and job.id == msg.job_id:
                         os._exit(0)  # it started before the skip came: it must not run on
+                    # Also when its task is not here yet (the skip can overtake
+                    # it); a job that ended here just before leaves its id.
                     ctx.skip.add(msg.job_id)
             elif isinstance(msg, Stop):
                 inbox.put(None)
@@ -455,13 +506,16 @@ def _dumps_outcome(ok: bool, value: Any) -> tuple[bool, bytes]:
         return False, pickle.dumps(err)
 
 
-def _serve(ctx: _ProcessContext, task: Task, payload: bytearray) -> tuple[Done, bytes]:
+def _serve(ctx: _ProcessContext, task: Task, payload: bytearray) -> tuple[Done, bytes] | None:
     """Run one task: its `Done` and the pickled outcome (after its output
-    went home)."""
+    went home); None if it was given back to a `Recall` (nothing to send)."""
     for filename, lines in task.sources.items():
         # No mtime: linecache.checkcache keeps them.
         linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
-    if not ctx.begin(task):
+    begun = ctx.begin(task)
+    if begun is None:
+        return None
+    if not begun:
         return (Done(task.job_id, task.attempt, False, None, None, None, 0.0),
                 pickle.dumps(JobCancelled(f"job {task.job_id} was cancelled before it started")))
     started = time.monotonic()
@@ -511,8 +565,12 @@ def main(argv: list[str]) -> int:
             break
         task, payload = item
         item = None  # nothing of a job is kept while waiting for the next
-        done, data = _serve(ctx, task, payload)
+        served = _serve(ctx, task, payload)
         del payload
+        if served is None:
+            continue
+        done, data = served
+        served = None
         try:
             channel.send(done, data)
         except OSError:
