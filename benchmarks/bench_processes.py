@@ -13,6 +13,11 @@
   time; loky is not installed here) and against ``Dispatcher(backend="dask")``
   on a 2-worker ``LocalCluster``.  Targets: <= 1.2x ProcessPoolExecutor,
   <= 0.3x Dask.
+* **Uneven jobs**: 2 s, 0.1 s, 2 s, 0.1 s, 0.1 s (sleeps) on 2 processes,
+  wall time against ``ProcessPoolExecutor(2)``, whose workers share one
+  call queue.  A job sent ahead to a busy process must not wait behind a
+  long job while the other process is idle (it is recalled).  Target:
+  <= 1.1x.
 * **100 MB** argument and result (``bytes``, round trip): peak extra memory
   in the notebook's process (tracemalloc, in multiples of the payload)
   against ProcessPoolExecutor's.  Target: no more copies than the peer.
@@ -110,6 +115,39 @@ def _cpu_rows(quick: bool) -> list[dict]:
 
 def noop_arg(_: object) -> None:
     return None
+
+
+# ------------------------------------------------------------ uneven jobs
+UNEVEN = (2.0, 0.1, 2.0, 0.1, 0.1)
+
+
+def _uneven_rows(quick: bool) -> list[dict]:
+    import nbfrost
+
+    scale = 0.25 if quick else 1.0
+    sleeps = [s * scale for s in UNEVEN]
+    rounds = 1 if quick else 3
+    with nbfrost.Dispatcher(backend="processes", process_workers=2, expiry=None) as d, \
+            concurrent.futures.ProcessPoolExecutor(2) as ppe:
+        d.backend.warm()  # type: ignore[attr-defined]
+        list(ppe.map(noop_arg, range(4)))
+
+        def run_on(ex) -> float:
+            t0 = time.perf_counter()
+            for f in [ex.submit(time.sleep, s) for s in sleeps]:
+                f.result(60)
+            return time.perf_counter() - t0
+
+        def ours() -> float:
+            took = run_on(d)
+            d.clear()
+            return took
+
+        got = medians(interleaved({"nbfrost": ours, "ppe": lambda: run_on(ppe)}, rounds,
+                                  alternate=True))
+    return [row(f"uneven jobs {'/'.join(f'{s:g}' for s in sleeps)} s, wall (2 processes)",
+                got["nbfrost"], got["ppe"], "ProcessPoolExecutor(2)", "s", "<= 1.1x",
+                got["nbfrost"] <= 1.1 * got["ppe"])]
 
 
 # ------------------------------------------------------------ per-job cost
@@ -285,7 +323,8 @@ def _memory_rows(quick: bool) -> list[dict]:
 def run(quick: bool = False) -> list[dict]:
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
           "(a shared machine: other engineers' tests run too)")
-    rows = _cpu_rows(quick) + _per_job_rows(quick) + _big_rows(quick) + _memory_rows(quick)
+    rows = (_cpu_rows(quick) + _uneven_rows(quick) + _per_job_rows(quick) + _big_rows(quick)
+            + _memory_rows(quick))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return rows
 

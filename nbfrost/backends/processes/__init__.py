@@ -55,7 +55,14 @@ How each transition reaches the registry:
   of short jobs loses no round trip between two of them.  Cancelled while
   ahead, it is skipped by the worker (`Skip`; a worker that had already
   begun it ends itself, and is replaced).  Its process dying puts it back
-  at the head of the queue.
+  at the head of the queue.  When a process goes idle and nothing is
+  pending, a job sent ahead to a busy one is recalled (`Recall`, by the
+  ticket of that sending): the worker's reader thread answers at once
+  (`Answer`), giving it back if it has not begun (it goes back to the head
+  of the queue, and so to the idle process) or keeping it if it has (it is
+  started here then, or at its first message, whichever comes first).
+  While a recall is open the job is not started in the registry, and no
+  further job is sent to that process.
 * **output, progress**: the worker's sender thread ships them every 50 ms
   while there is something to ship; here they go through the job's
   `forward.Lane`, like a thread job's, so they land under the queuing cell
