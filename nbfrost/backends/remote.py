@@ -9,17 +9,21 @@ here instead of keeping copies.
 
 from __future__ import annotations
 
+import asyncio
 import linecache
 import pickle
 import traceback
+from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
 from ..capture import OutputBuffer
 from ..cells import CompiledCell, compile_cell
+from ..coroutines import close_loop, run_coroutine_job
 from ..errors import RemoteJobError
 
-__all__ = ["CellJob", "RemoteTraceback", "WorkerJob", "format_remote_tb", "portable_error"]
+__all__ = ["CellJob", "RemoteTraceback", "WorkerJob", "format_remote_tb", "portable_error",
+           "run_coroutine_watched"]
 
 
 def portable_error(exc: BaseException) -> BaseException:
@@ -29,6 +33,35 @@ def portable_error(exc: BaseException) -> BaseException:
         return exc
     except Exception:
         return RemoteJobError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
+
+
+def run_coroutine_watched(coro: Any, cancelled: Callable[[], bool], interval: float, *,
+                          blocking: bool = False) -> Any:
+    """Run an ``async def`` job's coroutine to completion on a loop of its
+    own, in a worker; once *cancelled()* turns true (asked every *interval*
+    seconds) its task is cancelled, so ``CancelledError`` is raised at the
+    coroutine's current ``await``.  With *blocking*, *cancelled* is called in
+    the loop's executor (a check that blocks, such as a call to a scheduler).
+    """
+    loop = asyncio.new_event_loop()
+
+    async def watch(task: asyncio.Task) -> None:
+        while not task.done():
+            await asyncio.sleep(interval)
+            if await loop.run_in_executor(None, cancelled) if blocking else cancelled():
+                task.cancel()
+                return
+
+    watchers: list[asyncio.Task] = []  # the loop keeps only weak references to tasks
+
+    def publish(task: asyncio.Task | None) -> None:
+        if task is not None:
+            watchers.append(loop.create_task(watch(task)))
+
+    try:
+        return run_coroutine_job(loop, coro, None, publish)
+    finally:
+        close_loop(loop)
 
 
 def format_remote_tb(exc: BaseException, skip: CodeType | None = None) -> str:

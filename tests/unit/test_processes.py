@@ -489,3 +489,36 @@ def test_a_recalled_job_is_given_back_only_if_it_has_not_begun():
     ctx.finish()
     assert not ctx.give_back(14), "unknown (its task is not here yet): kept"
     assert not ctx.returned and not ctx.waiting
+
+
+def test_an_async_job_runs_in_the_worker_and_a_cooperative_cancel_stops_it_at_its_await(
+        pool, tmp_path):
+    """``async def`` jobs run on a loop of their own in the worker; a cancel
+    without interrupt cancels the job's task at its current ``await`` (the
+    process is not killed: it goes on with the next job)."""
+    import asyncio
+
+    started = str(tmp_path / "started")
+
+    async def add(a: int, b: int) -> int:
+        await asyncio.sleep(0)
+        return a + b
+
+    async def parked() -> str:
+        Path(started).touch()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            print("cancelled at await")
+            raise
+        return "never"
+
+    assert pool.queue(add, 2, 3).result(timeout=WAIT) == 5
+    t = pool.queue(parked)
+    assert wait_for_file(started)
+    pid = pool.process_pool.pids()
+    assert t.cancel()  # cooperative
+    assert t.wait(WAIT) and t.state is nbfrost.JobState.CANCELLED
+    eventually(lambda: "cancelled at await" in t.output, WAIT, "the job's own except clause ran")
+    assert pool.process_pool.pids() == pid, "not killed: the same processes go on"
+    assert pool.queue(add, 1, 1).result(timeout=WAIT) == 2

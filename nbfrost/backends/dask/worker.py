@@ -13,7 +13,6 @@ imports the client side.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -22,8 +21,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 from ...capture import CURRENT, JobContext, ensure_installed
-from ...coroutines import close_loop, run_coroutine_job
-from ..remote import WorkerJob, format_remote_tb, portable_error
+from ..remote import WorkerJob, format_remote_tb, portable_error, run_coroutine_watched
 
 __all__ = ["AttemptResult", "AttemptSpec", "POLL_INTERVAL", "Progress", "START_REPORT_DELAY",
            "Started", "forget_cancelled", "mark_cancelled", "parse_event", "run_job"]
@@ -296,36 +294,6 @@ def forget_cancelled(topic: str) -> None:
     _CANCELLED.pop(topic, None)
 
 
-def _run_coroutine(coro: Any, context: _WorkerContext) -> Any:
-    """Run an async job's coroutine to completion on a loop of its own.
-
-    A watcher task polls the job's cancel flag (every `POLL_INTERVAL`, in
-    the loop's executor, since reading it is a blocking call to the
-    scheduler) and cancels the job's task once it is set: a cancel, with
-    or without interrupt, or a timeout raises ``CancelledError`` at the
-    coroutine's current ``await``.
-    """
-    loop = asyncio.new_event_loop()
-
-    async def watch(task: asyncio.Task) -> None:
-        while not task.done():
-            await asyncio.sleep(POLL_INTERVAL)
-            if await loop.run_in_executor(None, context.cancelled):
-                task.cancel()
-                return
-
-    watchers: list[asyncio.Task] = []  # the loop keeps only weak references to tasks
-
-    def publish(task: asyncio.Task | None) -> None:
-        if task is not None:
-            watchers.append(loop.create_task(watch(task)))
-
-    try:
-        return run_coroutine_job(loop, coro, None, publish)
-    finally:
-        close_loop(loop)
-
-
 def run_job(spec: AttemptSpec, fn: Callable[..., Any], args: tuple[Any, ...],
             kwargs: dict[str, Any]) -> AttemptResult | None:
     """Run one attempt of a job on a Dask worker (the task nbfrost submits).
@@ -350,7 +318,10 @@ def run_job(spec: AttemptSpec, fn: Callable[..., Any], args: tuple[Any, ...],
     try:
         value = fn(*args, **kwargs)
         if value.__class__ is types.CoroutineType:  # an async def job
-            value = _run_coroutine(value, context)
+            # The cancel flag is polled in the loop's executor: reading it is
+            # a blocking call to the scheduler.  A cancel, with or without
+            # interrupt, or a timeout raises CancelledError at its ``await``.
+            value = run_coroutine_watched(value, context.cancelled, POLL_INTERVAL, blocking=True)
         ok, tb = True, None
     except BaseException as exc:  # a job never kills the worker's thread
         ok, value, tb = False, _portable_error(exc), _format_tb(exc)

@@ -40,7 +40,6 @@ version; either side rejects another version with an error saying so.
 
 from __future__ import annotations
 
-import asyncio
 import linecache
 import os
 import pickle
@@ -55,9 +54,8 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ...capture import CURRENT, JobContext
-from ...coroutines import close_loop, run_coroutine_job
 from ...errors import JobCancelled, RemoteJobError
-from ..remote import WorkerJob, format_remote_tb, portable_error
+from ..remote import WorkerJob, format_remote_tb, portable_error, run_coroutine_watched
 
 __all__ = ["PROTOCOL", "Answer", "Cancel", "Done", "Output", "Progress", "Ready", "Recall", "Setup",
            "Skip", "Stop", "Task",
@@ -448,30 +446,6 @@ def _reader(channel: _Channel, inbox: queue.SimpleQueue, ctx: _ProcessContext) -
         os._exit(70)  # a broken stream: nothing sensible can follow
 
 
-def _run_coroutine(coro: Any, ctx: _ProcessContext) -> Any:
-    """Run an ``async def`` job's coroutine on a loop of its own; a cancel
-    request cancels its task at its current ``await``."""
-    loop = asyncio.new_event_loop()
-
-    async def watch(task: asyncio.Task) -> None:
-        while not task.done():
-            await asyncio.sleep(0.1)
-            if ctx.cancelled():
-                task.cancel()
-                return
-
-    watchers: list[asyncio.Task] = []  # the loop keeps only weak references to tasks
-
-    def publish(task: asyncio.Task | None) -> None:
-        if task is not None:
-            watchers.append(loop.create_task(watch(task)))
-
-    try:
-        return run_coroutine_job(loop, coro, None, publish)
-    finally:
-        close_loop(loop)
-
-
 def run_task(ctx: _ProcessContext, task: Task, fn: Callable[..., Any], args: tuple,
              kwargs: dict) -> tuple[bool, Any, str | None]:
     """One attempt: ``(True, result, None)`` or ``(False, error, traceback)``.
@@ -479,7 +453,8 @@ def run_task(ctx: _ProcessContext, task: Task, fn: Callable[..., Any], args: tup
     try:
         value = fn(*args, **kwargs)
         if value.__class__ is types.CoroutineType:
-            value = _run_coroutine(value, ctx)
+            # A cancel request cancels its task at its current ``await``.
+            value = run_coroutine_watched(value, ctx.cancelled, 0.1)
         return True, value, None
     except BaseException as exc:  # a job never ends the worker
         tb = format_remote_tb(exc, run_task.__code__)
