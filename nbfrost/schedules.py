@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from .rules import Rule
 
 __all__ = ["Schedule", "ScheduleState", "ScheduleStatus", "ScheduleList", "Scheduler", "OVERLAPS",
-           "status_html", "local_time"]
+           "before_each_run", "status_html", "local_time"]
 
 log = logging.getLogger("nbfrost")
 
@@ -115,7 +115,7 @@ class Schedule:
     __slots__ = ("_id", "_label", "_tags", "_rule", "_call", "_scheduler", "_state",
                  "_due", "_fire", "_gen", "_count", "_run_ids", "_active", "_last", "_missed",
                  "_pending", "_start", "_end", "_max_runs", "_jitter", "_overlap",
-                 "_stop_on_failure", "_reason", "_created", "__weakref__")
+                 "_stop_on_failure", "_reason", "_created", "_before_run", "__weakref__")
 
     _API = ("id", "name", "tags", "rule", "expression", "state", "next_run", "last", "runs",
             "run_count", "missed", "reason", "status", "pause", "resume", "cancel")
@@ -148,6 +148,9 @@ class Schedule:
         self._stop_on_failure = stop_on_failure
         self._reason: str | None = None
         self._created = 0.0  # when the scheduler took it (its clock)
+        # Called on the timer thread just before each run is queued (see
+        # `before_each_run`); None: nothing.
+        self._before_run: Callable[[], None] | None = None
 
     def __dir__(self) -> list[str]:
         return sorted(self._API)
@@ -263,6 +266,15 @@ class Schedule:
 
     def _repr_html_(self) -> str:
         return status_html(self.status())
+
+
+def before_each_run(schedule: Schedule, hook: Callable[[], None] | None) -> None:
+    """Call *hook* on the timer thread just before each run of *schedule*
+    is queued (None: no hook).  For front ends: a ``%%frost --process``
+    schedule cell clears its output there, since its runs' code runs in
+    another process.  Not part of `Schedule`'s API (it is not in its
+    ``dir()``); an exception from *hook* is logged and the run goes on."""
+    schedule._before_run = hook
 
 
 def status_html(s: ScheduleStatus) -> str:
@@ -521,6 +533,12 @@ class Scheduler:
         self._changed()
 
     def _run(self, s: Schedule) -> None:
+        hook = s._before_run
+        if hook is not None:
+            try:
+                hook()
+            except Exception:  # the run goes on without it
+                log.exception("nbfrost: schedule %s: the before-run hook failed", s._id)
         try:
             tracker = self._launch(s)
         except QueueFull:

@@ -6,7 +6,10 @@ buttons), never one per run.  So that the cell does not grow over hundreds
 of runs, each run starts by clearing the cell's output (``clear_output(wait=
 True)``: the front end clears when the next output arrives) and showing the
 badge again; what the run prints follows it.  Earlier runs' output stays
-with their jobs (``%frost output ID``, the dashboard's details).
+with their jobs (``%frost output ID``, the dashboard's details).  A
+``--process`` or Dask cell's code runs in another process, so there the
+timer thread does the clearing and redrawing, in the cell's context, just
+before it queues each run (`schedules.before_each_run`).
 
 The badge is an ``ipywidgets`` box (buttons need a widget), displayed with
 HTML and text fallbacks in the same bundle.  Background threads only
@@ -20,6 +23,7 @@ updates (a widget), and runs' output is read with ``%frost output ID``.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import threading
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from ..schedules import ENDED, PAUSED, Schedule, ScheduleStatus, status_html
+from ..schedules import ENDED, PAUSED, Schedule, ScheduleStatus, before_each_run, status_html
 from ..states import TERMINAL
 from .cell_runner import CellRunner
 
@@ -217,7 +221,18 @@ class LiveSchedule:
             return
         badge = ScheduleBadge(self._schedule)
         badge.show()
-        if isinstance(runner := self._runner, ScheduledCellRunner) and \
-                frontends.kind(shell) == frontends.LIVE:
-            runner.badge = badge
+        if frontends.kind(shell) == frontends.LIVE:
+            if isinstance(runner := self._runner, ScheduledCellRunner):
+                runner.badge = badge  # each run redraws it, in the cell's context
+            else:
+                # A --process or Dask cell: its runs' code runs elsewhere, so
+                # the cell is cleared and the badge shown again here, on the
+                # timer thread, in this cell's context, before each run is
+                # queued; the run's output follows it.
+                cell = contextvars.copy_context()
+
+                def redisplay() -> None:
+                    cell.copy().run(badge.redisplay)
+
+                before_each_run(self._schedule, redisplay)
         frontends.board(shell).track(badge)

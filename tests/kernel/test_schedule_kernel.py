@@ -102,6 +102,36 @@ def test_a_scheduled_cell_shows_one_badge_and_its_latest_output(kernel):
     assert set(statuses) == {0}
 
 
+@pytest.mark.timeout(180)
+def test_a_scheduled_process_cell_also_shows_only_its_latest_output(kernel):
+    """The runs of a ``--process`` schedule run in a worker process: the
+    cell is cleared and the badge shown again before each run is queued,
+    so the cell holds one badge and the latest run's output."""
+    cell = kernel.run(
+        "%%frost --every 1s --process -n pticker\n"
+        "import time\n"
+        "print(f'process run at {time.monotonic_ns()}')\n")
+
+    def runs_printed() -> int:
+        return len([m for m in kernel.messages if parent(m) == cell and m["msg_type"] == "stream"
+                    and "process run at" in m["content"]["text"]])
+
+    with kernel._cond:
+        assert kernel._cond.wait_for(lambda: runs_printed() >= 3, 60), "three runs printed"
+    sid = value(kernel, "[s.id for s in nbfrost.get_dispatcher().schedules() "
+                        "if s.name == 'pticker'][0]")
+    kernel.run(f"%frost unschedule {sid}")
+    kernel.run("%frost wait")
+    outputs = value(kernel, f"[t.output for t in nbfrost.get_dispatcher().schedule({sid}).runs()]")
+    assert len(outputs) >= 3 and len(set(outputs)) == len(outputs), outputs
+    area = output_area(kernel, cell)
+    badges = [o for o in area if o["type"] == "display_data" and WIDGET_VIEW in o["data"]]
+    streams = [o for o in area if o["type"] == "stream"]
+    assert len(badges) == 1, area
+    assert "every 1 s" in badges[0]["data"]["text/html"]
+    assert [s["text"] for s in streams] == [outputs[-1]], area
+
+
 @pytest.mark.timeout(120)
 def test_unload_ends_schedules_and_their_threads(kernel):
     kernel.run("%%frost --every 5m -n later\nNone")

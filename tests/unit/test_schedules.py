@@ -85,6 +85,29 @@ def test_every_runs_one_interval_apart_and_never_early(d, clock):
     assert s.last is s.runs()[-1]
 
 
+def test_a_before_run_hook_runs_before_each_run_is_queued_and_cannot_stop_it(d, clock):
+    from nbfrost.schedules import before_each_run
+
+    calls: list[str] = []
+    s = d.every("1m", calls.append, "run")
+    before_each_run(s, lambda: calls.append(f"before {len(s.runs())}"))
+    assert "before_each_run" not in dir(s) and "_before_run" not in dir(s)
+    assert step(d, clock, 60) == 1
+    assert step(d, clock, 60) == 1
+    settle(s)
+    assert calls == ["before 0", "run", "before 1", "run"]
+
+    def broken() -> None:
+        raise RuntimeError("a front end's hook failed")
+
+    before_each_run(s, broken)
+    assert step(d, clock, 60) == 1  # logged; the run still comes
+    before_each_run(s, None)
+    assert step(d, clock, 60) == 1
+    settle(s)
+    assert calls.count("run") == 4
+
+
 @pytest.mark.parametrize("value, seconds", [(30, 30.0), (0.5, 0.5), ("30s", 30.0), ("5m", 300.0),
                                              ("1h", 3600.0), ("2d", 172800.0),
                                              (timedelta(minutes=2), 120.0)])
