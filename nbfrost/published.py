@@ -53,7 +53,7 @@ from typing import Any
 from . import defaults
 
 __all__ = ["JOBS_FORMAT", "JOBS_VERSION", "COMMAND_FORMAT", "COMMAND_VERSION", "LOST", "STATES",
-           "ACTIONS", "PublishedFormatError", "root", "write_atomic", "read_jobs_file",
+           "ACTIONS", "PROCESS_ACTIONS", "PublishedFormatError", "root", "write_atomic", "read_jobs_file",
            "read_command_file", "make_command", "process_alive", "this_host", "proc_start",
            "ID_PATTERN", "enabled_by_env"]
 
@@ -65,6 +65,9 @@ COMMAND_VERSION = 1
 LOST = "lost"
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", LOST)
 ACTIONS = ("cancel", "retry")
+#: Commands to a whole process (their ``job`` is null): cancel every
+#: queued and running job of its dispatcher.
+PROCESS_ACTIONS = ("cancel_all",)
 #: A process id: safe as a file name and as one segment of a URL path.
 ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -197,12 +200,17 @@ def read_jobs_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return parse_jobs(raw, str(path))
 
 
-def make_command(action: str, job: int, interrupt: bool = False,
+def make_command(action: str, job: int | None, interrupt: bool = False,
                  issued: float = 0.0) -> dict[str, Any]:
-    """A command for `read_command_file`'s reader.  Raises ValueError/TypeError."""
-    if action not in ACTIONS:
-        raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
-    if not isinstance(job, int) or isinstance(job, bool) or job < 0:
+    """A command for `read_command_file`'s reader: a job's (*job* an id) or
+    the whole process's (`PROCESS_ACTIONS`, *job* None).  Raises
+    ValueError/TypeError."""
+    if action in PROCESS_ACTIONS:
+        if job is not None:
+            raise TypeError(f"{action} is for a whole process: job must be None, got {job!r}")
+    elif action not in ACTIONS:
+        raise ValueError(f"action must be one of {ACTIONS + PROCESS_ACTIONS}, got {action!r}")
+    elif not isinstance(job, int) or isinstance(job, bool) or job < 0:
         raise TypeError(f"job must be a non-negative int, got {job!r}")
     return {"format": COMMAND_FORMAT, "version": COMMAND_VERSION,
             "id": secrets.token_hex(8), "action": action, "job": job,
@@ -220,11 +228,16 @@ def read_command_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise PublishedFormatError(f"{path}: not JSON ({exc})") from None
     data = _check_header(data, COMMAND_FORMAT, COMMAND_VERSION, str(path))
-    job = data.get("job")
-    if (data.get("action") not in ACTIONS or not isinstance(job, int) or isinstance(job, bool)
-            or not isinstance(data.get("id"), str) or not isinstance(data.get("interrupt", False), bool)):
-        raise PublishedFormatError(f"{path}: a command needs an action in {ACTIONS}, an int job "
-                                   "and a str id")
+    job, action = data.get("job"), data.get("action")
+    if action in PROCESS_ACTIONS:
+        job_ok = job is None
+    else:
+        job_ok = action in ACTIONS and isinstance(job, int) and not isinstance(job, bool)
+    if (not job_ok or not isinstance(data.get("id"), str)
+            or not isinstance(data.get("interrupt", False), bool)):
+        raise PublishedFormatError(f"{path}: a command needs an action in {ACTIONS} with an int "
+                                   f"job, or one in {PROCESS_ACTIONS} with a null job, and a "
+                                   "str id")
     return data
 
 

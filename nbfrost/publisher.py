@@ -484,7 +484,9 @@ class Publication:
             self._ack(command["id"], False, "the dispatcher is gone")
             return
         try:
-            if command["action"] == "cancel":
+            if command["action"] == "cancel_all":
+                ok, message = True, self._cancel_all(owner, command.get("interrupt", False))
+            elif command["action"] == "cancel":
                 interrupt = command.get("interrupt", False)
                 ok = owner.cancel(job_id, interrupt=interrupt)
                 message = (f"job {job_id} {'interrupted' if interrupt else 'cancel requested'}"
@@ -495,6 +497,21 @@ class Publication:
         except (JobNotFound, ValueError, TypeError, RuntimeError) as exc:
             ok, message = False, str(exc)
         self._ack(command["id"], ok, message)
+
+    @staticmethod
+    def _cancel_all(owner: Publishable, interrupt: bool) -> str:
+        """Cancel every queued job, then every running one (so that none of
+        the queued ones starts in a worker that a cancelled job freed);
+        says how many."""
+        jobs = owner.registry.active_jobs()
+        queued = [j._id for j in jobs if j._state is QUEUED]
+        running = [j._id for j in jobs if j._state is not QUEUED]
+        done = 0
+        for job_id in queued + running:
+            with contextlib.suppress(JobNotFound):
+                done += owner.cancel(job_id, interrupt=interrupt)
+        return (f"{done} job(s) {'interrupted' if interrupt else 'asked to cancel'} "
+                f"({len(queued)} queued, {len(running)} running)")
 
     def _ack(self, command_id: str, ok: bool, message: str) -> None:
         with self.lock:

@@ -124,6 +124,11 @@ export class NbfrostAPI {
     return this._post(`${this._jobPath(process, job)}/cancel`, { interrupt });
   }
 
+  /** Cancels every queued and running job of *process*, in one command. */
+  cancelAll(process: string, interrupt: boolean): Promise<unknown> {
+    return this._post(`processes/${encodeURIComponent(process)}/cancel`, { interrupt });
+  }
+
   retry(process: string, job: number): Promise<unknown> {
     return this._post(`${this._jobPath(process, job)}/retry`, {});
   }

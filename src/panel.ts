@@ -559,25 +559,19 @@ export function countRunning(processes: IProcess[]): number {
   return processes.reduce((sum, p) => sum + (p.alive ? p.counts.running ?? 0 : 0), 0);
 }
 
-/** Most jobs a "cancel all" asks for per process (the API's `newest` maximum). */
-const CANCEL_ALL_MAX = 5000;
-
-/** Asks every queued or running job of these processes to cancel; how many. */
+/**
+ * Asks every queued or running job of these processes to cancel: one
+ * request per process (the process cancels all its jobs, also those beyond
+ * the newest it publishes); how many jobs they had active when listed.
+ */
 export async function cancelJobsOf(api: NbfrostAPI, processes: IProcess[]): Promise<number> {
-  let cancelled = 0;
+  let asked = 0;
   for (const process of processes) {
     if (!process.alive) {
       continue;
     }
-    const reply = await api.jobs({
-      process: process.id,
-      states: ['queued', 'running'],
-      newest: CANCEL_ALL_MAX
-    });
-    for (const job of reply.jobs) {
-      await api.cancel(process.id, job.id, false);
-      cancelled += 1;
-    }
+    await api.cancelAll(process.id, false);
+    asked += (process.counts.queued ?? 0) + (process.counts.running ?? 0);
   }
-  return cancelled;
+  return asked;
 }

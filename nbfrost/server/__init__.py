@@ -15,6 +15,7 @@ token), described in docs/panel.md:
 * ``GET  /nbfrost/api/jobs?state=&process=&name=&tag=&newest=&offset=``
 * ``POST /nbfrost/api/processes/{process}/jobs/{job}/cancel`` ``{"interrupt": bool}``
 * ``POST /nbfrost/api/processes/{process}/jobs/{job}/retry``
+* ``POST /nbfrost/api/processes/{process}/cancel`` ``{"interrupt": bool}``: all its jobs
 """
 
 from __future__ import annotations

@@ -110,9 +110,15 @@ class JobsHandler(_Handler):
 
 
 class CommandHandler(_Handler):
+    """A job's command (``jobs/{job}/cancel``, ``.../retry``) or, without a
+    job, the whole process's (``processes/{process}/cancel``: every queued
+    and running job of it, in one command)."""
+
     @tornado.web.authenticated
     @authorized
-    async def post(self, process: str, job: str, action: str) -> None:
+    async def post(self, process: str, action: str, job: str | None = None) -> None:
+        if job is None:
+            action = "cancel_all"
         body: Any = {}
         if self.request.body:
             try:
@@ -128,7 +134,8 @@ class CommandHandler(_Handler):
             self._error(400, f"interrupt must be true or false, got {interrupt!r}")
             return
         try:
-            command = await self._off_loop(self.store.command, process, action, int(job), interrupt)
+            command = await self._off_loop(self.store.command, process, action,
+                                           None if job is None else int(job), interrupt)
         except NotFound as exc:
             self._error(404, str(exc.args[0]))
             return
@@ -150,6 +157,7 @@ def setup_handlers(serverapp: Any) -> None:
         (url_path_join(base, "jobs"), JobsHandler),
         (url_path_join(base, "processes", pid, "jobs", r"(?P<job>[0-9]+)", r"(?P<action>cancel|retry)"),
          CommandHandler),
+        (url_path_join(base, "processes", pid, r"(?P<action>cancel)"), CommandHandler),
     ])
     serverapp.log.info("nbfrost: job API at %s (reading %s)", base,
                        web_app.settings["nbfrost_store"].root)

@@ -246,8 +246,10 @@ class Store:
         return page, total
 
     # -------------------------------------------------------------- commands
-    def command(self, process: str, action: str, job: int, interrupt: bool = False) -> str:
-        """Deliver a command to *process*'s inbox; returns its id.
+    def command(self, process: str, action: str, job: int | None,
+                interrupt: bool = False) -> str:
+        """Deliver a command to *process*'s inbox; returns its id.  *job*
+        None: a command to the whole process (``cancel_all``).
 
         Raises `NotFound` (no such process, or no such job among its
         published ones), `NotAlive` (it has ended), ValueError (bad action).
@@ -258,7 +260,7 @@ class Store:
         for f, entry in self._described({}):
             if entry["id"] != process:
                 continue
-            if job not in f.ids:
+            if job is not None and job not in f.ids:
                 raise NotFound(f"process {process} has published no job {job}")
             if not entry["alive"]:
                 raise NotAlive(f"process {process} has ended; its jobs cannot be "

@@ -15,6 +15,7 @@ and ``dashboard-timeline.png`` from there into ``docs/``, where the README and t
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 from pathlib import Path
 
@@ -100,6 +101,13 @@ def test_dashboard_in_jupyterlab(lab, tmp_path):
                                             timeout=20_000)
             expect(details).to_contain_text("Traceback")
             expect(details).to_contain_text("reading data/2026-11.csv")
+            # A finished job: Cancel is disabled and looks it (grey, not a
+            # paler orange that still invites a click).
+            cancel = dash.locator("button.nbf-cancel")
+            expect(cancel).to_be_disabled()
+            rgb = cancel.evaluate("b => getComputedStyle(b).backgroundColor")
+            red, green, blue = (int(x) for x in re.findall(r"\d+", rgb)[:3])
+            assert max(red, green, blue) - min(red, green, blue) < 40, f"not grey: {rgb}"
             # Let the progress bars move a little, then take the picture.
             expect(dash.locator(".nbf-table td", has_text="epoch").first).to_be_visible(timeout=20_000)
             page.wait_for_timeout(1500)

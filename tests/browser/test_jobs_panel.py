@@ -20,6 +20,7 @@ from pathlib import Path
 import frontends
 import nbformat
 import pytest
+from helpers import eventually
 from playwright.sync_api import expect
 
 PANEL_TAB = '[data-id="nbfrost-jobs-panel"]'
@@ -207,6 +208,33 @@ def test_cancel_from_the_panel_reaches_a_kernel_busy_in_a_foreground_cell(lab):
     expect(cancelled).to_have_count(2, timeout=10_000)
     # Long before the foreground cell ends.
     assert "foreground done" not in notebook.locator(".jp-OutputArea-output").all_text_contents()
+    notebook.close()
+
+
+def test_cancel_all_ends_every_job_of_a_notebook_even_beyond_the_published_ones(lab):
+    """The group's Cancel all sends one command: the kernel cancels every
+    queued and running job, also the queued ones beyond the newest 500 it
+    publishes (which the panel never listed)."""
+    server, page, _dialogs, _base, browser = lab
+    _notebook(server.cwd / "many.ipynb", WORKER,
+              'jobs = [d.queue(crunch, 100_000, name=f"many-{i}") for i in range(1502)]')
+    notebook = _open_and_run(server, browser, "many.ipynb")
+    panel = _show_panel(page)
+    group = panel.locator('.nbfrost-group[data-path="many.ipynb"]')
+    expect(group.locator(".nbfrost-counts")).to_contain_text("queued", timeout=30_000)
+    button = group.locator(".nbfrost-cancel-all")
+    expect(button).to_be_visible(timeout=10_000)
+    button.click()
+    [process] = [p for p in _api(server, "processes")["processes"] if p["path"] == "many.ipynb"]
+
+    def active() -> int:
+        [p] = [p for p in _api(server, "processes")["processes"] if p["id"] == process["id"]]
+        return p["counts"].get("queued", 0) + p["counts"].get("running", 0)
+
+    eventually(lambda: active() == 0, 15, "every job of many.ipynb to end")
+    [p] = [p for p in _api(server, "processes")["processes"] if p["id"] == process["id"]]
+    assert p["counts"].get("cancelled", 0) == 1502, p["counts"]
+    expect(button).to_be_hidden(timeout=10_000)
     notebook.close()
 
 

@@ -202,6 +202,50 @@ def test_commands_cancel_interrupt_and_retry_jobs(quiet, runtime):
     assert [s.name for s in quiet.jobs()].count("stuck") == 2
 
 
+def test_cancel_all_cancels_every_queued_and_running_job_of_the_process(runtime):
+    """One command for the whole process, not one per job: also the queued
+    jobs beyond what the process publishes (its newest 500)."""
+    d = nbfrost.Dispatcher(workers=2, expiry=None, publish=False)
+    try:
+        pub = publisher.Publication(d, root=runtime)
+        gate = threading.Event()
+        running = [d.queue(gate.wait, 30, name=f"busy-{i}") for i in range(2)]
+        queued = [d.queue(int) for _ in range(defaults.PUBLISH_JOBS + 100)]
+        eventually(lambda: all(t.state == "running" for t in running))
+        done = d.queue(int)  # behind the queued ones: cancelled too
+        pub.publish()
+        command = send(pub, "cancel_all", None, interrupt=True)
+        assert pub.poll_commands() == 1
+        assert all(t.wait(10) for t in running + queued + [done])
+        assert {t.state for t in running + queued + [done]} == {nbfrost.JobState.CANCELLED}
+        pub.publish()
+        ack = {a["command"]: a for a in read(pub.live_path)["acks"]}[command]
+        total = len(queued) + 1
+        assert ack["ok"] and ack["message"] == (
+            f"{total + 2} job(s) interrupted ({total} queued, 2 running)")
+        assert d.queue(lambda: "after").result(10) == "after", "the dispatcher goes on"
+    finally:
+        gate.set()
+        d.shutdown()
+
+
+def test_a_process_command_has_no_job_and_a_job_command_needs_one(tmp_path):
+    assert published.make_command("cancel_all", None)["job"] is None
+    with pytest.raises(TypeError, match="whole process"):
+        published.make_command("cancel_all", 3)
+    with pytest.raises(TypeError, match="non-negative int"):
+        published.make_command("cancel", None)
+    with pytest.raises(ValueError, match="cancel_all"):
+        published.make_command("explode", 1)
+    path = tmp_path / "c.json"
+    bad = published.make_command("cancel", 1) | {"job": None}
+    path.write_text(json.dumps(bad))
+    with pytest.raises(published.PublishedFormatError, match="null job"):
+        published.read_command_file(path)
+    path.write_text(json.dumps(published.make_command("cancel_all", None, interrupt=True)))
+    assert published.read_command_file(path)["action"] == "cancel_all"
+
+
 def test_a_command_file_that_others_could_write_is_refused(quiet, runtime):
     pub = publisher.Publication(quiet, root=runtime)
     gate = threading.Event()

@@ -213,6 +213,35 @@ async def test_cancel_interrupt_and_retry_reach_the_process_within_a_second(jp_f
                timeout=2.0, what="the ack is published")
 
 
+async def test_cancel_all_of_a_process_is_one_command_that_ends_all_its_jobs(jp_fetch, publishing):
+    d, other = publishing(), publishing()
+    gate = threading.Event()
+    try:
+        running = [d.queue(gate.wait, 30) for _ in range(2)]
+        queued = [d.queue(int) for _ in range(20)]
+        kept = other.queue(gate.wait, 30)
+        eventually(lambda: all(t.state == "running" for t in [*running, kept]))
+        now_published(d, other)
+        inbox = d._publication.inbox
+        response = await jp_fetch("nbfrost", "api", "processes", d._publication.id, "cancel",
+                                  method="POST", body=json.dumps({"interrupt": True}))
+        body = json.loads(response.body)
+        assert response.code == 202 and body["accepted"] is True
+        assert all(t.wait(1.5) for t in running + queued), "applied within a second"
+        assert {t.state for t in running + queued} == {nbfrost.JobState.CANCELLED}
+        assert kept.state == "running", "another process's jobs are not touched"
+        assert not list(inbox.iterdir()), "one command, consumed"
+        eventually(lambda: any(a["command"] == body["command"] and a["ok"]
+                               and a["message"].startswith("22 job(s) interrupted")
+                               for a in json.loads(d._publication.live_path.read_bytes())["acks"]),
+                   timeout=2.0, what="the ack is published")
+        code = (await jp_fetch("nbfrost", "api", "processes", "nobody-1-2-3", "cancel",
+                               method="POST", body="{}", raise_error=False)).code
+        assert code == 404
+    finally:
+        gate.set()
+
+
 async def test_commands_to_unknown_processes_or_jobs_are_404(jp_fetch, publishing):
     d = publishing()
     d.queue(int).wait(10)
@@ -239,7 +268,8 @@ async def test_without_credentials_every_endpoint_refuses_and_reveals_nothing(
     pid = d._publication.id
     requests = [("GET", "processes", None), ("GET", "jobs", None),
                 ("POST", f"processes/{pid}/jobs/0/cancel", "{}"),
-                ("POST", f"processes/{pid}/jobs/0/retry", "{}")]
+                ("POST", f"processes/{pid}/jobs/0/retry", "{}"),
+                ("POST", f"processes/{pid}/cancel", "{}")]
     for method, path, body in requests:
         for headers in ({}, {"Authorization": "token wrong"}):
             response = await http_server_client.fetch(
