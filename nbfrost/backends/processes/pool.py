@@ -52,7 +52,7 @@ from .worker import (
     check_protocol,
     read_frame,
     read_message,
-    write_frames,
+    send_message,
 )
 
 if TYPE_CHECKING:
@@ -132,12 +132,7 @@ class _Proc:
         return self.popen.pid
 
     def send(self, msg: tuple, payload: Any = None) -> None:
-        data = pickle.dumps(msg, pickle.HIGHEST_PROTOCOL)
-        with self.lock:
-            if payload is None:
-                write_frames(self.fd, data)
-            else:
-                write_frames(self.fd, data, payload)
+        send_message(self.fd, self.lock, msg, payload)
 
     def kill(self) -> None:
         self.killed = True

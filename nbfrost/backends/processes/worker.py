@@ -59,7 +59,7 @@ from ..remote import WorkerJob, format_remote_tb, portable_error, run_coroutine_
 
 __all__ = ["PROTOCOL", "Answer", "Cancel", "Done", "Output", "Progress", "Ready", "Recall", "Setup",
            "Skip", "Stop", "Task",
-           "read_frame", "read_message", "write_frames", "main"]
+           "read_frame", "read_message", "send_message", "write_frames", "main"]
 
 #: Version of the wire format; both sides check it in the first frame.
 #: 2: `Recall` and `Answer`.
@@ -189,6 +189,21 @@ def write_frames(fd: int, *frames: Any) -> None:
         _write_all(fd, memoryview(b"".join(small)))
 
 
+def send_message(fd: int, lock: threading.Lock, msg: tuple, payload: Any = None) -> None:
+    """Write the message *msg* (and the *payload* frame after it, if any)
+    to *fd*, holding *lock* so that frames of two writers never interleave.
+
+    Raises:
+        OSError: the other end is gone.
+    """
+    data = pickle.dumps(msg, pickle.HIGHEST_PROTOCOL)
+    with lock:
+        if payload is None:
+            write_frames(fd, data)
+        else:
+            write_frames(fd, data, payload)
+
+
 def _write_all(fd: int, view: memoryview) -> None:
     while view:
         view = view[os.write(fd, view):]
@@ -248,12 +263,7 @@ class _Channel:
         self.lock = threading.Lock()  # guards writes to fd, so frames never interleave
 
     def send(self, msg: tuple, payload: Any = None) -> None:
-        data = pickle.dumps(msg, pickle.HIGHEST_PROTOCOL)
-        with self.lock:
-            if payload is None:
-                write_frames(self.fd, data)
-            else:
-                write_frames(self.fd, data, payload)
+        send_message(self.fd, self.lock, msg, payload)
 
 
 class _ProcessContext(JobContext):
