@@ -13,7 +13,7 @@ __all__ = ["WORKERS", "MAX_WORKERS", "EXPIRY", "MAX_QUEUE", "OUTPUT_CAP", "OUTPU
            "FORWARD_BUDGET", "FORWARD_RATE", "FAILURE_NOTICE_LIMIT", "FAILURE_NOTICE_WINDOW",
            "SCHEDULE_RECHECK", "SCHEDULE_RUNS_KEPT", "SCHEDULES_ENDED_KEPT",
            "PUBLISH_RATE", "PUBLISH_DUTY", "PUBLISH_MAX_DELAY",
-           "PUBLISH_JOBS", "PUBLISH_TEXT", "PUBLISH_KEEP", "PUBLISH_HISTORY_FILES",
+           "PUBLISH_JOBS", "PUBLISH_SCHEDULES", "PUBLISH_TEXT", "PUBLISH_KEEP", "PUBLISH_HISTORY_FILES",
            "PUBLISH_HEARTBEAT",
            "PUBLISH_STALE", "PUBLISH_ACKS", "PUBLISH_SCAN_INTERVAL", "PUBLISH_FILE_MAX",
            "COMMAND_FILE_MAX", "COMMANDS_PER_TICK", "API_NEWEST", "API_NEWEST_MAX",
@@ -80,6 +80,9 @@ PUBLISH_MAX_DELAY = 0.75
 #: Jobs listed per dispatcher: the newest this many, plus every running one
 #: (counts per state cover all jobs).  $NBFROST_PUBLISH_JOBS overrides it.
 PUBLISH_JOBS = 500
+#: Schedules listed per dispatcher: active and paused ones first, then the
+#: ended ones it still keeps, newest first.
+PUBLISH_SCHEDULES = 100
 #: Characters kept of each published job's error, traceback and output tail
 #: (the end of each: that is where the cause is).
 PUBLISH_TEXT = 2000

@@ -29,12 +29,15 @@ A job file (live or history), version 1::
      "keep": 86400.0, "heartbeat": 10.0,
      "held": 1234, "counts": {"queued": 0, "running": 1, "succeeded": 1233, ...},
      "jobs": [<JobStatus.to_dict()> + {"output_tail": str}, ...],     # newest first
+     "schedules": [<ScheduleStatus.to_dict()>, ...],   # active first; absent in older files
      "acks": [{"command": "c1", "ok": true, "message": "...", "at": float}, ...]}
 
 A command file, version 1::
 
     {"format": "nbfrost-command", "version": 1, "id": "c1", "action": "cancel" | "retry",
      "job": 12, "interrupt": false, "issued": 1765130012.0}
+
+or, to the whole process, ``"action": "cancel_all", "job": null``.
 """
 
 from __future__ import annotations

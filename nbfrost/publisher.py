@@ -67,6 +67,8 @@ class Publishable(Protocol):
 
     def retry(self, job_id: int) -> Any: ...
 
+    def schedules(self) -> list[Any]: ...
+
 
 def _env_number(name: str, default: float, minimum: float) -> float:
     raw = os.environ.get(name)
@@ -443,9 +445,19 @@ class Publication:
             "parent_argv": info["parent_argv"], "cwd": info["cwd"],
             "keep": self.keep, "heartbeat": defaults.PUBLISH_HEARTBEAT,
             "held": len(registry), "counts": registry.counts(),
-            "jobs": entries, "acks": list(self._acks),
+            "jobs": entries, "schedules": self._schedule_entries(), "acks": list(self._acks),
         }
         return json.dumps(document).encode("utf-8")
+
+    def _schedule_entries(self) -> list[dict[str, Any]]:
+        """The owner's schedules (`ScheduleStatus.to_dict`): active and
+        paused first, then ended, newest first; at most `PUBLISH_SCHEDULES`."""
+        owner = self._owner()
+        if owner is None:
+            return []
+        entries = [s.status().to_dict() for s in owner.schedules()]
+        entries.sort(key=lambda e: (e["state"] != "ended", e["id"]), reverse=True)
+        return entries[:defaults.PUBLISH_SCHEDULES]
 
     # -- commands
     def poll_commands(self) -> int:

@@ -18,6 +18,23 @@ export interface IProcess {
   started: number;
   updated: number;
   counts: { [state: string]: number };
+  /** Its schedules (`ScheduleStatus.to_dict()`), active and paused first; none once it is gone. */
+  schedules?: ISchedule[];
+}
+
+/** A schedule of a process: every/cron/at, its state and next run. */
+export interface ISchedule {
+  id: number;
+  name: string;
+  rule: string;
+  state: string;
+  next_run: string | null;
+  last: number | null;
+  last_state: string | null;
+  runs: number;
+  missed: number;
+  reason: string | null;
+  tags: string[];
 }
 
 export interface IProcessesReply {

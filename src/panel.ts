@@ -290,6 +290,7 @@ export class JobsPanel extends Widget {
   private readonly _prev: HTMLButtonElement;
   private readonly _next: HTMLButtonElement;
   private readonly _groupsNode = h('div', { className: 'nbfrost-groups' });
+  private readonly _schedulesNode = h('section', { className: 'nbfrost-schedules' });
   private readonly _empty = h('div', { className: 'nbfrost-empty' });
   private readonly _groups = new Map<string, ProcessGroup>();
   private readonly _rows = new Map<string, JobRow>();
@@ -326,9 +327,11 @@ export class JobsPanel extends Widget {
       toolbar,
       pager,
       this._status,
+      this._schedulesNode,
       this._empty,
       this._groupsNode
     );
+    this._schedulesNode.hidden = true;
   }
 
   /** Opens a notebook by its server path. */
@@ -475,7 +478,44 @@ export class JobsPanel extends Widget {
     this._status.hidden = !message;
   }
 
+  /** The live processes' active and paused schedules, above the jobs (text only). */
+  private _renderSchedules(processes: IProcess[]): void {
+    const lines: HTMLElement[] = [];
+    for (const p of processes) {
+      if (!p.alive) {
+        continue;
+      }
+      for (const s of p.schedules ?? []) {
+        if (s.state === 'ended') {
+          continue;
+        }
+        const next = s.next_run ? new Date(s.next_run).toLocaleTimeString() : '—';
+        const facts = [s.rule, `next ${next}`, `${s.runs} run${s.runs === 1 ? '' : 's'}`];
+        if (s.missed) {
+          facts.push(`${s.missed} missed`);
+        }
+        if (s.last_state) {
+          facts.push(`last ${s.last_state}`);
+        }
+        const line = h('div', { className: 'nbfrost-schedule', title: `${p.path ?? p.name}: schedule ${s.id}` }, [
+          h('span', { className: 'nbfrost-state', text: s.state }),
+          h('span', { className: 'nbfrost-schedule-name', text: s.name }),
+          h('span', { className: 'nbfrost-schedule-facts', text: facts.join(' · ') }),
+          h('span', { className: 'nbfrost-where', text: p.path ?? p.name })
+        ]);
+        line.dataset.state = s.state;
+        line.dataset.process = p.id;
+        lines.push(line);
+      }
+    }
+    this._schedulesNode.replaceChildren(
+      ...(lines.length ? [h('div', { className: 'nbfrost-label', text: `Schedules (${lines.length})` }), ...lines] : [])
+    );
+    this._schedulesNode.hidden = lines.length === 0;
+  }
+
   private _render(processes: IProcess[], reply: IJobsReply): void {
+    this._renderSchedules(processes);
     const byId = new Map(processes.map(p => [p.id, p]));
     this._total = reply.total;
     if (this._offset > 0 && this._offset >= reply.total) {

@@ -189,7 +189,13 @@ class Store:
                   kernels: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """The REST ``processes`` list, newest first.  *sessions* maps this
         server's kernel ids to notebook paths; *kernels* are its kernel ids."""
-        entries = [p for _f, p in self._described(sessions or {}, kernels)]
+        entries = []
+        for f, p in self._described(sessions or {}, kernels):
+            # Its schedules (`ScheduleStatus.to_dict` each); a process that
+            # is gone runs none any more.
+            schedules = f.info.get("schedules")
+            p["schedules"] = schedules if p["alive"] and isinstance(schedules, list) else []
+            entries.append(p)
         entries.sort(key=lambda p: (p["started"], p["id"]), reverse=True)
         return entries
 

@@ -238,6 +238,29 @@ def test_cancel_all_ends_every_job_of_a_notebook_even_beyond_the_published_ones(
     notebook.close()
 
 
+def test_the_panel_lists_a_notebooks_schedules_and_names_stay_text(lab):
+    server, page, dialogs, _base, browser = lab
+    _notebook(server.cwd / "timed.ipynb", WORKER,
+              f'poll = d.every("5m", int, name={XSS!r})\n'
+              'hourly = d.cron("0 * * * *", int, name="hourly-report")\n'
+              'hourly.pause()\n'
+              'gone = d.every("1h", int, name="ended-one")\n'
+              'gone.cancel()')
+    notebook = _open_and_run(server, browser, "timed.ipynb")
+    panel = _show_panel(page)
+    lines = panel.locator(".nbfrost-schedules .nbfrost-schedule")
+    expect(lines.filter(has_text="hourly-report")).to_have_attribute("data-state", "paused",
+                                                                      timeout=30_000)
+    poll = lines.filter(has_text=XSS)
+    expect(poll).to_have_attribute("data-state", "active")
+    expect(poll).to_contain_text("every 5 min")
+    expect(poll).to_contain_text("timed.ipynb")
+    expect(lines.filter(has_text="ended-one")).to_have_count(0)
+    assert dialogs.seen == [], dialogs.seen
+    panel.screenshot(path=str(frontends.artifacts_dir() / "jobs-panel-schedules.png"))
+    notebook.close()
+
+
 def test_a_kernel_killed_with_sigkill_shows_its_running_jobs_as_lost(lab):
     server, page, _dialogs, _base, browser = lab
     _notebook(server.cwd / "doomed.ipynb", WORKER, 't = d.queue(crunch, 100_000, name="doomed-job")')

@@ -386,8 +386,26 @@ def test_the_header_is_read_without_the_jobs(quiet, runtime):
     pub.publish()
     header = published.peek_header(pub.live_path)
     assert header is not None and "jobs" not in header and "acks" not in header
+    assert "schedules" not in header
     assert header["id"] == pub.id and header["pid"] == os.getpid()
-    assert header == {k: v for k, v in read(pub.live_path).items() if k not in ("jobs", "acks")}
+    assert header == {k: v for k, v in read(pub.live_path).items()
+                      if k not in ("jobs", "schedules", "acks")}
+
+
+def test_schedules_are_published_active_first_and_bounded(quiet, runtime, monkeypatch):
+    monkeypatch.setattr(defaults, "PUBLISH_SCHEDULES", 3)
+    pub = publisher.Publication(quiet, root=runtime)
+    ended = quiet.every("1h", int, name="ended")
+    ended.cancel()
+    poll = quiet.every("5m", int, name="poll <b>")
+    paused = quiet.cron("0 * * * *", int, name="hourly")
+    paused.pause()
+    quiet.every("1d", int, name="daily")
+    pub.publish()
+    schedules = read(pub.live_path)["schedules"]
+    assert [s["name"] for s in schedules] == ["daily", "hourly", "poll <b>"], "ended ones last"
+    assert schedules[2] == poll.status().to_dict()
+    assert schedules[1]["state"] == "paused" and schedules[2]["rule"] == "every 5 min"
 
 
 def test_the_fast_entries_of_queued_and_succeeded_jobs_are_their_status_json(quiet, runtime):

@@ -94,6 +94,17 @@ async def test_processes_lists_each_publishing_dispatcher(jp_fetch, publishing):
     gate.set()
 
 
+async def test_each_process_lists_its_schedules(jp_fetch, publishing):
+    d = publishing()
+    d.every("5m", int, name="poll-api")
+    d.cron("0 * * * *", int, name="hourly").pause()
+    now_published(d)
+    (entry,) = (await get(jp_fetch, "processes"))["processes"]
+    assert [(s["name"], s["state"], s["rule"]) for s in entry["schedules"]] == [
+        ("hourly", "paused", "at minute 0 of every hour"), ("poll-api", "active", "every 5 min")]
+    assert entry["schedules"][1]["next_run"] is not None
+
+
 async def test_jobs_are_the_status_json_plus_process_and_path_newest_first(jp_fetch, publishing):
     d = publishing()
 
