@@ -37,7 +37,9 @@ A command file, version 1::
     {"format": "nbfrost-command", "version": 1, "id": "c1", "action": "cancel" | "retry",
      "job": 12, "interrupt": false, "issued": 1765130012.0}
 
-or, to the whole process, ``"action": "cancel_all", "job": null``.
+or, to the whole process, ``"action": "cancel_all", "job": null``; or to one of
+its schedules, ``"action": "pause" | "resume" | "unschedule", "job": null,
+"schedule": 3``.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ from typing import Any
 from . import defaults
 
 __all__ = ["JOBS_FORMAT", "JOBS_VERSION", "COMMAND_FORMAT", "COMMAND_VERSION", "LOST", "STATES",
-           "ACTIONS", "PROCESS_ACTIONS", "PublishedFormatError", "root", "write_atomic", "read_jobs_file",
+           "ACTIONS", "PROCESS_ACTIONS", "SCHEDULE_ACTIONS", "PublishedFormatError", "root",
+           "write_atomic", "read_jobs_file",
            "read_command_file", "make_command", "process_alive", "this_host", "proc_start",
            "ID_PATTERN", "enabled_by_env"]
 
@@ -71,6 +74,8 @@ ACTIONS = ("cancel", "retry")
 #: Commands to a whole process (their ``job`` is null): cancel every
 #: queued and running job of its dispatcher.
 PROCESS_ACTIONS = ("cancel_all",)
+#: Commands to one schedule of a process (``schedule`` is its id, ``job`` null).
+SCHEDULE_ACTIONS = ("pause", "resume", "unschedule")
 #: A process id: safe as a file name and as one segment of a URL path.
 ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -203,21 +208,33 @@ def read_jobs_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return parse_jobs(raw, str(path))
 
 
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def make_command(action: str, job: int | None, interrupt: bool = False,
-                 issued: float = 0.0) -> dict[str, Any]:
-    """A command for `read_command_file`'s reader: a job's (*job* an id) or
-    the whole process's (`PROCESS_ACTIONS`, *job* None).  Raises
+                 issued: float = 0.0, schedule: int | None = None) -> dict[str, Any]:
+    """A command for `read_command_file`'s reader: a job's (`ACTIONS`, *job*
+    an id), a schedule's (`SCHEDULE_ACTIONS`, *schedule* an id, *job* None)
+    or the whole process's (`PROCESS_ACTIONS`, both None).  Raises
     ValueError/TypeError."""
-    if action in PROCESS_ACTIONS:
+    if action in PROCESS_ACTIONS or action in SCHEDULE_ACTIONS:
         if job is not None:
-            raise TypeError(f"{action} is for a whole process: job must be None, got {job!r}")
+            raise TypeError(f"{action} is not for a job: job must be None, got {job!r}")
+        if (action in SCHEDULE_ACTIONS) != _is_id(schedule):
+            wanted = "a schedule id" if action in SCHEDULE_ACTIONS else "no schedule"
+            raise TypeError(f"{action} needs {wanted}, got schedule={schedule!r}")
     elif action not in ACTIONS:
-        raise ValueError(f"action must be one of {ACTIONS + PROCESS_ACTIONS}, got {action!r}")
-    elif not isinstance(job, int) or isinstance(job, bool) or job < 0:
+        raise ValueError(f"action must be one of {ACTIONS + PROCESS_ACTIONS + SCHEDULE_ACTIONS}, "
+                         f"got {action!r}")
+    elif not _is_id(job):
         raise TypeError(f"job must be a non-negative int, got {job!r}")
-    return {"format": COMMAND_FORMAT, "version": COMMAND_VERSION,
-            "id": secrets.token_hex(8), "action": action, "job": job,
-            "interrupt": bool(interrupt), "issued": issued}
+    command = {"format": COMMAND_FORMAT, "version": COMMAND_VERSION,
+               "id": secrets.token_hex(8), "action": action, "job": job,
+               "interrupt": bool(interrupt), "issued": issued}
+    if schedule is not None:
+        command["schedule"] = schedule
+    return command
 
 
 def read_command_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -231,16 +248,18 @@ def read_command_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise PublishedFormatError(f"{path}: not JSON ({exc})") from None
     data = _check_header(data, COMMAND_FORMAT, COMMAND_VERSION, str(path))
-    job, action = data.get("job"), data.get("action")
+    job, action, schedule = data.get("job"), data.get("action"), data.get("schedule")
     if action in PROCESS_ACTIONS:
-        job_ok = job is None
+        target_ok = job is None and schedule is None
+    elif action in SCHEDULE_ACTIONS:
+        target_ok = job is None and _is_id(schedule)
     else:
-        job_ok = action in ACTIONS and isinstance(job, int) and not isinstance(job, bool)
-    if (not job_ok or not isinstance(data.get("id"), str)
+        target_ok = action in ACTIONS and _is_id(job) and schedule is None
+    if (not target_ok or not isinstance(data.get("id"), str)
             or not isinstance(data.get("interrupt", False), bool)):
         raise PublishedFormatError(f"{path}: a command needs an action in {ACTIONS} with an int "
-                                   f"job, or one in {PROCESS_ACTIONS} with a null job, and a "
-                                   "str id")
+                                   f"job, one in {SCHEDULE_ACTIONS} with an int schedule, or one "
+                                   f"in {PROCESS_ACTIONS} with a null job, and a str id")
     return data
 
 

@@ -69,6 +69,8 @@ class Publishable(Protocol):
 
     def schedules(self) -> list[Any]: ...
 
+    def schedule(self, schedule_id: int) -> Any: ...
+
 
 def _env_number(name: str, default: float, minimum: float) -> float:
     raw = os.environ.get(name)
@@ -498,6 +500,8 @@ class Publication:
         try:
             if command["action"] == "cancel_all":
                 ok, message = True, self._cancel_all(owner, command.get("interrupt", False))
+            elif command["action"] in published.SCHEDULE_ACTIONS:
+                ok, message = self._steer(owner, command["action"], command["schedule"])
             elif command["action"] == "cancel":
                 interrupt = command.get("interrupt", False)
                 ok = owner.cancel(job_id, interrupt=interrupt)
@@ -509,6 +513,20 @@ class Publication:
         except (JobNotFound, ValueError, TypeError, RuntimeError) as exc:
             ok, message = False, str(exc)
         self._ack(command["id"], ok, message)
+
+    @staticmethod
+    def _steer(owner: Publishable, action: str, schedule_id: int) -> tuple[bool, str]:
+        """Pause, resume or end one of the owner's schedules."""
+        try:
+            schedule = owner.schedule(schedule_id)
+        except KeyError as exc:
+            return False, str(exc.args[0]) if exc.args else f"no schedule {schedule_id}"
+        done = {"pause": schedule.pause, "resume": schedule.resume,
+                "unschedule": schedule.cancel}[action]()
+        said = {"pause": "paused", "resume": "resumed", "unschedule": "ended"}[action]
+        state = schedule.state.value
+        return bool(done), (f"schedule {schedule_id} {said}" if done
+                            else f"schedule {schedule_id} is {state}: not {said}")
 
     @staticmethod
     def _cancel_all(owner: Publishable, interrupt: bool) -> str:

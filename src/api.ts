@@ -22,6 +22,9 @@ export interface IProcess {
   schedules?: ISchedule[];
 }
 
+/** What the panel can do to a schedule. */
+export type ScheduleAction = 'pause' | 'resume' | 'unschedule';
+
 /** A schedule of a process: every/cron/at, its state and next run. */
 export interface ISchedule {
   id: number;
@@ -144,6 +147,14 @@ export class NbfrostAPI {
   /** Cancels every queued and running job of *process*, in one command. */
   cancelAll(process: string, interrupt: boolean): Promise<unknown> {
     return this._post(`processes/${encodeURIComponent(process)}/cancel`, { interrupt });
+  }
+
+  /** Pauses, resumes or ends one schedule of *process*. */
+  steerSchedule(process: string, schedule: number, action: ScheduleAction): Promise<unknown> {
+    return this._post(
+      `processes/${encodeURIComponent(process)}/schedules/${encodeURIComponent(String(schedule))}/${action}`,
+      {}
+    );
   }
 
   retry(process: string, job: number): Promise<unknown> {

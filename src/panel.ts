@@ -9,7 +9,7 @@
  */
 import { Widget } from '@lumino/widgets';
 
-import { ApiError, IJob, IJobsReply, IProcess, NbfrostAPI, STATES, TERMINAL } from './api';
+import { ApiError, IJob, IJobsReply, IProcess, ISchedule, NbfrostAPI, ScheduleAction, STATES, TERMINAL } from './api';
 import { formatElapsed, h, setText } from './dom';
 
 /** Jobs shown per page. */
@@ -291,6 +291,7 @@ export class JobsPanel extends Widget {
   private readonly _next: HTMLButtonElement;
   private readonly _groupsNode = h('div', { className: 'nbfrost-groups' });
   private readonly _schedulesNode = h('section', { className: 'nbfrost-schedules' });
+  private _schedulesKey = '';
   private readonly _empty = h('div', { className: 'nbfrost-empty' });
   private readonly _groups = new Map<string, ProcessGroup>();
   private readonly _rows = new Map<string, JobRow>();
@@ -478,35 +479,74 @@ export class JobsPanel extends Widget {
     this._status.hidden = !message;
   }
 
-  /** The live processes' active and paused schedules, above the jobs (text only). */
+  /** Pause, resume or end a schedule, then refresh at once. */
+  async steer(process: IProcess, schedule: ISchedule, action: ScheduleAction): Promise<void> {
+    try {
+      await this._api.steerSchedule(process.id, schedule.id, action);
+      this._say('');
+    } catch (error) {
+      this._say(`${action} of schedule ${schedule.id} failed: ${(error as Error).message}`);
+    }
+    void this.refresh();
+  }
+
+  /**
+   * The live processes' active and paused schedules, above the jobs (text
+   * only), with Pause/Resume and Unschedule.  Rebuilt only when what it
+   * shows changed, so that a button is not replaced under the pointer.
+   */
   private _renderSchedules(processes: IProcess[]): void {
-    const lines: HTMLElement[] = [];
+    const shown: [IProcess, ISchedule][] = [];
     for (const p of processes) {
       if (!p.alive) {
         continue;
       }
       for (const s of p.schedules ?? []) {
-        if (s.state === 'ended') {
-          continue;
+        if (s.state !== 'ended') {
+          shown.push([p, s]);
         }
-        const next = s.next_run ? new Date(s.next_run).toLocaleTimeString() : '—';
-        const facts = [s.rule, `next ${next}`, `${s.runs} run${s.runs === 1 ? '' : 's'}`];
-        if (s.missed) {
-          facts.push(`${s.missed} missed`);
-        }
-        if (s.last_state) {
-          facts.push(`last ${s.last_state}`);
-        }
-        const line = h('div', { className: 'nbfrost-schedule', title: `${p.path ?? p.name}: schedule ${s.id}` }, [
-          h('span', { className: 'nbfrost-state', text: s.state }),
-          h('span', { className: 'nbfrost-schedule-name', text: s.name }),
-          h('span', { className: 'nbfrost-schedule-facts', text: facts.join(' · ') }),
-          h('span', { className: 'nbfrost-where', text: p.path ?? p.name })
-        ]);
-        line.dataset.state = s.state;
-        line.dataset.process = p.id;
-        lines.push(line);
       }
+    }
+    const key = JSON.stringify(shown.map(([p, s]) => [p.id, p.path, s]));
+    if (key === this._schedulesKey) {
+      return;
+    }
+    this._schedulesKey = key;
+    const lines: HTMLElement[] = [];
+    for (const [p, s] of shown) {
+      const next = s.next_run ? new Date(s.next_run).toLocaleTimeString() : '—';
+      const facts = [s.rule, `next ${next}`, `${s.runs} run${s.runs === 1 ? '' : 's'}`];
+      if (s.missed) {
+        facts.push(`${s.missed} missed`);
+      }
+      if (s.last_state) {
+        facts.push(`last ${s.last_state}`);
+      }
+      const paused = s.state === 'paused';
+      const toggle = h('button', {
+        className: `jp-Button nbfrost-button ${paused ? 'nbfrost-resume' : 'nbfrost-pause'}`,
+        text: paused ? 'Resume' : 'Pause',
+        title: paused ? 'Resume this schedule' : 'Pause this schedule (its running job goes on)'
+      });
+      toggle.type = 'button';
+      toggle.addEventListener('click', () => void this.steer(p, s, paused ? 'resume' : 'pause'));
+      const end = h('button', {
+        className: 'jp-Button nbfrost-button nbfrost-unschedule',
+        text: 'Unschedule',
+        title: 'End this schedule (its running job goes on)'
+      });
+      end.type = 'button';
+      end.addEventListener('click', () => void this.steer(p, s, 'unschedule'));
+      const line = h('div', { className: 'nbfrost-schedule', title: `${p.path ?? p.name}: schedule ${s.id}` }, [
+        h('span', { className: 'nbfrost-state', text: s.state }),
+        h('span', { className: 'nbfrost-schedule-name', text: s.name }),
+        h('span', { className: 'nbfrost-schedule-facts', text: facts.join(' · ') }),
+        h('span', { className: 'nbfrost-where', text: p.path ?? p.name }),
+        h('span', { className: 'nbfrost-actions' }, [toggle, end])
+      ]);
+      line.dataset.state = s.state;
+      line.dataset.process = p.id;
+      lines.push(line);
     }
     this._schedulesNode.replaceChildren(
       ...(lines.length ? [h('div', { className: 'nbfrost-label', text: `Schedules (${lines.length})` }), ...lines] : [])

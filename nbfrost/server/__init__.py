@@ -16,6 +16,7 @@ token), described in docs/panel.md:
 * ``POST /nbfrost/api/processes/{process}/jobs/{job}/cancel`` ``{"interrupt": bool}``
 * ``POST /nbfrost/api/processes/{process}/jobs/{job}/retry``
 * ``POST /nbfrost/api/processes/{process}/cancel`` ``{"interrupt": bool}``: all its jobs
+* ``POST /nbfrost/api/processes/{process}/schedules/{schedule}/pause`` (``resume``, ``unschedule``)
 """
 
 from __future__ import annotations

@@ -110,14 +110,16 @@ class JobsHandler(_Handler):
 
 
 class CommandHandler(_Handler):
-    """A job's command (``jobs/{job}/cancel``, ``.../retry``) or, without a
-    job, the whole process's (``processes/{process}/cancel``: every queued
-    and running job of it, in one command)."""
+    """A job's command (``jobs/{job}/cancel``, ``.../retry``), a schedule's
+    (``schedules/{schedule}/pause``, ``.../resume``, ``.../unschedule``) or
+    the whole process's (``processes/{process}/cancel``: every queued and
+    running job of it, in one command)."""
 
     @tornado.web.authenticated
     @authorized
-    async def post(self, process: str, action: str, job: str | None = None) -> None:
-        if job is None:
+    async def post(self, process: str, action: str, job: str | None = None,
+                   schedule: str | None = None) -> None:
+        if job is None and schedule is None:
             action = "cancel_all"
         body: Any = {}
         if self.request.body:
@@ -135,7 +137,8 @@ class CommandHandler(_Handler):
             return
         try:
             command = await self._off_loop(self.store.command, process, action,
-                                           None if job is None else int(job), interrupt)
+                                           None if job is None else int(job), interrupt,
+                                           None if schedule is None else int(schedule))
         except NotFound as exc:
             self._error(404, str(exc.args[0]))
             return
@@ -158,6 +161,8 @@ def setup_handlers(serverapp: Any) -> None:
         (url_path_join(base, "processes", pid, "jobs", r"(?P<job>[0-9]+)", r"(?P<action>cancel|retry)"),
          CommandHandler),
         (url_path_join(base, "processes", pid, r"(?P<action>cancel)"), CommandHandler),
+        (url_path_join(base, "processes", pid, "schedules", r"(?P<schedule>[0-9]+)",
+                       r"(?P<action>pause|resume|unschedule)"), CommandHandler),
     ])
     serverapp.log.info("nbfrost: job API at %s (reading %s)", base,
                        web_app.settings["nbfrost_store"].root)

@@ -253,24 +253,30 @@ class Store:
 
     # -------------------------------------------------------------- commands
     def command(self, process: str, action: str, job: int | None,
-                interrupt: bool = False) -> str:
+                interrupt: bool = False, schedule: int | None = None) -> str:
         """Deliver a command to *process*'s inbox; returns its id.  *job*
-        None: a command to the whole process (``cancel_all``).
+        None: a command to the whole process (``cancel_all``) or, with
+        *schedule*, to one of its schedules (``pause``, ``resume``,
+        ``unschedule``).
 
-        Raises `NotFound` (no such process, or no such job among its
-        published ones), `NotAlive` (it has ended), ValueError (bad action).
+        Raises `NotFound` (no such process, or no such job or schedule among
+        its published ones), `NotAlive` (it has ended), ValueError (bad action).
         """
         if not published.ID_PATTERN.fullmatch(process):
             raise NotFound(f"no process {process!r}")
-        command = published.make_command(action, job, interrupt, self.clock())
+        command = published.make_command(action, job, interrupt, self.clock(), schedule)
         for f, entry in self._described({}):
             if entry["id"] != process:
                 continue
             if job is not None and job not in f.ids:
                 raise NotFound(f"process {process} has published no job {job}")
+            if schedule is not None and schedule not in {
+                    s.get("id") for s in f.info.get("schedules") or () if isinstance(s, dict)}:
+                raise NotFound(f"process {process} has published no schedule {schedule}")
             if not entry["alive"]:
-                raise NotAlive(f"process {process} has ended; its jobs cannot be "
-                               f"{'cancelled' if action == 'cancel' else 'retried'} any more")
+                what = "its schedules cannot be changed" if schedule is not None else (
+                    f"its jobs cannot be {'retried' if action == 'retry' else 'cancelled'}")
+                raise NotAlive(f"process {process} has ended; {what} any more")
             inbox = self.root / "inbox" / process
             if not inbox.is_dir():
                 raise NotAlive(f"process {process} takes no commands (no inbox)")

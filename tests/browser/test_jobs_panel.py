@@ -258,6 +258,21 @@ def test_the_panel_lists_a_notebooks_schedules_and_names_stay_text(lab):
     expect(lines.filter(has_text="ended-one")).to_have_count(0)
     assert dialogs.seen == [], dialogs.seen
     panel.screenshot(path=str(frontends.artifacts_dir() / "jobs-panel-schedules.png"))
+    # Steered from the panel: the kernel's schedule changes within a second.
+    [process] = [p for p in _api(server, "processes")["processes"] if p["path"] == "timed.ipynb"]
+
+    def state_of(name: str) -> str | None:
+        [p] = [p for p in _api(server, "processes")["processes"] if p["id"] == process["id"]]
+        return next((s["state"] for s in p["schedules"] if s["name"] == name), None)
+
+    poll.locator(".nbfrost-pause").click()
+    expect(poll).to_have_attribute("data-state", "paused", timeout=10_000)
+    assert state_of(XSS) == "paused"
+    poll.locator(".nbfrost-resume").click()
+    expect(poll).to_have_attribute("data-state", "active", timeout=10_000)
+    lines.filter(has_text="hourly-report").locator(".nbfrost-unschedule").click()
+    expect(lines.filter(has_text="hourly-report")).to_have_count(0, timeout=10_000)
+    assert state_of("hourly-report") == "ended"
     notebook.close()
 
 

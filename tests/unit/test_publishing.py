@@ -168,8 +168,9 @@ def test_the_publisher_thread_writes_at_most_its_rate_and_shows_a_change_within_
 
 
 # ---------------------------------------------------------------- commands
-def send(pub, action, job, interrupt=False):
-    command = published.make_command(action, job, interrupt=interrupt, issued=time.time())
+def send(pub, action, job, interrupt=False, schedule=None):
+    command = published.make_command(action, job, interrupt=interrupt, issued=time.time(),
+                                      schedule=schedule)
     published.write_atomic(pub.inbox / f"{time.time_ns()}-{command['id']}.json",
                            json.dumps(command).encode())
     return command["id"]
@@ -229,9 +230,31 @@ def test_cancel_all_cancels_every_queued_and_running_job_of_the_process(runtime)
         d.shutdown()
 
 
+def test_schedule_commands_pause_resume_and_end_a_schedule(quiet, runtime):
+    pub = publisher.Publication(quiet, root=runtime)
+    s = quiet.every("5m", int, name="poll")
+    pub.publish()
+    sent = [send(pub, "pause", None, schedule=s.id), send(pub, "pause", None, schedule=s.id)]
+    assert pub.poll_commands() == 2
+    assert s.state.value == "paused"
+    sent.append(send(pub, "resume", None, schedule=s.id))
+    pub.poll_commands()
+    assert s.state.value == "active"
+    sent += [send(pub, "unschedule", None, schedule=s.id), send(pub, "pause", None, schedule=99)]
+    pub.poll_commands()
+    assert s.state.value == "ended"
+    pub.publish()
+    acks = {a["command"]: a for a in read(pub.live_path)["acks"]}
+    said = [(acks[c]["ok"], acks[c]["message"]) for c in sent]
+    assert said[:4] == [(True, f"schedule {s.id} paused"),
+                        (False, f"schedule {s.id} is paused: not paused"),
+                        (True, f"schedule {s.id} resumed"), (True, f"schedule {s.id} ended")]
+    assert said[4][0] is False and "99" in said[4][1]
+
+
 def test_a_process_command_has_no_job_and_a_job_command_needs_one(tmp_path):
     assert published.make_command("cancel_all", None)["job"] is None
-    with pytest.raises(TypeError, match="whole process"):
+    with pytest.raises(TypeError, match="not for a job"):
         published.make_command("cancel_all", 3)
     with pytest.raises(TypeError, match="non-negative int"):
         published.make_command("cancel", None)
@@ -244,6 +267,15 @@ def test_a_process_command_has_no_job_and_a_job_command_needs_one(tmp_path):
         published.read_command_file(path)
     path.write_text(json.dumps(published.make_command("cancel_all", None, interrupt=True)))
     assert published.read_command_file(path)["action"] == "cancel_all"
+    with pytest.raises(TypeError, match="schedule id"):
+        published.make_command("pause", None)
+    with pytest.raises(TypeError, match="not for a job"):
+        published.make_command("resume", 2, schedule=1)
+    path.write_text(json.dumps(published.make_command("pause", None, schedule=4)))
+    assert published.read_command_file(path)["schedule"] == 4
+    path.write_text(json.dumps(published.make_command("pause", None, schedule=4) | {"schedule": "4"}))
+    with pytest.raises(published.PublishedFormatError, match="int schedule"):
+        published.read_command_file(path)
 
 
 def test_a_command_file_that_others_could_write_is_refused(quiet, runtime):

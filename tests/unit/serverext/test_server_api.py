@@ -105,6 +105,28 @@ async def test_each_process_lists_its_schedules(jp_fetch, publishing):
     assert entry["schedules"][1]["next_run"] is not None
 
 
+async def test_a_schedule_is_paused_resumed_and_ended_through_the_api(jp_fetch, publishing):
+    d = publishing()
+    s = d.every("5m", int, name="poll-api")
+    now_published(d)
+    pid = d._publication.id
+
+    async def steer(action: str, schedule: int = s.id) -> int:
+        response = await jp_fetch("nbfrost", "api", "processes", pid, "schedules", str(schedule),
+                                  action, method="POST", body="{}", raise_error=False)
+        return response.code
+
+    assert await steer("pause") == 202
+    eventually(lambda: s.state.value == "paused", timeout=1.5, what="paused within a second")
+    now_published(d)
+    assert await steer("resume") == 202
+    eventually(lambda: s.state.value == "active", timeout=1.5, what="resumed")
+    assert await steer("unschedule") == 202
+    eventually(lambda: s.state.value == "ended", timeout=1.5, what="ended")
+    now_published(d)
+    assert await steer("pause", 42) == 404, "a schedule the process never published"
+
+
 async def test_jobs_are_the_status_json_plus_process_and_path_newest_first(jp_fetch, publishing):
     d = publishing()
 
@@ -280,7 +302,8 @@ async def test_without_credentials_every_endpoint_refuses_and_reveals_nothing(
     requests = [("GET", "processes", None), ("GET", "jobs", None),
                 ("POST", f"processes/{pid}/jobs/0/cancel", "{}"),
                 ("POST", f"processes/{pid}/jobs/0/retry", "{}"),
-                ("POST", f"processes/{pid}/cancel", "{}")]
+                ("POST", f"processes/{pid}/cancel", "{}"),
+                ("POST", f"processes/{pid}/schedules/0/pause", "{}")]
     for method, path, body in requests:
         for headers in ({}, {"Authorization": "token wrong"}):
             response = await http_server_client.fetch(
