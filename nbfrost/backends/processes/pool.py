@@ -659,10 +659,14 @@ class ProcessBackend:
             os.close(proc.fd)
         with self._lock:
             live, proc.live = proc.live, None
-            ahead: _Live | None = proc.ahead
-            if live is not None and live.recalling:
-                ahead, live = live, None  # never started here: as if still ahead
+            ahead = proc.ahead
             proc.ahead = None
+            # Its recall was open: the job before it ended, so it may have
+            # begun (and perhaps killed the worker).  It counts as begun: it
+            # fails with WorkerDied (or is retried) rather than run again.
+            unconfirmed = live is not None and live.recalling
+            if live is not None:
+                live.recalling = False
             if ahead is not None:
                 ahead.recalling = False
                 if ahead.job._state is QUEUED or ahead.attempt > 1:
@@ -675,6 +679,8 @@ class ProcessBackend:
             if not self._stopping and not proc.stopping:
                 self._ensure_procs()  # a replacement, so the pool stays warm
         if live is not None:
+            if unconfirmed:
+                self._begun(proc, live)
             self._lost(proc, live, code)
         self._feed_all()
 
