@@ -63,3 +63,31 @@ def test_every_process_job_runs_at_most_once_and_ends_once_under_recalls_and_can
             assert ran[i] == 1 and t.result() == i
     assert all(states[i] is JobState.CANCELLED for i in cancelled)
     assert d.registry.active == 0
+
+
+def echo_after(blob: bytes, seconds: float) -> bytes:
+    time.sleep(seconds)
+    return blob
+
+
+def test_large_arguments_and_results_both_ways_under_recalls_never_stall():
+    """Payloads larger than a pipe's buffer go both ways while idle
+    processes recall jobs sent ahead: every job ends, each with its own
+    payload back.  A guard more than a reproduction: the stall it guards
+    against (a worker's reader waiting to answer a recall while its main
+    thread writes a large result and the notebook's reader writes a large
+    task to it) needs the recall to arrive in a narrow window; the design
+    rules it out (the worker's reader never writes)."""
+    rng = random.Random(7)
+    blobs = [bytes([i % 251]) * (1 << 20) for i in range(6)]  # 1 MiB each, 16x a pipe
+    with nbfrost.Dispatcher(workers=1, process_workers=2, expiry=None) as d:
+        ts = []
+        for i in range(240):
+            ts.append((i, d.queue(echo_after, blobs[i % 6], rng.choice([0, 0, 0.001, 0.01]),
+                                  process=True)))
+            if rng.random() < 0.15:
+                ts[-1][1].wait(WAIT)  # drains: recalls of jobs sent ahead
+        for i, t in ts:
+            assert t.wait(WAIT), f"job {t.id} stalled"
+            assert t.result() == blobs[i % 6]
+        d.clear()

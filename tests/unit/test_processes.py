@@ -471,7 +471,8 @@ def test_a_job_sent_ahead_behind_a_long_one_moves_to_a_process_that_became_free(
 
 def test_a_recalled_job_is_given_back_only_if_it_has_not_begun():
     """The worker's side of a recall: it gives back a job still waiting in
-    its inbox (and then skips it without a word), never one it has begun."""
+    its inbox (and then skips it without a word), never one it has begun;
+    each recall gets an answer."""
     from nbfrost.backends.processes.worker import Task, _ProcessContext
 
     ctx = _ProcessContext(cast(Any, None))  # no channel: nothing is sent here
@@ -489,6 +490,8 @@ def test_a_recalled_job_is_given_back_only_if_it_has_not_begun():
     ctx.finish()
     assert not ctx.give_back(14), "unknown (its task is not here yet): kept"
     assert not ctx.returned and not ctx.waiting
+    # Every recall is answered, by the sender thread (the reader never writes).
+    assert [tuple(a) for a in ctx.answers] == [(12, False), (11, True), (11, False), (14, False)]
 
 
 def test_an_async_job_runs_in_the_worker_and_a_cooperative_cancel_stops_it_at_its_await(

@@ -21,7 +21,11 @@ Threads in a worker:
   progress (`Progress`), at most every `TICK` seconds, and only while there
   is something to send: a job that prints nothing costs no message.  What a
   job printed up to its end is sent before its `Done`, so its output comes
-  first.
+  first.  It also sends the reader's `Answer` to a `Recall`: the reader
+  never writes, so it always drains the pipe from the notebook (were it to
+  wait for the pipe home while the main thread writes a large result there,
+  and the notebook's reader were writing a large task here, neither pipe
+  would move).
 
 SIGINT is ignored: "Interrupt kernel" signals the kernel's whole process
 group, and a worker is stopped through its job (cancel, timeout), not by
@@ -272,7 +276,7 @@ class _ProcessContext(JobContext):
     queued for the sender thread."""
 
     __slots__ = ("channel", "outbox", "sent", "dirty", "wake", "shipping", "skip", "waiting",
-                 "returned")
+                 "returned", "answers")
 
     job: WorkerJob | None
 
@@ -289,6 +293,7 @@ class _ProcessContext(JobContext):
         self.skip: set[int] = set()  # jobs to skip, from `Skip` (wake)
         self.waiting: set[int] = set()  # tickets of tasks read and not begun (wake)
         self.returned: set[int] = set()  # tickets given back to a `Recall` (wake)
+        self.answers: list[Answer] = []  # for the sender thread to send (wake)
 
     def begin(self, task: Task) -> bool | None:
         """Make *task*'s job the running one: True; False if it is to be
@@ -326,13 +331,15 @@ class _ProcessContext(JobContext):
 
     def give_back(self, ticket: int) -> bool:
         """A `Recall`: True if the task of *ticket* had not begun and now
-        never will here."""
+        never will here.  Its `Answer` is queued for the sender thread."""
         with self.wake:
-            if ticket not in self.waiting:
-                return False  # it runs or ran here (or its task is still on the way)
-            self.waiting.discard(ticket)
-            self.returned.add(ticket)
-            return True
+            returned = ticket in self.waiting  # else it runs or ran here (or is on its way)
+            if returned:
+                self.waiting.discard(ticket)
+                self.returned.add(ticket)
+            self.answers.append(Answer(ticket, returned))
+            self.wake.notify()
+            return returned
 
     def report(self, fraction: float | None, message: str | None) -> None:
         super().report(fraction, message)
@@ -408,13 +415,20 @@ class _Stream:
 
 
 def _sender(ctx: _ProcessContext, stopped: threading.Event) -> None:
-    """Ship a running job's output and progress every `TICK` seconds."""
+    """Ship a running job's output and progress every `TICK` seconds, and
+    the answers to recalls at once."""
     while not stopped.is_set():
         with ctx.wake:
-            while not (ctx.outbox or ctx.dirty) and not stopped.is_set():
+            while not (ctx.outbox or ctx.dirty or ctx.answers) and not stopped.is_set():
                 ctx.wake.wait()
-        time.sleep(TICK)  # gather a tick's worth into one message
+            answers, ctx.answers = ctx.answers, []
+            output = bool(ctx.outbox or ctx.dirty)
         try:
+            for answer in answers:
+                ctx.channel.send(answer)
+            if not output:
+                continue
+            time.sleep(TICK)  # gather a tick's worth into one message
             ctx.ship()
         except OSError:
             return  # the notebook's process is gone; the reader ends the worker
@@ -435,7 +449,7 @@ def _reader(channel: _Channel, inbox: queue.SimpleQueue, ctx: _ProcessContext) -
                     ctx.waiting.add(msg.ticket)
                 inbox.put((msg, payload))
             elif isinstance(msg, Recall):
-                channel.send(Answer(msg.ticket, ctx.give_back(msg.ticket)))
+                ctx.give_back(msg.ticket)  # the sender thread answers
             elif isinstance(msg, Cancel):
                 with ctx.wake:
                     job = ctx.job
