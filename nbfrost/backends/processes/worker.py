@@ -118,8 +118,9 @@ class Skip(NamedTuple):
 
 class Recall(NamedTuple):
     """Notebook → worker: give back a job sent ahead if it has not begun
-    (another process is free for it).  Answered at once by the worker's
-    reader thread, even while a job runs: `Answer`.  By ticket, not job id:
+    (another process is free for it).  Decided at once by the worker's
+    reader thread, even while a job runs, and answered by its sender
+    thread: `Answer`.  By ticket, not job id:
     a job given back may be sent to the same worker again before the worker
     has dropped its first copy."""
 
