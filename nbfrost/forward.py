@@ -249,17 +249,21 @@ def _run() -> None:
 
 
 def stop() -> None:
-    """Stop the flusher after one last pass (the last dispatcher released the router)."""
+    """Stop the flusher after one last pass (the last dispatcher released
+    the router).  The failure notices' window closes too: the next
+    dispatcher's first notices are shown, whatever the last one's were."""
     global _flusher
     with _lock:
+        now = time.monotonic()
         thread = _flusher
+        if thread is not None:
+            for lane in list(_lanes):
+                if lane.gate is None or lane.gate._open:
+                    _drain(lane, now, final=False)
+        _notices.tick(now, force=True)
+        _notices.window_start, _notices.count = 0.0, 0
         if thread is None:
             return
-        now = time.monotonic()
-        for lane in list(_lanes):
-            if lane.gate is None or lane.gate._open:
-                _drain(lane, now, final=False)
-        _notices.tick(now, force=True)
         _flusher = None
         _wake.notify_all()
     if thread is not threading.current_thread():

@@ -46,6 +46,7 @@ class FakeJob:
 
 @pytest.fixture
 def flusher(thread_baseline):
+    forward.stop()  # a fresh notice window, whatever ran before in this process
     yield
     forward.stop()  # what the last dispatcher's shutdown does
 
@@ -136,6 +137,18 @@ def test_failure_notices_are_coalesced(flusher):
         forward.notice(None, out, f"failed {i}\n", lambda n: f"{n} more\n")
     forward.stop()  # closes the window: the summary is written
     assert out.writes == [f"failed {i}\n" for i in range(forward.NOTICE_LIMIT)] + ["5 more\n"]
+
+
+def test_the_notice_window_closes_when_the_last_dispatcher_stops(flusher):
+    """The next dispatcher's first notices are shown, however many the
+    last one wrote just before (the window is not carried over)."""
+    before, after = Recorder(), Recorder()
+    for i in range(3):
+        forward.notice(None, before, f"old {i}\n", lambda n: f"{n} more\n")
+    forward.stop()
+    for i in range(forward.NOTICE_LIMIT):
+        forward.notice(None, after, f"new {i}\n", lambda n: f"{n} more\n")
+    assert after.writes == [f"new {i}\n" for i in range(forward.NOTICE_LIMIT)]
 
 
 def test_a_printing_job_leaves_no_thread_after_shutdown(dispatcher, capsys):

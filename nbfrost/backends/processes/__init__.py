@@ -58,9 +58,10 @@ How each transition reaches the registry:
   at the head of the queue.  When a process goes idle and nothing is
   pending, a job sent ahead to a busy one is recalled (`Recall`, by the
   ticket of that sending): the worker decides at once, on its reader
-  thread, and its sender thread answers (`Answer`), giving it back if it has not begun (it goes back to the head
-  of the queue, and so to the idle process) or keeping it if it has (it is
-  started here then, or at its first message, whichever comes first).
+  thread, and its sender thread answers (`Answer`), giving it back if it
+  has not begun (it goes back to the head of the queue, and so to the idle
+  process) or keeping it if it has (it is started here then, or at its
+  first message, whichever comes first).
   While a recall is open the job is not started in the registry, and no
   further job is sent to that process.
 * **output, progress**: the worker's sender thread ships them every 50 ms
