@@ -350,21 +350,20 @@ class ProcessBackend:
             proc.stopping = True  # the pool shrank: this one leaves
             _send_quietly(proc, Stop())
             return None
-        if proc.live is None:
-            live = self._pop_pending()
-            if live is not None:
-                proc.live = live
-                live.proc = proc
-                live.ticket = next(_TICKETS)
-                return live, True
-        elif proc.ahead is None and self.AHEAD and not proc.live.recalling:
-            live = self._pop_pending()
-            if live is not None:
-                proc.ahead = live
-                live.proc = proc
-                live.ticket = next(_TICKETS)
-                return live, False
-        return None
+        current = proc.live
+        now = current is None
+        if current is not None and (proc.ahead is not None or not self.AHEAD or current.recalling):
+            return None
+        live = self._pop_pending()
+        if live is None:
+            return None
+        if now:
+            proc.live = live
+        else:
+            proc.ahead = live
+        live.proc = proc
+        live.ticket = next(_TICKETS)
+        return live, now
 
     def _feed(self, proc: _Proc) -> None:
         """Send *proc* the jobs it can take now, in the order it runs them.
