@@ -457,9 +457,10 @@ class Publication:
         owner = self._owner()
         if owner is None:
             return []
-        entries = [s.status().to_dict() for s in owner.schedules()]
-        entries.sort(key=lambda e: (e["state"] != "ended", e["id"]), reverse=True)
-        return entries[:defaults.PUBLISH_SCHEDULES]
+        # Chosen first, then snapshotted: only the listed ones pay for status().
+        chosen = sorted(owner.schedules(), key=lambda s: (s.state.value != "ended", s.id),
+                        reverse=True)[:defaults.PUBLISH_SCHEDULES]
+        return [s.status().to_dict() for s in chosen]
 
     # -- commands
     def poll_commands(self) -> int:
@@ -521,9 +522,9 @@ class Publication:
             schedule = owner.schedule(schedule_id)
         except KeyError as exc:
             return False, str(exc.args[0]) if exc.args else f"no schedule {schedule_id}"
-        done = {"pause": schedule.pause, "resume": schedule.resume,
-                "unschedule": schedule.cancel}[action]()
-        said = {"pause": "paused", "resume": "resumed", "unschedule": "ended"}[action]
+        steer, said = {"pause": (schedule.pause, "paused"), "resume": (schedule.resume, "resumed"),
+                       "unschedule": (schedule.cancel, "ended")}[action]
+        done = steer()
         state = schedule.state.value
         return bool(done), (f"schedule {schedule_id} {said}" if done
                             else f"schedule {schedule_id} is {state}: not {said}")
